@@ -1,0 +1,30 @@
+"""Pyro models (generative programs) shipped with pvae, one per file.
+
+The site contract
+-----------------
+Every tool in :mod:`pvae` (``fit``, ``log_marginal``, ``elbo_per_point``, the CLI) works on any
+model/guide pair, :class:`~pyro.nn.PyroModule` or plain function, that keeps this contract:
+
+1. Both are called as ``model(x)`` and ``guide(x)`` with ``x`` a ``(batch, data_dim)`` tensor.
+2. Every per-point site sits inside ``pyro.plate("data", x.shape[0])``, the batch plate, with
+   the data points on its rightmost batch dimension (``dim=-1``).
+3. The model observes the data at the site named ``"x"`` (``obs=x``), with one log-density per
+   data point (use ``.to_event(1)`` over the pixel dimension).
+4. The latent sites (one or more) are sampled by the model (their prior) and by the guide (the
+   approximate posterior) under the same names; each has one value per data point.
+
+Data points must be conditionally independent given the parameters: pvae evaluates points
+(and importance samples) by stacking them along the data plate.
+"""
+
+if __name__ != "pvae.models":  # pragma: no cover - exercised from a subprocess in the tests
+    raise ImportError(
+        f"the folder 'models/' is installed as 'pvae.models', but was imported as {__name__!r} "
+        "(probably from the repository root). Install pvae (see README.md) and use "
+        "'import pvae.models' so that every class exists once."
+    )
+
+from pvae.models.linear_gaussian import LinearGaussian
+from pvae.models.vae import VAE
+
+__all__ = ["VAE", "LinearGaussian"]

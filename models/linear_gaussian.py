@@ -1,0 +1,143 @@
+"""Linear-Gaussian VAE (probabilistic PCA): a deep latent model with an exact log p(x)."""
+
+from __future__ import annotations
+
+import math
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.nn import PyroModule
+from torch import nn
+
+from pvae.networks import unique_name
+from pvae.validation import check_data, check_positive_float, check_positive_int
+
+__all__ = ["LinearGaussian"]
+
+
+class LinearGaussian(PyroModule):
+    r"""Probabilistic PCA [1] written as a VAE with an affine decoder:
+
+    .. math::
+
+        z &\sim \mathcal{N}(0, I_q), \\
+        x &\sim \mathcal{N}(W z + b, \sigma^2 I_d),
+
+    so that, exactly,
+
+    .. math::
+
+        p(x) = \mathcal{N}(x \mid b, W W^\top + \sigma^2 I_d), \qquad
+        p(z \mid x) = \mathcal{N}\big(M^{-1} W^\top (x - b), \sigma^2 M^{-1}\big),
+        \quad M = W^\top W + \sigma^2 I_q.
+
+    :meth:`log_prob` and :meth:`posterior` return these closed forms; they are the oracle the
+    importance-sampling estimators are tested against. With :math:`\sigma^2` fixed, latent
+    directions whose data-covariance eigenvalue is below :math:`\sigma^2` collapse at the
+    maximum-likelihood solution [2, 3].
+
+    :param int data_dim: ``d``.
+    :param int latent_dim: ``q``.
+    :param float variance: initial (or, with ``learn_variance=False``, fixed) :math:`\sigma^2`.
+    :param bool learn_variance: learn :math:`\sigma^2` (default) or keep it fixed.
+    :param float init_scale: standard deviation of the random initial entries of ``W``.
+
+    References
+
+    [1] Tipping, M. E. & Bishop, C. M. (1999). Probabilistic Principal Component Analysis.
+        JRSS B 61(3).
+    [2] Lucas, J., Tucker, G., Grosse, R. & Norouzi, M. (2019). Don't Blame the ELBO! A Linear
+        VAE Perspective on Posterior Collapse. NeurIPS.
+    [3] Dai, B., Wang, Z. & Wipf, D. (2020). The Usual Suspects? Reassessing Blame for VAE
+        Posterior Collapse. ICML.
+    """
+
+    def __init__(
+        self,
+        data_dim: int,
+        latent_dim: int,
+        *,
+        variance: float = 1.0,
+        learn_variance: bool = True,
+        init_scale: float = 0.1,
+    ):
+        super().__init__(name=unique_name("LinearGaussian"))
+        self.data_dim = check_positive_int(data_dim, "data_dim")
+        self.latent_dim = check_positive_int(latent_dim, "latent_dim")
+        check_positive_float(variance, "variance")
+        check_positive_float(init_scale, "init_scale")
+        self.weight = nn.Parameter(init_scale * torch.randn(data_dim, latent_dim))
+        self.bias = nn.Parameter(torch.zeros(data_dim))
+        log_variance = torch.tensor(math.log(variance), dtype=torch.get_default_dtype())
+        if learn_variance:
+            self.log_variance = nn.Parameter(log_variance)
+        else:
+            self.register_buffer("log_variance", log_variance)
+
+    @classmethod
+    def maximum_likelihood(cls, data: torch.Tensor, latent_dim: int) -> LinearGaussian:
+        r"""The closed-form maximum-likelihood fit of Tipping & Bishop [1]:
+
+        :math:`b = \bar x`, :math:`\sigma^2` the mean of the :math:`d - q` smallest eigenvalues
+        of the sample covariance, :math:`W = U_q (\Lambda_q - \sigma^2 I)^{1/2}` (``R = I``).
+
+        :param torch.Tensor data: shape ``(n, d)`` with ``n ≥ 2`` and ``d > latent_dim``.
+        """
+        check_data(data, "data")
+        n, d = data.shape
+        check_positive_int(latent_dim, "latent_dim")
+        if latent_dim >= d:
+            raise ValueError(f"latent_dim must be < data_dim={d}, got {latent_dim}")
+        if n < 2:
+            raise ValueError(f"data needs at least 2 points for a covariance, got {n}")
+        mean = data.mean(0)
+        cov = torch.cov(data.T, correction=0)
+        eigenvalues, eigenvectors = torch.linalg.eigh(cov)
+        eigenvalues, eigenvectors = eigenvalues.flip(0), eigenvectors.flip(1)
+        variance = eigenvalues[latent_dim:].mean().clamp(min=torch.finfo(data.dtype).tiny)
+        weight = (
+            eigenvectors[:, :latent_dim] * (eigenvalues[:latent_dim] - variance).clamp(min=0).sqrt()
+        )
+        model = cls(d, latent_dim, variance=float(variance))
+        with torch.no_grad():
+            model.weight.copy_(weight)
+            model.bias.copy_(mean)
+        return model
+
+    @property
+    def variance(self) -> torch.Tensor:
+        """The noise variance σ² (a scalar tensor)."""
+        return self.log_variance.exp()
+
+    def z_dist(self, x: torch.Tensor) -> dist.Independent:
+        zero = x.new_zeros(())
+        return dist.Normal(zero, zero + 1).expand([self.latent_dim]).to_event(1)
+
+    def x_dist(self, z: torch.Tensor) -> dist.Independent:
+        loc = z @ self.weight.T + self.bias
+        return dist.Normal(loc, torch.exp(0.5 * self.log_variance)).to_event(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with pyro.plate("data", x.shape[0]):
+            z = pyro.sample("z", self.z_dist(x))
+            return pyro.sample("x", self.x_dist(z), obs=x)
+
+    def marginal(self) -> dist.LowRankMultivariateNormal:
+        """The exact marginal p(x) = N(b, W Wᵀ + σ² I) as a torch distribution."""
+        cov_diag = self.variance.expand(self.data_dim)
+        return dist.LowRankMultivariateNormal(self.bias, self.weight, cov_diag)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact ``log p(x)`` per data point, shape ``(n,)``."""
+        return self.marginal().log_prob(x)
+
+    def posterior(self, x: torch.Tensor) -> dist.MultivariateNormal:
+        """The exact posterior p(z | x) per data point: batch shape ``(n,)``, event ``(q,)``."""
+        weight, variance = self.weight, self.variance
+        eye = torch.eye(self.latent_dim, dtype=x.dtype, device=x.device)
+        m = weight.T @ weight + variance * eye
+        m_chol = torch.linalg.cholesky(m)
+        loc = torch.cholesky_solve(((x - self.bias) @ weight).unsqueeze(-1), m_chol).squeeze(-1)
+        precision = m / variance  # posterior covariance is σ² M⁻¹
+        return dist.MultivariateNormal(loc, precision_matrix=precision)

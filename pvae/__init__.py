@@ -1,0 +1,37 @@
+"""pvae: is maximum-likelihood training of a Gaussian VAE well-posed? Pyro model/guide pairs,
+SVI training, and per-point marginal-likelihood estimates you can trust."""
+
+from pvae.checkpoint import load, save
+from pvae.data import load_digits
+from pvae.likelihoods import BernoulliDecoder, NormalDecoder
+from pvae.marginal import (
+    ContractError,
+    ImportanceEstimate,
+    elbo_per_point,
+    elbo_terms,
+    iwae_bound,
+    log_marginal,
+)
+from pvae.registry import build_guide, build_model
+from pvae.training import History, fit, kl_warmup
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BernoulliDecoder",
+    "ContractError",
+    "History",
+    "ImportanceEstimate",
+    "NormalDecoder",
+    "build_guide",
+    "build_model",
+    "elbo_per_point",
+    "elbo_terms",
+    "fit",
+    "iwae_bound",
+    "kl_warmup",
+    "load",
+    "load_digits",
+    "log_marginal",
+    "save",
+]

@@ -1,0 +1,190 @@
+"""Decoder likelihood families p(x | z): Normal (four variance choices) and Bernoulli.
+
+Each decoder is a :class:`~pyro.nn.PyroModule` whose :meth:`x_dist` returns the distribution of
+one data point given its latent code, so a model body reads ``pyro.sample("x", decoder.x_dist(z,
+x), obs=x)`` and the likelihood is one constructor argument away from another.
+
+References
+
+[1] Kingma, D. P. & Welling, M. (2014). Auto-Encoding Variational Bayes. ICLR. (App. C.2)
+[2] Mattei, P.-A. & Frellsen, J. (2018). Leveraging the Exact Likelihood of Deep Latent Variable
+    Models. NeurIPS. (Sec. 2.1)
+[3] Rybkin, O., Daniilidis, K. & Levine, S. (2021). Simple and Effective VAE Training with
+    Calibrated Decoders. ICML.
+[4] Dai, B. & Wipf, D. (2019). Diagnosing and Enhancing VAE Models. ICLR.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pyro.distributions as dist
+import torch
+from pyro.nn import PyroModule
+from torch import nn
+
+from pvae.networks import MLP
+from pvae.validation import (
+    check_binary,
+    check_choice,
+    check_nonnegative_float,
+    check_positive_float,
+    check_positive_int,
+)
+
+__all__ = ["VARIANCES", "BernoulliDecoder", "NormalDecoder"]
+
+VARIANCES = ("fixed", "shared", "optimal", "network")
+
+
+class NormalDecoder(PyroModule):
+    r"""Gaussian decoder :math:`p(x|z) = \mathcal{N}(x \mid \mu(z), \mathrm{diag}\,\sigma^2(z))`.
+
+    The mean :math:`\mu(z)` is an MLP (affine with ``hidden_sizes=()``). The variance is chosen
+    by ``variance``:
+
+    - ``"fixed"``: :math:`\sigma^2 = \text{scale}^2` for every pixel, not learned.
+    - ``"shared"``: one learned scalar :math:`\gamma` for every pixel and point.
+    - ``"optimal"``: the σ-VAE closed form [3], :math:`\gamma^* = \frac{1}{nd}\sum
+      \|x - \mu(z)\|^2`, the minimiser of the reconstruction term for given means. In training
+      mode it is recomputed from every batch (without gradient: at the optimum the loss is
+      stationary in γ) and stored; in eval mode the stored value of the last training batch is
+      used, so that evaluation is a fixed density.
+    - ``"network"``: a per-pixel variance network :math:`\sigma^2(z)` (the MLP outputs
+      :math:`2d` values) as in [1]. **Unconstrained this is ill-posed** [2]: the decoder can put
+      :math:`\mu(z) = x_i` on a region of latent space and shrink :math:`\sigma^2` there, and the
+      likelihood of the training data goes to infinity.
+
+    With ``variance_floor`` :math:`\xi > 0` every learned variance is
+    :math:`\xi + \exp(\text{raw})` (computed as a ``logaddexp`` in log space), so
+    :math:`\sigma^2 \ge \xi` and, by [2, Sec. 2.1], every data set of :math:`n` points obeys
+
+    .. math:: \log p(x_1, \ldots, x_n) \le -\frac{n d}{2} \log (2 \pi \xi),
+
+    as does every lower bound on it (ELBO, importance-sampled estimates in expectation).
+    :meth:`log_density_bound` returns this per-point bound.
+
+    :param int latent_dim: latent width ``q``.
+    :param int data_dim: data width ``d``.
+    :param hidden_sizes: MLP hidden widths; ``()`` gives an affine decoder.
+    :param str variance: one of ``"fixed"``, ``"shared"``, ``"optimal"``, ``"network"``.
+    :param float scale: the standard deviation for ``variance="fixed"`` (default 1).
+    :param float init_variance: the initial γ for ``variance="shared"`` (default 1).
+    :param float variance_floor: ξ ≥ 0, the smallest variance a learned variance can take
+        (default 0: unconstrained). Not used with ``variance="fixed"``.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int,
+        data_dim: int,
+        hidden_sizes=(256,),
+        *,
+        variance: str = "fixed",
+        scale: float = 1.0,
+        init_variance: float = 1.0,
+        variance_floor: float = 0.0,
+    ):
+        super().__init__()
+        self.latent_dim = check_positive_int(latent_dim, "latent_dim")
+        self.data_dim = check_positive_int(data_dim, "data_dim")
+        self.variance = check_choice(variance, "variance", VARIANCES)
+        check_positive_float(scale, "scale")
+        check_positive_float(init_variance, "init_variance")
+        self.variance_floor = check_nonnegative_float(variance_floor, "variance_floor")
+        if variance == "fixed" and variance_floor > 0:
+            raise ValueError(
+                "variance_floor applies to learned variances; with variance='fixed' set the "
+                f"variance through scale (got variance_floor={variance_floor!r})"
+            )
+        num_outputs = 2 * data_dim if variance == "network" else data_dim
+        self.net = MLP(latent_dim, num_outputs, hidden_sizes)
+        if variance == "fixed":
+            self.register_buffer("fixed_log_variance", torch.tensor(2 * math.log(scale)))
+        elif variance == "shared":
+            self.raw_log_variance = nn.Parameter(torch.tensor(math.log(init_variance)))
+        elif variance == "optimal":
+            self.register_buffer("optimal_log_variance", torch.tensor(0.0))
+
+    def _floored(self, raw_log_variance: torch.Tensor) -> torch.Tensor:
+        if self.variance_floor == 0:
+            return raw_log_variance
+        log_floor = raw_log_variance.new_tensor(math.log(self.variance_floor))
+        return torch.logaddexp(raw_log_variance, log_floor)
+
+    def x_dist(self, z: torch.Tensor, x: torch.Tensor | None = None) -> dist.Independent:
+        """The distribution of ``x`` given ``z``: batch shape ``z.shape[:-1]``, event ``(d,)``.
+
+        :param torch.Tensor z: latent codes, shape ``(..., latent_dim)``.
+        :param torch.Tensor x: the observed data, shape ``(..., data_dim)``; needed only to fit
+            γ* for ``variance="optimal"`` in training mode.
+        """
+        out = self.net(z)
+        if self.variance == "network":
+            loc, raw_log_variance = out.split(self.data_dim, dim=-1)
+            log_variance = self._floored(raw_log_variance)
+        else:
+            loc = out
+            log_variance = self._shared_log_variance(loc, x)
+        return dist.Normal(loc, torch.exp(0.5 * log_variance)).to_event(1)
+
+    def _shared_log_variance(self, loc: torch.Tensor, x: torch.Tensor | None) -> torch.Tensor:
+        if self.variance == "fixed":
+            return self.fixed_log_variance
+        if self.variance == "shared":
+            return self._floored(self.raw_log_variance)
+        if self.training and x is not None:
+            with torch.no_grad():
+                mse = (x - loc).pow(2).mean()
+                tiny = torch.finfo(mse.dtype).tiny
+                gamma = mse.clamp(min=max(self.variance_floor, tiny))
+                self.optimal_log_variance.copy_(gamma.log())
+        return self.optimal_log_variance
+
+    def log_density_bound(self) -> float:
+        r"""The largest value :math:`\log p(x)` of one data point can take under this decoder.
+
+        :math:`-\frac{d}{2}\log(2\pi\xi)` where every variance is at least ξ (fixed variance:
+        ξ = scale²; a learned one: ``variance_floor``), else ``inf``: the likelihood is
+        unbounded [2].
+        """
+        if self.variance == "fixed":
+            xi = math.exp(self.fixed_log_variance.item())
+        elif self.variance_floor > 0:
+            xi = self.variance_floor
+        else:
+            return math.inf
+        return -0.5 * self.data_dim * math.log(2 * math.pi * xi)
+
+
+class BernoulliDecoder(PyroModule):
+    r"""Bernoulli decoder :math:`p(x|z) = \prod_j \mathrm{Bernoulli}(x_j \mid
+    \mathrm{sigmoid}(\ell_j(z)))` on binary data, parameterized by logits.
+
+    The likelihood is a probability, so :math:`\log p(x) \le 0`: maximum likelihood is
+    well-posed [2]. Grey levels in [0, 1] are refused (binarize them, or use a Normal decoder).
+
+    :param int latent_dim: latent width ``q``.
+    :param int data_dim: data width ``d``.
+    :param hidden_sizes: MLP hidden widths; ``()`` gives an affine decoder.
+    """
+
+    def __init__(self, latent_dim: int, data_dim: int, hidden_sizes=(256,)):
+        super().__init__()
+        self.latent_dim = check_positive_int(latent_dim, "latent_dim")
+        self.data_dim = check_positive_int(data_dim, "data_dim")
+        self.net = MLP(latent_dim, data_dim, hidden_sizes)
+
+    def check_data(self, x: torch.Tensor, name: str = "x") -> None:
+        """Refuse non-binary data, naming ``name`` and the first offending index."""
+        check_binary(x, name)
+
+    def x_dist(self, z: torch.Tensor, x: torch.Tensor | None = None) -> dist.Independent:
+        """The distribution of ``x`` given ``z``; ``x``, when given, must be binary."""
+        if x is not None:
+            check_binary(x, "x")
+        return dist.Bernoulli(logits=self.net(z)).to_event(1)
+
+    def log_density_bound(self) -> float:
+        """0: a probability mass is at most 1."""
+        return 0.0

@@ -1,0 +1,227 @@
+"""Training: stochastic variational inference over minibatches with Pyro's SVI."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pyro
+import pyro.optim
+import torch
+from pyro import poutine
+from pyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
+from pyro.poutine.messenger import Messenger
+from tqdm.auto import tqdm
+
+from pvae.marginal import elbo_terms
+from pvae.validation import (
+    check_choice,
+    check_data,
+    check_model_data,
+    check_nonnegative_float,
+    check_positive_float,
+    check_positive_int,
+)
+
+__all__ = ["ELBOS", "History", "KLWeight", "fit", "kl_warmup"]
+
+logger = logging.getLogger(__name__)
+
+ELBOS = {"trace": Trace_ELBO, "meanfield": TraceMeanField_ELBO}
+
+
+class KLWeight(Messenger):
+    r"""Scale every *latent* sample site (model and guide) by β, leaving observed sites alone.
+
+    Applied around both the model and the guide, it turns the ELBO into
+    :math:`\mathbb{E}_q[\log p(x|z)] - \beta\,\mathrm{KL}(q \| p)` for ``Trace_ELBO`` and
+    ``TraceMeanField_ELBO`` alike (a :func:`pyro.poutine.scale` restricted to latent sites).
+    """
+
+    def __init__(self, beta: float):
+        super().__init__()
+        self.beta = beta
+
+    def _process_message(self, msg):
+        if msg["type"] == "sample" and not msg["is_observed"]:
+            msg["scale"] = msg["scale"] * self.beta
+
+
+def kl_warmup(epochs: int, start: float = 0.0) -> Callable[[int], float]:
+    """A KL-weight schedule for :func:`fit`: β rises linearly from ``start`` at epoch 0 to 1 at
+    epoch ``epochs`` and stays there (KL annealing / warm-up)."""
+    check_positive_int(epochs, "epochs")
+    check_nonnegative_float(start, "start")
+
+    def schedule(epoch: int) -> float:
+        return min(1.0, start + (1.0 - start) * epoch / epochs)
+
+    return schedule
+
+
+class History(list):
+    """The per-epoch records :func:`fit` returns: a list of dicts with the keys
+
+    ``epoch``, ``loss`` (the training objective per point, averaged over the epoch's steps,
+    with the KL weight), ``kl_weight``, and, on the fixed monitoring subset of the training
+    data, ``elbo``, ``recon``, ``kl`` (nats per point, KL weight 1) and ``min_variance`` (the
+    smallest decoder variance, ``nan`` without a Normal likelihood); with validation data the
+    same four prefixed ``val_``.
+    """
+
+    def column(self, key: str) -> np.ndarray:
+        """One quantity over the epochs, as an array."""
+        if self and key not in self[0]:
+            raise KeyError(f"history has no column {key!r}; it has {sorted(self[0])}")
+        return np.array([record[key] for record in self], dtype=float)
+
+
+def _monitor(model, guide, x: torch.Tensor, prefix: str = "") -> dict[str, float]:
+    # A forked RNG: monitoring (or not, or on other data) leaves the training draws unchanged.
+    with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+        terms = elbo_terms(model, guide, x)
+    return {
+        f"{prefix}{key}": (value.mean() if key != "min_variance" else value).item()
+        for key, value in terms.items()
+    }
+
+
+def _model_dtype(module) -> torch.dtype | None:
+    if isinstance(module, torch.nn.Module):
+        for tensor in module.parameters():
+            return tensor.dtype
+    return None
+
+
+def fit(
+    model: Callable,
+    guide: Callable,
+    data: torch.Tensor,
+    *,
+    epochs: int = 10,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    elbo: str = "meanfield",
+    num_particles: int = 1,
+    kl_weight: float | Callable[[int], float] = 1.0,
+    seed: int | None = 0,
+    validation_data: torch.Tensor | None = None,
+    monitor_size: int = 1024,
+    max_plate_nesting: int = 1,
+    optimizer: pyro.optim.PyroOptim | None = None,
+    progress: bool = True,
+) -> History:
+    r"""Fit ``model`` and ``guide`` to ``data`` by maximising the ELBO with Pyro's SVI.
+
+    Each epoch visits every point once in a fresh random order, in minibatches of
+    ``batch_size``. A minibatch of :math:`B` of the :math:`N` points is scaled by
+    :math:`N / B` (``poutine.scale``), so each step is an unbiased estimate of the full-data
+    objective
+
+    .. math:: \sum_{i=1}^N \mathbb{E}_{q(z|x_i)}[\log p(x_i \mid z)]
+        - \beta\,\mathrm{KL}(q(z \mid x_i) \,\|\, p(z)),
+
+    with the KL weight β applied to the latent sites only (:class:`KLWeight`). The pair must keep
+    the site contract of :mod:`pvae.models`; plain functions work as well as PyroModules.
+
+    Monitoring (at the end of each epoch, in eval mode without gradients, so it never changes a
+    parameter) evaluates the ELBO terms and the smallest decoder variance on a fixed subset of
+    ``monitor_size`` training points and on ``validation_data``.
+
+    :param model: the model, called as ``model(x_batch)``.
+    :param guide: the guide, called as ``guide(x_batch)``.
+    :param torch.Tensor data: training data, shape ``(N, d)``.
+    :param int epochs: passes over the data (default 10).
+    :param int batch_size: points per step (default 128); ``≥ N`` gives full-batch steps.
+    :param float lr: Adam learning rate (default 1e-3).
+    :param str elbo: ``"meanfield"`` (``TraceMeanField_ELBO``: analytic KL where it exists,
+        default) or ``"trace"`` (``Trace_ELBO``: Monte Carlo KL). Same expectation.
+    :param int num_particles: samples of z per point and step, vectorized (default 1).
+    :param kl_weight: β ≥ 0, a number or a function of the epoch (e.g. :func:`kl_warmup`).
+    :param int seed: seed for Pyro, torch and the batch order; ``None`` leaves the RNGs as
+        they are.
+    :param torch.Tensor validation_data: held-out data monitored each epoch, or ``None``.
+    :param int monitor_size: training points monitored each epoch (0 turns monitoring off).
+    :param int max_plate_nesting: plates in the model (1 for the data plate alone).
+    :param optimizer: a Pyro optimizer, default ``pyro.optim.Adam({"lr": lr})``.
+    :param bool progress: show a tqdm progress bar.
+    :returns: the per-epoch :class:`History`.
+    """
+    check_data(data, "data")
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    check_positive_float(lr, "lr")
+    check_choice(elbo, "elbo", ELBOS)
+    num_particles = check_positive_int(num_particles, "num_particles")
+    check_positive_int(max_plate_nesting, "max_plate_nesting")
+    if isinstance(monitor_size, bool) or not isinstance(monitor_size, int) or monitor_size < 0:
+        raise ValueError(f"monitor_size must be a non-negative integer, got {monitor_size!r}")
+    if not callable(kl_weight):
+        check_nonnegative_float(kl_weight, "kl_weight")
+    check_model_data(model, data, "data")
+    if validation_data is not None:
+        check_data(validation_data, "validation_data", dim=data.shape[1])
+        check_model_data(model, validation_data, "validation_data")
+    for module, name in ((model, "model"), (guide, "guide")):
+        dtype = _model_dtype(module)
+        if dtype is not None and dtype != data.dtype:
+            raise TypeError(
+                f"data has dtype {data.dtype} but the {name}'s parameters are {dtype}; "
+                f"convert one of them explicitly (e.g. data.to({dtype}))"
+            )
+
+    if seed is not None:
+        pyro.set_rng_seed(seed)
+    generator = torch.Generator()
+    generator.manual_seed(int(torch.randint(2**62, ())) if seed is None else seed)
+    num_points = data.shape[0]
+    batch_size = min(batch_size, num_points)
+    num_batches = math.ceil(num_points / batch_size)
+    monitor = data[torch.randperm(num_points, generator=generator)[:monitor_size]]
+
+    def scaled(program):
+        def run(x, scale, beta):
+            with poutine.scale(scale=scale), KLWeight(beta):
+                return program(x)
+
+        return run
+
+    loss_fn = ELBOS[elbo](
+        num_particles=num_particles,
+        vectorize_particles=num_particles > 1,
+        max_plate_nesting=max_plate_nesting,
+    )
+    svi = SVI(scaled(model), scaled(guide), optimizer or pyro.optim.Adam({"lr": lr}), loss_fn)
+
+    history = History()
+    bar = tqdm(total=epochs * num_batches, disable=not progress, desc="fit", unit="step")
+    try:
+        for epoch in range(epochs):
+            beta = kl_weight(epoch) if callable(kl_weight) else kl_weight
+            check_nonnegative_float(beta, f"kl_weight({epoch})")
+            for module in (model, guide):
+                if isinstance(module, torch.nn.Module):
+                    module.train()
+            total = 0.0
+            order = torch.randperm(num_points, generator=generator).to(data.device)
+            for batch in order.split(batch_size):
+                # A step's loss estimates the full-data loss; weighted by the batch's share of
+                # the points, the epoch's steps sum to an estimate of the loss per point × N.
+                total += svi.step(data[batch], num_points / batch.shape[0], beta) * batch.shape[0]
+                bar.update()
+            loss = total / num_points**2
+            record = {"epoch": epoch + 1, "loss": loss, "kl_weight": beta}
+            if monitor_size:
+                record.update(_monitor(model, guide, monitor))
+            if validation_data is not None:
+                record.update(_monitor(model, guide, validation_data, prefix="val_"))
+            history.append(record)
+            logger.info("epoch %d: %s", epoch + 1, record)
+            bar.set_postfix(
+                {k: f"{record[k]:.4g}" for k in ("loss", "elbo", "val_elbo") if k in record}
+            )
+    finally:
+        bar.close()
+    return history

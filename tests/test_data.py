@@ -1,0 +1,62 @@
+"""Bundled digits and synthetic linear-Gaussian data."""
+
+import torch
+from pvae.models import LinearGaussian
+
+from pvae.data import DIGITS_LEVELS, linear_gaussian_data, load_digits
+
+
+def test_digits_raw_scaled_to_unit_interval():
+    data = load_digits()
+    assert data.train.shape == (1438, 64) and data.test.shape == (359, 64)
+    assert data.train.dtype == torch.float64
+    levels = torch.cat([data.train, data.test]) * (DIGITS_LEVELS - 1)
+    assert torch.equal(levels, levels.round()) and levels.min() == 0 and levels.max() == 16
+    assert data.train_labels.shape == (1438,) and set(data.test_labels.tolist()) == set(range(10))
+
+
+def test_digits_split_is_seeded_and_disjoint():
+    a, b, c = load_digits(seed=0), load_digits(seed=0), load_digits(seed=1)
+    assert torch.equal(a.train, b.train) and not torch.equal(a.train, c.train)
+    train_rows = {tuple(row.tolist()) for row in a.train}
+    assert sum(tuple(row.tolist()) in train_rows for row in a.test) < 10  # only duplicate images
+
+
+def test_dequantized_digits_keep_their_grey_level():
+    raw, noisy = load_digits(), load_digits(dequantize=True)
+    assert noisy.train.min() >= 0 and noisy.train.max() < 1
+    # (level + u) / 17 with u in [0, 1): the floor recovers the level exactly.
+    recovered = torch.floor(noisy.train * DIGITS_LEVELS)
+    torch.testing.assert_close(recovered, raw.train * (DIGITS_LEVELS - 1), rtol=0, atol=0)
+    assert len(torch.unique(noisy.train)) > 1000
+
+
+def test_binarized_digits_are_binary_threshold_at_half():
+    raw, binary = load_digits(), load_digits(binarize=True)
+    assert set(torch.unique(binary.train).tolist()) == {0.0, 1.0}
+    assert torch.equal(binary.train, (raw.train > 0.5).double())
+
+
+def test_linear_gaussian_data_has_the_model_covariance():
+    # Sample covariance of n = 40,000 points: each entry's standard error is below
+    # 2·max|Σ|/√n ≈ 0.01·max|Σ|; the tolerance is 5 of those.
+    data, model = linear_gaussian_data(40_000, 4, 2, noise_variance=0.3, seed=2)
+    expected = model.marginal().covariance_matrix.detach()
+    scale = expected.abs().max()
+    torch.testing.assert_close(torch.cov(data.T), expected, rtol=0, atol=0.05 * scale)
+    torch.testing.assert_close(data.mean(0), model.bias.detach(), rtol=0, atol=0.05 * scale)
+
+
+def test_maximum_likelihood_ppca_beats_perturbed_parameters():
+    # Tipping & Bishop's closed form is the maximum: any small perturbation lowers log p(X).
+    data, _ = linear_gaussian_data(2000, 5, 2, noise_variance=0.2, seed=3)
+    fitted = LinearGaussian.maximum_likelihood(data, 2)
+    best = fitted.log_prob(data).mean().item()
+    for parameter in (fitted.weight, fitted.bias, fitted.log_variance):
+        original = parameter.detach().clone()
+        for _ in range(3):
+            with torch.no_grad():
+                parameter.copy_(original + 0.02 * torch.randn_like(original))
+            assert fitted.log_prob(data).mean().item() < best
+        with torch.no_grad():
+            parameter.copy_(original)
