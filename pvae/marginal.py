@@ -13,7 +13,7 @@ import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
 from torch.distributions import kl_divergence
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from pvae.validation import check_choice, check_data, check_model_data, check_positive_int
 

@@ -13,7 +13,7 @@ import torch
 from pyro import poutine
 from pyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
 from pyro.poutine.messenger import Messenger
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from pvae.marginal import elbo_terms
 from pvae.validation import (

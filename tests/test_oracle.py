@@ -95,3 +95,28 @@ def test_perturbed_guide_loses_quality_but_stays_consistent(ppca):
     assert reliable.sum() >= 10
     assert (result.estimate - exact).abs()[reliable].le(4 * result.stderr[reliable]).all()
     assert (result.ess < 5000).all()
+
+
+@pytest.mark.parametrize("num_samples,chunk_size,largest", [(10, 256, 250), (1000, 256, 256)])
+def test_chunks_bound_the_rows_per_pass(ppca, num_samples, chunk_size, largest):
+    # Memory is bounded by the chunk: no model evaluation sees more than chunk_size rows,
+    # whatever K is, and every point still gets exactly K weights.
+    model, data = ppca
+    rows = []
+
+    def counting_model(x):
+        rows.append(x.shape[0])
+        return model(x)
+
+    result = pvae.log_marginal(
+        counting_model,
+        LinearGaussianPosterior(model),
+        data[:40],
+        num_samples=num_samples,
+        chunk_size=chunk_size,
+        return_log_weights=True,
+        progress=False,
+    )
+    assert max(rows) == largest
+    assert sum(rows) == 40 * num_samples
+    assert result.log_weights.shape == (40, num_samples)
