@@ -96,21 +96,16 @@ def load(path) -> Checkpoint:
         )
     model_spec, guide_spec = payload["model_spec"], payload["guide_spec"]
     dtype = next(iter(payload["model_state"].values())).dtype
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        model = build_model(
-            model_spec["name"],
-            model_spec["data_dim"],
-            model_spec["latent_dim"],
-            tuple(model_spec["hidden_sizes"]),
-            **model_spec["options"],
-        )
-        guide = build_guide(
-            guide_spec["name"], model, tuple(guide_spec["hidden_sizes"]), **guide_spec["options"]
-        )
-    finally:
-        torch.set_default_dtype(previous)
+    model = build_model(
+        model_spec["name"],
+        model_spec["data_dim"],
+        model_spec["latent_dim"],
+        tuple(model_spec["hidden_sizes"]),
+        **model_spec["options"],
+    ).to(dtype)
+    guide = build_guide(
+        guide_spec["name"], model, tuple(guide_spec["hidden_sizes"]), **guide_spec["options"]
+    ).to(dtype)
     try:
         model.load_state_dict(payload["model_state"])
         guide.load_state_dict(payload["guide_state"])

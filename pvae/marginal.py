@@ -23,7 +23,6 @@ __all__ = [
     "elbo_per_point",
     "elbo_terms",
     "evaluating",
-    "iter_log_weights",
     "iwae_bound",
     "log_marginal",
     "psis_khat",
@@ -174,7 +173,7 @@ def _log_weights(model, guide, x: torch.Tensor, proposal: str, check: bool) -> t
     return log_weight
 
 
-def iter_log_weights(
+def _iter_log_weights(
     model: Callable,
     guide: Callable | None,
     x: torch.Tensor,
@@ -189,7 +188,7 @@ def iter_log_weights(
 
     Points and samples are stacked along the data plate, at most ``chunk_size`` rows a pass, so
     memory is bounded by the chunk (plus K weights per point), not by ``num_samples``. The
-    caller is responsible for eval mode and ``no_grad`` (see :func:`log_marginal`).
+    callers validate the arguments and set eval mode and ``no_grad`` (see :func:`log_marginal`).
     """
     num_points = x.shape[0]
     check = True
@@ -223,8 +222,11 @@ def psis_khat(log_weights: torch.Tensor) -> torch.Tensor:
         Importance Sampling. JMLR 25.
     """
     khat = torch.full(log_weights.shape[:1], math.nan, dtype=log_weights.dtype)
-    spread = log_weights.max(-1).values - log_weights.min(-1).values
-    rows = (spread > 0).nonzero().squeeze(-1)
+    largest = log_weights.max(-1).values
+    spread = largest - log_weights.min(-1).values
+    # Weights equal up to round-off (e.g. the exact posterior as proposal) have no tail to fit.
+    round_off = 64 * torch.finfo(log_weights.dtype).eps * largest.abs().clamp(min=1)
+    rows = (spread > round_off).nonzero().squeeze(-1)
     if log_weights.shape[-1] < 2 or rows.numel() == 0:
         return khat
     values = log_weights[rows].detach().cpu().numpy().astype(np.float64)
@@ -321,7 +323,7 @@ def log_marginal(
         raise ValueError("guide is None, but proposal='guide' needs a guide")
     parts: dict[str, list[torch.Tensor]] = {}
     with evaluating(model, guide):
-        for _, log_weights in iter_log_weights(
+        for _, log_weights in _iter_log_weights(
             model,
             guide,
             x,
@@ -359,7 +361,7 @@ def elbo_per_point(
     _check_estimator_args(model, x, num_samples, chunk_size, "guide")
     means, errors = [], []
     with evaluating(model, guide):
-        for _, log_weights in iter_log_weights(
+        for _, log_weights in _iter_log_weights(
             model, guide, x, num_samples=num_samples, chunk_size=chunk_size, progress=progress
         ):
             means.append(log_weights.mean(-1))
@@ -394,7 +396,7 @@ def iwae_bound(
     _check_estimator_args(model, x, num_samples, chunk_size, "guide")
     means, errors = [], []
     with evaluating(model, guide):
-        for _, log_weights in iter_log_weights(
+        for _, log_weights in _iter_log_weights(
             model,
             guide,
             x,
@@ -412,7 +414,9 @@ def iwae_bound(
     return torch.cat(means), torch.cat(errors)
 
 
-def elbo_terms(model: Callable, guide: Callable, x: torch.Tensor) -> dict[str, torch.Tensor]:
+def elbo_terms(
+    model: Callable, guide: Callable, x: torch.Tensor, *, chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> dict[str, torch.Tensor]:
     r"""One-sample ELBO decomposition of every data point, in eval mode without gradients:
 
     .. math:: \mathrm{ELBO}(x) = \underbrace{\mathbb{E}_q[\log p(x \mid z)]}_{\text{recon}}
@@ -421,7 +425,17 @@ def elbo_terms(model: Callable, guide: Callable, x: torch.Tensor) -> dict[str, t
     the KL analytic where torch has it (as in ``TraceMeanField_ELBO``), else a one-sample
     estimate. Returns ``recon``, ``kl`` and ``elbo`` (shape ``(n,)``) and ``min_variance``, the
     smallest variance of a Normal likelihood at site ``"x"`` (``nan`` for other likelihoods).
+    At most ``chunk_size`` points are evaluated at once.
     """
+    check_data(x, "x")
+    check_positive_int(chunk_size, "chunk_size")
+    parts = [_elbo_terms(model, guide, block) for block in x.split(chunk_size)]
+    terms = {key: torch.cat([part[key] for part in parts]) for key in ("recon", "kl", "elbo")}
+    terms["min_variance"] = torch.stack([part["min_variance"] for part in parts]).min()
+    return terms
+
+
+def _elbo_terms(model: Callable, guide: Callable, x: torch.Tensor) -> dict[str, torch.Tensor]:
     num_rows = x.shape[0]
     with evaluating(model, guide):
         model_trace, guide_trace = _traces(model, guide, x, "guide", check=True)

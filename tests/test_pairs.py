@@ -88,3 +88,14 @@ def test_fit_then_save_load_round_trip(tmp_path, model_name, guide_name):
         pyro.set_rng_seed(3)
         estimates.append(pvae.log_marginal(*pair, x, num_samples=20, progress=False).estimate)
     torch.testing.assert_close(estimates[0], estimates[1], rtol=0, atol=0)
+
+
+def test_checkpoint_keeps_its_dtype(tmp_path):
+    torch.set_default_dtype(torch.float32)
+    model, guide = make_pair("normal-shared", "diag-normal")
+    path = pvae.save(tmp_path / "float32.pt", model, guide)
+    torch.set_default_dtype(torch.float64)
+    loaded = pvae.load(path)
+    assert {p.dtype for p in loaded.model.parameters()} == {torch.float32}
+    assert {p.dtype for p in loaded.guide.parameters()} == {torch.float32}
+    assert torch.get_default_dtype() == torch.float64
