@@ -321,9 +321,13 @@ def log_marginal(
     _check_estimator_args(model, x, num_samples, chunk_size, proposal)
     if proposal == "guide" and guide is None:
         raise ValueError("guide is None, but proposal='guide' needs a guide")
-    parts: dict[str, list[torch.Tensor]] = {}
+    # Results go into tensors allocated up front: small long-lived allocations between the
+    # large per-pass temporaries would fragment the heap and raise the peak memory.
+    fields = {key: x.new_empty(x.shape[0]) for key in ("estimate", "stderr", "ess", "khat", "elbo")}
+    if return_log_weights:
+        fields["log_weights"] = x.new_empty(x.shape[0], num_samples)
     with evaluating(model, guide):
-        for _, log_weights in _iter_log_weights(
+        for start, log_weights in _iter_log_weights(
             model,
             guide,
             x,
@@ -336,8 +340,7 @@ def log_marginal(
             if return_log_weights:
                 block["log_weights"] = log_weights
             for key, value in block.items():
-                parts.setdefault(key, []).append(value)
-    fields = {key: torch.cat(values) for key, values in parts.items()}
+                fields[key][start : start + log_weights.shape[0]] = value
     return ImportanceEstimate(num_samples=num_samples, proposal=proposal, **fields)
 
 
@@ -359,17 +362,16 @@ def elbo_per_point(
     standard deviation over :math:`\sqrt{K}` (``nan`` for K = 1).
     """
     _check_estimator_args(model, x, num_samples, chunk_size, "guide")
-    means, errors = [], []
+    means, errors = x.new_empty(x.shape[0]), x.new_full((x.shape[0],), math.nan)
     with evaluating(model, guide):
-        for _, log_weights in _iter_log_weights(
+        for start, log_weights in _iter_log_weights(
             model, guide, x, num_samples=num_samples, chunk_size=chunk_size, progress=progress
         ):
-            means.append(log_weights.mean(-1))
+            rows = slice(start, start + log_weights.shape[0])
+            means[rows] = log_weights.mean(-1)
             if num_samples > 1:
-                errors.append(log_weights.std(-1) / math.sqrt(num_samples))
-            else:
-                errors.append(torch.full_like(means[-1], math.nan))
-    return torch.cat(means), torch.cat(errors)
+                errors[rows] = log_weights.std(-1) / math.sqrt(num_samples)
+    return means, errors
 
 
 def iwae_bound(
@@ -394,9 +396,9 @@ def iwae_bound(
     """
     check_positive_int(num_repeats, "num_repeats")
     _check_estimator_args(model, x, num_samples, chunk_size, "guide")
-    means, errors = [], []
+    means, errors = x.new_empty(x.shape[0]), x.new_full((x.shape[0],), math.nan)
     with evaluating(model, guide):
-        for _, log_weights in _iter_log_weights(
+        for start, log_weights in _iter_log_weights(
             model,
             guide,
             x,
@@ -404,14 +406,13 @@ def iwae_bound(
             chunk_size=chunk_size,
             progress=progress,
         ):
+            rows = slice(start, start + log_weights.shape[0])
             grouped = log_weights.reshape(log_weights.shape[0], num_repeats, num_samples)
             estimates = torch.logsumexp(grouped, -1) - math.log(num_samples)
-            means.append(estimates.mean(-1))
+            means[rows] = estimates.mean(-1)
             if num_repeats > 1:
-                errors.append(estimates.std(-1) / math.sqrt(num_repeats))
-            else:
-                errors.append(torch.full_like(means[-1], math.nan))
-    return torch.cat(means), torch.cat(errors)
+                errors[rows] = estimates.std(-1) / math.sqrt(num_repeats)
+    return means, errors
 
 
 def elbo_terms(

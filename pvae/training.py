@@ -12,6 +12,7 @@ import pyro.optim
 import torch
 from pyro import poutine
 from pyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
+from pyro.optim import PyroOptim
 from pyro.poutine.messenger import Messenger
 from tqdm import tqdm
 
@@ -59,6 +60,68 @@ def kl_warmup(epochs: int, start: float = 0.0) -> Callable[[int], float]:
         return min(1.0, start + (1.0 - start) * epoch / epochs)
 
     return schedule
+
+
+class JointOptim(PyroOptim):
+    """A Pyro optimizer that steps every parameter with *one* torch optimizer.
+
+    ``pyro.optim.Adam`` keeps a separate ``torch.optim.Adam`` per parameter tensor and
+    :meth:`pyro.infer.SVI.step` then refills every gradient with fresh zeros. For networks of
+    many tensors that per-parameter Python work is a large share of a small minibatch step.
+    This optimizer (still driven by ``SVI.step``) adds parameters to a single torch optimizer
+    as SVI first reports them, steps them together (torch's multi-tensor ``foreach`` kernels)
+    and resets their gradients to ``None`` (``zero_grad(set_to_none=True)``), so SVI has no
+    zeros to write. The update is the same as Pyro's per-parameter Adam.
+
+    :param optim_constructor: a :class:`torch.optim.Optimizer` class, e.g. ``torch.optim.Adam``.
+    :param dict optim_args: its keyword arguments, e.g. ``{"lr": 1e-3}`` (one dict for every
+        parameter; per-parameter callables are what ``pyro.optim`` is for).
+    """
+
+    def __init__(self, optim_constructor: type[torch.optim.Optimizer], optim_args: dict):
+        if not isinstance(optim_args, dict):
+            raise TypeError(f"optim_args must be a dict, got {type(optim_args).__name__}")
+        super().__init__(optim_constructor, optim_args)
+        self.optimizer: torch.optim.Optimizer | None = None
+        self._seen: set[torch.Tensor] = set()
+
+    def __call__(self, params, *args, **kwargs) -> None:
+        new = [p for p in params if p not in self._seen]
+        if new:
+            if self.optimizer is None:
+                self.optimizer = self.pt_optim_constructor(new, **self.pt_optim_args)
+            else:
+                self.optimizer.add_param_group({"params": new})
+            self._seen.update(new)
+            self._restore_waiting_state(new)
+        self.optimizer.step(*args, **kwargs)
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def get_state(self) -> dict:
+        """Optimizer state per parameter, keyed by Pyro param name like ``PyroOptim``'s."""
+        if self.optimizer is None:
+            return {}
+        store = pyro.get_param_store()
+        return {
+            store.param_name(p): {k: v.clone() for k, v in self.optimizer.state[p].items()}
+            for group in self.optimizer.param_groups
+            for p in group["params"]
+            if p in self.optimizer.state
+        }
+
+    def set_state(self, state_dict: dict) -> None:
+        """Load state from :meth:`get_state`; applied to each parameter when SVI first steps it
+        (to parameters already seen, at once)."""
+        self._state_waiting_to_be_consumed.update(state_dict)
+        if self.optimizer is not None:
+            self._restore_waiting_state(list(self._seen))
+
+    def _restore_waiting_state(self, params) -> None:
+        store = pyro.get_param_store()
+        for p in params:
+            state = self._state_waiting_to_be_consumed.pop(store.param_name(p), None)
+            if state is not None:
+                self.optimizer.state[p] = {k: v.clone() for k, v in state.items()}
 
 
 class History(list):
@@ -145,7 +208,9 @@ def fit(
     :param torch.Tensor validation_data: held-out data monitored each epoch, or ``None``.
     :param int monitor_size: training points monitored each epoch (0 turns monitoring off).
     :param int max_plate_nesting: plates in the model (1 for the data plate alone).
-    :param optimizer: a Pyro optimizer, default ``pyro.optim.Adam({"lr": lr})``.
+    :param optimizer: a Pyro optimizer (any :class:`pyro.optim.PyroOptim`; then ``lr`` is
+        not used), default :class:`JointOptim` ``(torch.optim.Adam, {"lr": lr})``, which
+        updates like ``pyro.optim.Adam({"lr": lr})`` with less per-step overhead.
     :param bool progress: show a tqdm progress bar.
     :returns: the per-epoch :class:`History`.
     """
@@ -193,7 +258,8 @@ def fit(
         vectorize_particles=num_particles > 1,
         max_plate_nesting=max_plate_nesting,
     )
-    svi = SVI(scaled(model), scaled(guide), optimizer or pyro.optim.Adam({"lr": lr}), loss_fn)
+    optimizer = optimizer or JointOptim(torch.optim.Adam, {"lr": lr})
+    svi = SVI(scaled(model), scaled(guide), optimizer, loss_fn)
 
     history = History()
     bar = tqdm(total=epochs * num_batches, disable=not progress, desc="fit", unit="step")
