@@ -6,7 +6,6 @@ import argparse
 import csv
 import json
 import logging
-import math
 import sys
 from pathlib import Path
 
@@ -83,9 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--latent-dim", type=_positive(int), default=8)
     train.add_argument("--hidden", type=_hidden, default=(256,), help="e.g. 256,256 or none")
     train.add_argument("--variance-floor", type=_positive(float), help="ξ for normal-floor")
-    train.add_argument("--epochs", type=_positive(int), default=30)
-    train.add_argument("--batch-size", type=_positive(int), default=128)
-    train.add_argument("--lr", type=_positive(float), default=1e-3)
+    train.add_argument("--epochs", type=_positive(int), default=50)
+    train.add_argument("--batch-size", type=_positive(int), default=64)
+    train.add_argument("--lr", type=_positive(float), default=3e-3)
     train.add_argument("--elbo", default="meanfield", choices=ELBOS)
     train.add_argument("--num-particles", type=_positive(int), default=1)
     train.add_argument("--seed", type=int, default=0)
@@ -195,14 +194,14 @@ def _evaluate(args) -> int:
 
 
 def _format_table(rows: list[dict]) -> str:
-    header = f"{'split':<9} {'points':>6} {'log p̂ (nats)':>14} {'± se':>8} {'ELBO':>10} "
+    header = f"{'split':<9} {'points':>6} {'log p̂ (nats)':>14} {'± se':>9} {'ELBO':>10} "
     header += f"{'mean ESS':>9} {'k̂ > 0.7':>8}"
     lines = [header, "-" * len(header)]
     for row in rows:
         se = row["stderr"]
         lines.append(
             f"{row['split']:<9} {row['num_points']:>6} {row['log_marginal']:>14.3f} "
-            f"{se if math.isfinite(se) else float('nan'):>8.3f} {row['elbo']:>10.3f} "
+            f"{se:>9.4f} {row['elbo']:>10.3f} "
             f"{row['ess']:>9.1f} {row['khat_above_0.7']:>8.0%}"
         )
     return "\n".join(lines)
