@@ -6,11 +6,17 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import pvae
 from pvae.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(command: str) -> int:
+    """Run ``pvae COMMAND --no-progress`` in this process (paths here have no spaces)."""
+    return main([*command.split(), "--no-progress"])
 
 
 def test_help_lists_the_commands():
@@ -22,40 +28,15 @@ def test_help_lists_the_commands():
 
 def test_train_then_evaluate(tmp_path, capsys):
     checkpoint = tmp_path / "run.pt"
-    code = main(
-        [
-            "train",
-            "--model",
-            "bernoulli",
-            "--binarize",
-            "--epochs",
-            "2",
-            "--hidden",
-            "16",
-            "--latent-dim",
-            "2",
-            "--out",
-            str(checkpoint),
-            "--no-progress",
-        ]
+    code = cli(
+        f"train --model bernoulli --binarize --epochs 2 --hidden 16 --latent-dim 2 "
+        f"--out {checkpoint}"
     )
     assert code == 0 and checkpoint.is_file()
     assert checkpoint.with_suffix(".png").is_file()
     assert checkpoint.with_suffix(".history.csv").read_text().startswith("epoch,loss")
     table = tmp_path / "table.json"
-    code = main(
-        [
-            "evaluate",
-            str(checkpoint),
-            "--num-samples",
-            "50",
-            "--num-points",
-            "20",
-            "--table",
-            str(table),
-            "--no-progress",
-        ]
-    )
+    code = cli(f"evaluate {checkpoint} --num-samples 50 --num-points 20 --table {table}")
     assert code == 0
     out = capsys.readouterr().out
     assert "held-out" in out and "K = 50" in out
@@ -69,39 +50,10 @@ def test_train_then_evaluate(tmp_path, capsys):
 def test_evaluate_matches_the_library(tmp_path, capsys):
     # The CLI's table is log_marginal's summary on the checkpoint's own data split.
     checkpoint = tmp_path / "run.pt"
-    main(
-        [
-            "train",
-            "--epochs",
-            "1",
-            "--hidden",
-            "16",
-            "--latent-dim",
-            "2",
-            "--out",
-            str(checkpoint),
-            "--no-progress",
-        ]
-    )
+    cli(f"train --epochs 1 --hidden 16 --latent-dim 2 --out {checkpoint}")
     table = tmp_path / "table.json"
-    main(
-        [
-            "evaluate",
-            str(checkpoint),
-            "--num-samples",
-            "30",
-            "--num-points",
-            "10",
-            "--seed",
-            "7",
-            "--table",
-            str(table),
-            "--no-progress",
-        ]
-    )
+    cli(f"evaluate {checkpoint} --num-samples 30 --num-points 10 --seed 7 --table {table}")
     loaded = pvae.load(checkpoint)
-    import torch
-
     torch.manual_seed(7)
     data = pvae.load_digits()
     direct = pvae.log_marginal(
@@ -114,7 +66,7 @@ def test_evaluate_matches_the_library(tmp_path, capsys):
 def test_bad_input_exits_with_a_named_error(tmp_path, capsys):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"nope")
-    assert main(["evaluate", str(junk), "--no-progress"]) == 2
+    assert cli(f"evaluate {junk}") == 2
     assert "could not be read" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--hidden", "12,x"])
