@@ -17,12 +17,9 @@ Data points must be conditionally independent given the parameters: pvae evaluat
 (and importance samples) by stacking them along the data plate.
 """
 
-if __name__ != "pvae.models":  # pragma: no cover - exercised from a subprocess in the tests
-    raise ImportError(
-        f"the folder 'models/' is installed as 'pvae.models', but was imported as {__name__!r} "
-        "(probably from the repository root). Install pvae (see README.md) and use "
-        "'import pvae.models' so that every class exists once."
-    )
+from pvae.layout import require_installed_name
+
+require_installed_name(__name__, "pvae.models")
 
 from pvae.models.linear_gaussian import LinearGaussian
 from pvae.models.vae import VAE
