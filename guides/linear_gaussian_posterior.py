@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pyro
 import torch
-from pvae.models.linear_gaussian import LinearGaussian
 from pyro.nn import PyroModule
 
+from pvae.models.linear_gaussian import LinearGaussian
 from pvae.networks import unique_name
 
 __all__ = ["LinearGaussianPosterior"]

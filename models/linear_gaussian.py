@@ -99,7 +99,7 @@ class LinearGaussian(PyroModule):
         weight = (
             eigenvectors[:, :latent_dim] * (eigenvalues[:latent_dim] - variance).clamp(min=0).sqrt()
         )
-        model = cls(d, latent_dim, variance=float(variance))
+        model = cls(d, latent_dim, variance=float(variance)).to(data.dtype)
         with torch.no_grad():
             model.weight.copy_(weight)
             model.bias.copy_(mean)

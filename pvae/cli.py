@@ -25,7 +25,12 @@ DATASETS = ("digits", "linear-gaussian")
 def load_data(config: dict):
     """The train/held-out split a run's ``config`` names (``data``, ``binarize``,
     ``dequantize``, ``data_seed``)."""
-    name = config["data"]
+    name = config.get("data")
+    if name is None:
+        raise ValueError(
+            "the checkpoint's config names no data set (key 'data'); it was not written by "
+            "'pvae train', so evaluate it from Python with pvae.load and pvae.log_marginal"
+        )
     if name == "digits":
         return load_digits(
             binarize=config.get("binarize", False),
@@ -87,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=_positive(float), default=3e-3)
     train.add_argument("--elbo", default="meanfield", choices=ELBOS)
     train.add_argument("--num-particles", type=_positive(int), default=1)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help="training seed")
+    train.add_argument("--data-seed", type=int, default=0, help="split and dequantization seed")
     train.add_argument("--out", type=Path, default=Path("runs/model.pt"), help="checkpoint")
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -107,14 +113,19 @@ def _parser() -> argparse.ArgumentParser:
 def _train(args) -> int:
     options = {}
     if args.variance_floor is not None:
-        if args.model not in ("normal-floor", "normal-shared", "normal-network"):
-            raise SystemExit(f"--variance-floor does not apply to --model {args.model}")
+        if args.model not in ("normal-floor", "normal-shared", "normal-optimal"):
+            raise ValueError(
+                f"--variance-floor applies to --model normal-floor, normal-shared or "
+                f"normal-optimal, not {args.model} (for a floored normal-network use normal-floor)"
+            )
         options["variance_floor"] = args.variance_floor
+    if args.data != "digits" and (args.binarize or args.dequantize):
+        raise ValueError(f"--binarize and --dequantize apply to --data digits, not {args.data}")
     config = {
         "data": args.data,
         "binarize": args.binarize,
         "dequantize": args.dequantize,
-        "data_seed": args.seed,
+        "data_seed": args.data_seed,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "lr": args.lr,

@@ -47,9 +47,10 @@ class NormalDecoder(PyroModule):
     - ``"shared"``: one learned scalar :math:`\gamma` for every pixel and point.
     - ``"optimal"``: the σ-VAE closed form [3], :math:`\gamma^* = \frac{1}{nd}\sum
       \|x - \mu(z)\|^2`, the minimiser of the reconstruction term for given means. In training
-      mode it is recomputed from every batch (without gradient: at the optimum the loss is
-      stationary in γ) and stored; in eval mode the stored value of the last training batch is
-      used, so that evaluation is a fixed density.
+      mode each batch uses its own γ* (without gradient: at the optimum the loss is stationary
+      in γ); eval mode uses a running average of the batches' γ* (the mean of the first ten,
+      then an exponential average with weight 0.1 on the newest, like batch-norm statistics),
+      so that evaluation is one fixed density whatever the batch order or size.
     - ``"network"``: a per-pixel variance network :math:`\sigma^2(z)` (the MLP outputs
       :math:`2d` values) as in [1]. **Unconstrained this is ill-posed** [2]: the decoder can put
       :math:`\mu(z) = x_i` on a region of latent space and shrink :math:`\sigma^2` there, and the
@@ -105,6 +106,7 @@ class NormalDecoder(PyroModule):
             self.raw_log_variance = nn.Parameter(torch.tensor(math.log(init_variance)))
         elif variance == "optimal":
             self.register_buffer("optimal_log_variance", torch.tensor(0.0))
+            self.register_buffer("optimal_updates", torch.tensor(0))
 
     def _floored(self, raw_log_variance: torch.Tensor) -> torch.Tensor:
         if self.variance_floor == 0:
@@ -133,13 +135,16 @@ class NormalDecoder(PyroModule):
             return self.fixed_log_variance
         if self.variance == "shared":
             return self._floored(self.raw_log_variance)
-        if self.training and x is not None:
-            with torch.no_grad():
-                mse = (x - loc).pow(2).mean()
-                tiny = torch.finfo(mse.dtype).tiny
-                gamma = mse.clamp(min=max(self.variance_floor, tiny))
-                self.optimal_log_variance.copy_(gamma.log())
-        return self.optimal_log_variance
+        if not (self.training and x is not None):
+            return self.optimal_log_variance
+        with torch.no_grad():
+            mse = (x - loc).pow(2).mean()
+            gamma = mse.clamp(min=max(self.variance_floor, torch.finfo(mse.dtype).tiny))
+            weight = max(0.1, 1.0 / (int(self.optimal_updates) + 1))
+            average = (1 - weight) * self.optimal_log_variance.exp() + weight * gamma
+            self.optimal_log_variance.copy_(average.log())
+            self.optimal_updates += 1
+        return gamma.log()
 
     def log_density_bound(self) -> float:
         r"""The largest value :math:`\log p(x)` of one data point can take under this decoder.

@@ -15,7 +15,13 @@ from pyro.poutine.util import site_is_subsample
 from torch.distributions import kl_divergence
 from tqdm import tqdm
 
-from pvae.validation import check_choice, check_data, check_model_data, check_positive_int
+from pvae.validation import (
+    check_choice,
+    check_data,
+    check_dtypes,
+    check_model_data,
+    check_positive_int,
+)
 
 __all__ = [
     "ContractError",
@@ -100,6 +106,8 @@ def _in_data_plate(site) -> bool:
 
 def _site_log_prob(site, num_rows: int) -> torch.Tensor:
     log_prob = site["fn"].log_prob(site["value"])
+    if site["mask"] is not None:  # poutine.mask: masked-out entries contribute nothing
+        log_prob = log_prob.masked_fill(~site["mask"], 0.0)
     if log_prob.shape != (num_rows,):
         raise ContractError(
             f"site {site['name']!r} has log-density shape {tuple(log_prob.shape)}, expected "
@@ -119,7 +127,7 @@ def _sample_sites(trace):
     ]
 
 
-def _check_contract(model_trace, guide_trace) -> None:
+def _check_traces(model_trace, guide_trace) -> None:
     model_sites = {site["name"]: site for site in _sample_sites(model_trace)}
     if "x" not in model_sites or not model_sites["x"]["is_observed"]:
         raise ContractError(
@@ -155,7 +163,7 @@ def _traces(model, guide, x: torch.Tensor, proposal: str, check: bool):
         guide_trace = None
         model_trace = poutine.trace(model).get_trace(x)
     if check:
-        _check_contract(model_trace, guide_trace)
+        _check_traces(model_trace, guide_trace)
     return model_trace, guide_trace
 
 
@@ -221,6 +229,7 @@ def psis_khat(log_weights: torch.Tensor) -> torch.Tensor:
     [1] Vehtari, A., Simpson, D., Gelman, A., Yao, Y. & Gabry, J. (2024). Pareto Smoothed
         Importance Sampling. JMLR 25.
     """
+    log_weights = log_weights.detach().cpu()
     khat = torch.full(log_weights.shape[:1], math.nan, dtype=log_weights.dtype)
     largest = log_weights.max(-1).values
     spread = largest - log_weights.min(-1).values
@@ -229,7 +238,7 @@ def psis_khat(log_weights: torch.Tensor) -> torch.Tensor:
     rows = (spread > round_off).nonzero().squeeze(-1)
     if log_weights.shape[-1] < 2 or rows.numel() == 0:
         return khat
-    values = log_weights[rows].detach().cpu().numpy().astype(np.float64)
+    values = log_weights[rows].numpy().astype(np.float64)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         # arviz warns about large k̂ (we report it) and announces its refactor once a day.
         warnings.simplefilter("ignore")
@@ -259,9 +268,17 @@ def _summarize(log_weights: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
-def _check_estimator_args(model, x, num_samples, chunk_size, proposal):
+def check_contract(model: Callable, guide: Callable | None, x: torch.Tensor) -> None:
+    """Run ``guide`` and ``model`` once on ``x`` (eval mode, no gradients) and raise
+    :class:`ContractError` if the pair breaks the site contract of :mod:`pvae.models`."""
+    with evaluating(model, guide):
+        _traces(model, guide, x, "guide" if guide is not None else "prior", check=True)
+
+
+def _check_estimator_args(model, x, num_samples, chunk_size, proposal, guide=None):
     check_data(x, "x")
     check_model_data(model, x, "x")
+    check_dtypes(model, guide, x, "x")
     check_positive_int(num_samples, "num_samples")
     check_positive_int(chunk_size, "chunk_size")
     check_choice(proposal, "proposal", PROPOSALS)
@@ -318,7 +335,7 @@ def log_marginal(
         Importance Sampling. JMLR 25.
     [3] Owen, A. B. (2013). Monte Carlo Theory, Methods and Examples, Ch. 9 (ratio estimates).
     """
-    _check_estimator_args(model, x, num_samples, chunk_size, proposal)
+    _check_estimator_args(model, x, num_samples, chunk_size, proposal, guide)
     if proposal == "guide" and guide is None:
         raise ValueError("guide is None, but proposal='guide' needs a guide")
     # Results go into tensors allocated up front: small long-lived allocations between the
@@ -361,7 +378,7 @@ def elbo_per_point(
     Estimated as the mean of ``num_samples`` log-weights; the standard error is their
     standard deviation over :math:`\sqrt{K}` (``nan`` for K = 1).
     """
-    _check_estimator_args(model, x, num_samples, chunk_size, "guide")
+    _check_estimator_args(model, x, num_samples, chunk_size, "guide", guide)
     means, errors = x.new_empty(x.shape[0]), x.new_full((x.shape[0],), math.nan)
     with evaluating(model, guide):
         for start, log_weights in _iter_log_weights(
@@ -395,7 +412,7 @@ def iwae_bound(
     [1] Burda, Y., Grosse, R. & Salakhutdinov, R. (2016). Importance Weighted Autoencoders. ICLR.
     """
     check_positive_int(num_repeats, "num_repeats")
-    _check_estimator_args(model, x, num_samples, chunk_size, "guide")
+    _check_estimator_args(model, x, num_samples, chunk_size, "guide", guide)
     means, errors = x.new_empty(x.shape[0]), x.new_full((x.shape[0],), math.nan)
     with evaluating(model, guide):
         for start, log_weights in _iter_log_weights(
@@ -429,6 +446,7 @@ def elbo_terms(
     At most ``chunk_size`` points are evaluated at once.
     """
     check_data(x, "x")
+    check_model_data(model, x, "x")
     check_positive_int(chunk_size, "chunk_size")
     parts = [_elbo_terms(model, guide, block) for block in x.split(chunk_size)]
     terms = {key: torch.cat([part[key] for part in parts]) for key in ("recon", "kl", "elbo")}

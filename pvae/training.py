@@ -16,10 +16,11 @@ from pyro.optim import PyroOptim
 from pyro.poutine.messenger import Messenger
 from tqdm import tqdm
 
-from pvae.marginal import elbo_terms
+from pvae.marginal import check_contract, elbo_terms
 from pvae.validation import (
     check_choice,
     check_data,
+    check_dtypes,
     check_model_data,
     check_nonnegative_float,
     check_positive_float,
@@ -54,7 +55,8 @@ def kl_warmup(epochs: int, start: float = 0.0) -> Callable[[int], float]:
     """A KL-weight schedule for :func:`fit`: β rises linearly from ``start`` at epoch 0 to 1 at
     epoch ``epochs`` and stays there (KL annealing / warm-up)."""
     check_positive_int(epochs, "epochs")
-    check_nonnegative_float(start, "start")
+    if check_nonnegative_float(start, "start") > 1:
+        raise ValueError(f"start must be in [0, 1], got {start!r}")
 
     def schedule(epoch: int) -> float:
         return min(1.0, start + (1.0 - start) * epoch / epochs)
@@ -94,6 +96,8 @@ class JointOptim(PyroOptim):
                 self.optimizer.add_param_group({"params": new})
             self._seen.update(new)
             self._restore_waiting_state(new)
+        if self.optimizer is None:  # a step that reported no parameters: nothing to update
+            return
         self.optimizer.step(*args, **kwargs)
         self.optimizer.zero_grad(set_to_none=True)
 
@@ -151,13 +155,6 @@ def _monitor(model, guide, x: torch.Tensor, prefix: str = "") -> dict[str, float
     }
 
 
-def _model_dtype(module) -> torch.dtype | None:
-    if isinstance(module, torch.nn.Module):
-        for tensor in module.parameters():
-            return tensor.dtype
-    return None
-
-
 def fit(
     model: Callable,
     guide: Callable,
@@ -169,7 +166,7 @@ def fit(
     elbo: str = "meanfield",
     num_particles: int = 1,
     kl_weight: float | Callable[[int], float] = 1.0,
-    seed: int | None = 0,
+    seed: int | None = None,
     validation_data: torch.Tensor | None = None,
     monitor_size: int = 1024,
     max_plate_nesting: int = 1,
@@ -203,8 +200,9 @@ def fit(
         default) or ``"trace"`` (``Trace_ELBO``: Monte Carlo KL). Same expectation.
     :param int num_particles: samples of z per point and step, vectorized (default 1).
     :param kl_weight: β ≥ 0, a number or a function of the epoch (e.g. :func:`kl_warmup`).
-    :param int seed: seed for Pyro, torch and the batch order; ``None`` leaves the RNGs as
-        they are.
+    :param int seed: if given, ``pyro.set_rng_seed(seed)`` (torch, numpy and ``random``)
+        before training and a batch order drawn from it; default ``None`` leaves the global RNGs
+        alone and draws the batch order from torch's.
     :param torch.Tensor validation_data: held-out data monitored each epoch, or ``None``.
     :param int monitor_size: training points monitored each epoch (0 turns monitoring off).
     :param int max_plate_nesting: plates in the model (1 for the data plate alone).
@@ -229,13 +227,9 @@ def fit(
     if validation_data is not None:
         check_data(validation_data, "validation_data", dim=data.shape[1])
         check_model_data(model, validation_data, "validation_data")
-    for module, name in ((model, "model"), (guide, "guide")):
-        dtype = _model_dtype(module)
-        if dtype is not None and dtype != data.dtype:
-            raise TypeError(
-                f"data has dtype {data.dtype} but the {name}'s parameters are {dtype}; "
-                f"convert one of them explicitly (e.g. data.to({dtype}))"
-            )
+    check_dtypes(model, guide, data, "data")
+    if validation_data is not None:
+        check_dtypes(model, guide, validation_data, "validation_data")
 
     if seed is not None:
         pyro.set_rng_seed(seed)
@@ -260,6 +254,8 @@ def fit(
     )
     optimizer = optimizer or JointOptim(torch.optim.Adam, {"lr": lr})
     svi = SVI(scaled(model), scaled(guide), optimizer, loss_fn)
+    with torch.random.fork_rng(devices=[data.device] if data.device.type == "cuda" else []):
+        check_contract(model, guide, data[:2])  # before the first step, not after an epoch
 
     history = History()
     bar = tqdm(total=epochs * num_batches, disable=not progress, desc="fit", unit="step")

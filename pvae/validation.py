@@ -11,6 +11,7 @@ __all__ = [
     "check_binary",
     "check_choice",
     "check_data",
+    "check_dtypes",
     "check_model_data",
     "check_nonnegative_float",
     "check_positive_float",
@@ -119,3 +120,16 @@ def check_model_data(model, x: torch.Tensor, name: str) -> None:
     check = getattr(model, "check_data", None)
     if callable(check):
         check(x, name)
+
+
+def check_dtypes(model, guide, x: torch.Tensor, name: str) -> None:
+    """Check that ``x`` has the dtype of the parameters of ``model`` and ``guide`` (where they
+    are modules with parameters): torch would otherwise fail deep inside a matmul."""
+    for module, role in ((model, "model"), (guide, "guide")):
+        if isinstance(module, torch.nn.Module):
+            dtype = next((p.dtype for p in module.parameters()), None)
+            if dtype is not None and dtype != x.dtype:
+                raise TypeError(
+                    f"{name} has dtype {x.dtype} but the {role}'s parameters are {dtype}; "
+                    f"convert one of them explicitly (e.g. {name}.to({dtype}))"
+                )

@@ -68,6 +68,14 @@ def test_bad_input_exits_with_a_named_error(tmp_path, capsys):
     junk.write_bytes(b"nope")
     assert cli(f"evaluate {junk}") == 2
     assert "could not be read" in capsys.readouterr().err
+    model = pvae.build_model("normal-fixed", 64, 2, (8,))
+    bare = pvae.save(tmp_path / "bare.pt", model, pvae.build_guide("diag-normal", model, (8,)))
+    assert cli(f"evaluate {bare}") == 2
+    assert "config names no data set" in capsys.readouterr().err
+    assert cli("train --data linear-gaussian --dequantize") == 2
+    assert "--dequantize apply to --data digits" in capsys.readouterr().err
+    assert cli("train --model normal-network --variance-floor 0.01") == 2
+    assert "use normal-floor" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--hidden", "12,x"])
     assert "--hidden must be comma-separated integers" in capsys.readouterr().err

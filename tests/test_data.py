@@ -1,9 +1,9 @@
 """Bundled digits and synthetic linear-Gaussian data."""
 
 import torch
-from pvae.models import LinearGaussian
 
 from pvae.data import DIGITS_LEVELS, linear_gaussian_data, load_digits
+from pvae.models import LinearGaussian
 
 
 def test_digits_raw_scaled_to_unit_interval():
@@ -60,3 +60,10 @@ def test_maximum_likelihood_ppca_beats_perturbed_parameters():
             assert fitted.log_prob(data).mean().item() < best
         with torch.no_grad():
             parameter.copy_(original)
+
+
+def test_maximum_likelihood_keeps_the_data_dtype():
+    torch.set_default_dtype(torch.float32)
+    data = torch.randn(50, 4, dtype=torch.float64)
+    fitted = LinearGaussian.maximum_likelihood(data, 2)
+    assert {p.dtype for p in fitted.parameters()} == {torch.float64}

@@ -3,10 +3,10 @@
 import math
 
 import torch
-from pvae.guides import DiagNormalGuide, LinearGaussianPosterior
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
 import pvae
+from pvae.guides import DiagNormalGuide, LinearGaussianPosterior
 
 
 def closed_form_elbo(model, guide, x):

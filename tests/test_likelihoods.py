@@ -57,3 +57,19 @@ def test_shared_variance_is_one_learned_scalar():
     assert [name for name, _ in decoder.named_parameters() if "variance" in name] == [
         "raw_log_variance"
     ]
+
+
+def test_optimal_variance_for_evaluation_is_the_running_average_of_batch_optima():
+    # Eval mode must not depend on which batch came last: it uses the mean of the batches' γ*
+    # (the first ten; an exponential average after that).
+    decoder = NormalDecoder(2, 5, (4,), variance="optimal")
+    decoder.train()
+    z = torch.randn(8, 2)
+    optima = []
+    for shift in (0.0, 1.0, 3.0):
+        x = torch.rand(8, 5) + shift
+        decoder.x_dist(z, x)
+        optima.append((x - decoder.net(z)).pow(2).mean().item())
+    decoder.eval()
+    variance = decoder.x_dist(z).base_dist.scale.pow(2)
+    torch.testing.assert_close(variance, torch.full_like(variance, sum(optima) / 3))

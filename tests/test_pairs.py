@@ -1,14 +1,14 @@
 """Every (model, guide) pair pvae exports: one SVI step, gradients everywhere, save/load."""
 
 import numpy as np
-import pvae.guides
-import pvae.models
 import pyro
 import pytest
 import torch
 from pyro.infer import SVI, Trace_ELBO
 
 import pvae
+import pvae.guides
+import pvae.models
 from pvae.registry import GUIDES, MODELS, build_guide, build_model, compatible_guides
 
 DATA_DIM, LATENT_DIM, HIDDEN = 6, 2, (8,)

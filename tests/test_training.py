@@ -6,10 +6,10 @@ import math
 import pyro
 import pytest
 import torch
-from pvae.guides import DiagNormalGuide, LinearGaussianPosterior
 from pyro import poutine
 
 import pvae
+from pvae.guides import DiagNormalGuide, LinearGaussianPosterior
 from pvae.registry import build_guide, build_model
 from pvae.training import JointOptim, KLWeight, kl_warmup
 

@@ -4,13 +4,15 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
-from pvae.guides import LinearGaussianPosterior
 
 import pvae
+import pvae.guides
 from pvae.data import load_digits, split
+from pvae.guides import LinearGaussianPosterior
 from pvae.likelihoods import NormalDecoder
 from pvae.marginal import ContractError
 from pvae.registry import build_guide, build_model
+from pvae.training import kl_warmup
 
 
 @pytest.fixture
@@ -42,10 +44,15 @@ NAN[3, 2] = float("nan")
         ({"kl_weight": lambda e: -1.0}, ValueError, r"kl_weight\(0\) must be >= 0, got -1.0"),
         ({"monitor_size": -1}, ValueError, "monitor_size must be a non-negative integer, got -1"),
         ({"validation_data": torch.rand(5, 3)}, ValueError, "validation_data must have 4 columns"),
+        ({"validation_data": GOOD.float()}, TypeError, "validation_data has dtype torch.float32"),
+        ({"kl_weight": kl_warmup(3, start=0.5)}, None, None),
     ],
 )
 def test_fit_rejects(pair, kwargs, error, match):
     arguments = {"data": GOOD, "progress": False, **kwargs}
+    if error is None:  # the control: the same call with good arguments runs
+        pvae.fit(*pair, arguments.pop("data"), **arguments)
+        return
     with pytest.raises(error, match=match):
         pvae.fit(*pair, arguments.pop("data"), **arguments)
 
@@ -58,11 +65,12 @@ def test_fit_rejects(pair, kwargs, error, match):
         ({"chunk_size": 0}, "chunk_size must be a positive integer, got 0"),
         ({"proposal": "mixture"}, "proposal must be one of .* got 'mixture'"),
         ({"x": NAN}, r"x contains a non-finite value nan at index \[3, 2\]"),
+        ({"x": GOOD.float()}, "x has dtype torch.float32 but the model's parameters"),
     ],
 )
 def test_log_marginal_rejects(pair, kwargs, match):
     arguments = {"x": GOOD, "progress": False, **kwargs}
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):
         pvae.log_marginal(*pair, arguments.pop("x"), **arguments)
 
 
@@ -196,3 +204,27 @@ def test_checkpoint_errors(tmp_path, pair):
         pvae.load(other)
     with pytest.raises(ValueError, match=r"was not built by pvae\.build_model"):
         pvae.save(tmp_path / "x.pt", vae_model, pair[1])
+
+
+def test_schedule_and_encoder_arguments_are_checked():
+    with pytest.raises(ValueError, match=r"start must be in \[0, 1\], got 3"):
+        kl_warmup(2, start=3)
+    with pytest.raises(ValueError, match="scale_floor must be > 0, got -5"):
+        pvae.guides.DiagNormalGuide(4, 2, scale_floor=-5)
+
+
+def test_fit_checks_the_contract_before_the_first_step():
+    calls = []
+
+    def model(x):
+        calls.append(x.shape[0])
+        vae_model_without_x(x)
+
+    with pytest.raises(ContractError, match="must observe the data at a sample site named 'x'"):
+        pvae.fit(model, guide_without_plate, GOOD, epochs=3, batch_size=2, progress=False)
+    assert calls == [2]  # one check on two points, no training step
+
+
+def vae_model_without_x(x):
+    with pyro.plate("data", x.shape[0]):
+        pyro.sample("z", dist.Normal(0.0, 1.0).expand([2]).to_event(1))
