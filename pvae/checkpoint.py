@@ -24,6 +24,9 @@ class CheckpointError(ValueError):
 
 @dataclass
 class Checkpoint:
+    """What :func:`load` returns: the rebuilt ``model`` and ``guide`` (weights loaded), the
+    training ``history`` and the run's ``config``."""
+
     model: PyroModule
     guide: PyroModule
     history: list = field(default_factory=list)

@@ -313,18 +313,20 @@ def log_marginal(
     delta-method standard error [3] :math:`\mathrm{sd}(w)/(\sqrt{K}\,\bar w)` is itself
     unreliable when k̂ > 0.7 [2].
 
-    The modules are evaluated in eval mode without gradients, so evaluation never changes
-    parameters or buffers. Memory is bounded by ``chunk_size`` rows of model evaluations, not
+    ``model`` and ``guide``, where they are modules, are evaluated in eval mode without
+    gradients, so evaluation never changes their parameters or buffers (networks a plain
+    function closes over are the caller's to put in eval mode). Memory is bounded by ``chunk_size`` rows of model evaluations, not
     by K (plus K weights per point in flight).
 
     :param model: a model keeping the site contract of :mod:`pvae.models`.
     :param guide: its guide (ignored, and may be ``None``, for ``proposal="prior"``).
     :param torch.Tensor x: data, shape ``(n, d)``.
-    :param int num_samples: K, the number of importance samples per point (exactly).
-    :param int chunk_size: the most (sample, point) rows evaluated in one pass.
+    :param int num_samples: K, the number of importance samples per point, exactly
+        (default 1000).
+    :param int chunk_size: the most (sample, point) rows evaluated in one pass (default 16384).
     :param str proposal: ``"guide"`` (default) or ``"prior"``.
-    :param bool return_log_weights: also return the ``(n, K)`` log-weights.
-    :param bool progress: show a tqdm progress bar over the points.
+    :param bool return_log_weights: also return the ``(n, K)`` log-weights (default ``False``).
+    :param bool progress: show a tqdm progress bar over the points (default ``True``).
     :rtype: ImportanceEstimate
     :raises ContractError: if the pair does not keep the site contract.
 
@@ -377,6 +379,14 @@ def elbo_per_point(
 
     Estimated as the mean of ``num_samples`` log-weights; the standard error is their
     standard deviation over :math:`\sqrt{K}` (``nan`` for K = 1).
+
+    :param model: a model keeping the site contract of :mod:`pvae.models`.
+    :param guide: its guide.
+    :param torch.Tensor x: data, shape ``(n, d)``.
+    :param int num_samples: samples per point (default 100).
+    :param int chunk_size: the most (sample, point) rows evaluated in one pass (default 16384).
+    :param bool progress: show a tqdm progress bar (default ``False``: usually short).
+    :returns: ``(elbo, stderr)``, each shape ``(n,)``.
     """
     _check_estimator_args(model, x, num_samples, chunk_size, "guide", guide)
     means, errors = x.new_empty(x.shape[0]), x.new_full((x.shape[0],), math.nan)
@@ -408,6 +418,15 @@ def iwae_bound(
         \mathrm{ELBO} = \mathcal{L}_1 \le \mathcal{L}_K \le \mathcal{L}_{K+1} \le \log p(x),
 
     estimated by averaging ``num_repeats`` independent K-sample estimates.
+
+    :param model: a model keeping the site contract of :mod:`pvae.models`.
+    :param guide: its guide.
+    :param torch.Tensor x: data, shape ``(n, d)``.
+    :param int num_samples: K.
+    :param int num_repeats: independent K-sample estimates averaged (default 10).
+    :param int chunk_size: the most (sample, point) rows evaluated in one pass (default 16384).
+    :param bool progress: show a tqdm progress bar (default ``False``).
+    :returns: ``(bound, stderr)``, each shape ``(n,)``; ``stderr`` is ``nan`` for one repeat.
 
     [1] Burda, Y., Grosse, R. & Salakhutdinov, R. (2016). Importance Weighted Autoencoders. ICLR.
     """
@@ -443,7 +462,11 @@ def elbo_terms(
     the KL analytic where torch has it (as in ``TraceMeanField_ELBO``), else a one-sample
     estimate. Returns ``recon``, ``kl`` and ``elbo`` (shape ``(n,)``) and ``min_variance``, the
     smallest variance of a Normal likelihood at site ``"x"`` (``nan`` for other likelihoods).
-    At most ``chunk_size`` points are evaluated at once.
+
+    :param model: a model keeping the site contract of :mod:`pvae.models`.
+    :param guide: its guide.
+    :param torch.Tensor x: data, shape ``(n, d)``.
+    :param int chunk_size: the most points evaluated at once (default 16384).
     """
     check_data(x, "x")
     check_model_data(model, x, "x")

@@ -199,17 +199,19 @@ def fit(
     :param str elbo: ``"meanfield"`` (``TraceMeanField_ELBO``: analytic KL where it exists,
         default) or ``"trace"`` (``Trace_ELBO``: Monte Carlo KL). Same expectation.
     :param int num_particles: samples of z per point and step, vectorized (default 1).
-    :param kl_weight: β ≥ 0, a number or a function of the epoch (e.g. :func:`kl_warmup`).
+    :param kl_weight: β ≥ 0, a number or a function of the epoch (e.g. :func:`kl_warmup`);
+        default 1 (the ELBO).
     :param int seed: if given, ``pyro.set_rng_seed(seed)`` (torch, numpy and ``random``)
         before training and a batch order drawn from it; default ``None`` leaves the global RNGs
         alone and draws the batch order from torch's.
     :param torch.Tensor validation_data: held-out data monitored each epoch, or ``None``.
-    :param int monitor_size: training points monitored each epoch (0 turns monitoring off).
+    :param int monitor_size: training points monitored each epoch (default 1024; 0 turns
+        monitoring off).
     :param int max_plate_nesting: plates in the model (1 for the data plate alone).
     :param optimizer: a Pyro optimizer (any :class:`pyro.optim.PyroOptim`; then ``lr`` is
         not used), default :class:`JointOptim` ``(torch.optim.Adam, {"lr": lr})``, which
         updates like ``pyro.optim.Adam({"lr": lr})`` with less per-step overhead.
-    :param bool progress: show a tqdm progress bar.
+    :param bool progress: show a tqdm progress bar (default ``True``).
     :returns: the per-epoch :class:`History`.
     """
     check_data(data, "data")
