@@ -315,8 +315,8 @@ def log_marginal(
 
     ``model`` and ``guide``, where they are modules, are evaluated in eval mode without
     gradients, so evaluation never changes their parameters or buffers (networks a plain
-    function closes over are the caller's to put in eval mode). Memory is bounded by ``chunk_size`` rows of model evaluations, not
-    by K (plus K weights per point in flight).
+    function closes over are the caller's to put in eval mode). Memory is bounded by
+    ``chunk_size`` rows of model evaluations, not by K (plus K weights per point in flight).
 
     :param model: a model keeping the site contract of :mod:`pvae.models`.
     :param guide: its guide (ignored, and may be ``None``, for ``proposal="prior"``).
