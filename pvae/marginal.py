@@ -461,7 +461,9 @@ def elbo_terms(
 
     the KL analytic where torch has it (as in ``TraceMeanField_ELBO``), else a one-sample
     estimate. Returns ``recon``, ``kl`` and ``elbo`` (shape ``(n,)``) and ``min_variance``, the
-    smallest variance of a Normal likelihood at site ``"x"`` (``nan`` for other likelihoods).
+    smallest variance of a Normal likelihood at site ``"x"`` (``nan`` for other likelihoods),
+    with the row of ``x`` and the pixel where it occurs (``min_variance_point``,
+    ``min_variance_pixel``; −1 without a Normal likelihood).
 
     :param model: a model keeping the site contract of :mod:`pvae.models`.
     :param guide: its guide.
@@ -473,7 +475,12 @@ def elbo_terms(
     check_positive_int(chunk_size, "chunk_size")
     parts = [_elbo_terms(model, guide, block) for block in x.split(chunk_size)]
     terms = {key: torch.cat([part[key] for part in parts]) for key in ("recon", "kl", "elbo")}
-    terms["min_variance"] = torch.stack([part["min_variance"] for part in parts]).min()
+    minima = torch.stack([part["min_variance"] for part in parts])
+    # nan (no Normal likelihood) sorts last; the first chunk then stands for all
+    best = int(torch.nan_to_num(minima, nan=math.inf).argmin())
+    terms["min_variance"] = minima[best]
+    terms["min_variance_point"] = parts[best]["min_variance_point"] + best * chunk_size
+    terms["min_variance_pixel"] = parts[best]["min_variance_pixel"]
     return terms
 
 
@@ -494,17 +501,26 @@ def _elbo_terms(model: Callable, guide: Callable, x: torch.Tensor) -> dict[str, 
             except NotImplementedError:
                 site_kl = _site_log_prob(q_site, num_rows) - _site_log_prob(site, num_rows)
             kl = kl + site_kl.expand(num_rows)
+        variance, point, pixel = _min_variance(model_trace.nodes["x"]["fn"], x)
         return {
             "recon": recon,
             "kl": kl,
             "elbo": recon - kl,
-            "min_variance": _min_variance(model_trace.nodes["x"]["fn"], x),
+            "min_variance": variance,
+            "min_variance_point": point,
+            "min_variance_pixel": pixel,
         }
 
 
-def _min_variance(fn, x: torch.Tensor) -> torch.Tensor:
+def _min_variance(fn, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+    """The smallest variance of a Normal likelihood and its (row, pixel) in ``x``."""
     while hasattr(fn, "base_dist"):
         fn = fn.base_dist
     if isinstance(fn, torch.distributions.Normal):
-        return fn.scale.min().pow(2)
-    return x.new_tensor(math.nan)
+        variance = fn.scale.expand_as(x).pow(2)
+    elif hasattr(fn, "log_variance"):  # pvae.constructions.NormalLogVariance
+        variance = fn.log_variance.expand_as(x).exp()
+    else:
+        return x.new_tensor(math.nan), -1, -1
+    point, pixel = divmod(int(variance.argmin()), x.shape[-1])
+    return variance[point, pixel], point, pixel

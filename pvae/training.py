@@ -26,6 +26,7 @@ from pvae.validation import (
     check_positive_float,
     check_positive_int,
 )
+from pvae.watchdog import Watchdog
 
 __all__ = ["ELBOS", "History", "KLWeight", "fit", "kl_warmup"]
 
@@ -134,8 +135,9 @@ class History(list):
     ``epoch``, ``loss`` (the training objective per point, averaged over the epoch's steps,
     with the KL weight), ``kl_weight``, and, on the fixed monitoring subset of the training
     data, ``elbo``, ``recon``, ``kl`` (nats per point, KL weight 1) and ``min_variance`` (the
-    smallest decoder variance, ``nan`` without a Normal likelihood); with validation data the
-    same four prefixed ``val_``.
+    smallest decoder variance, ``nan`` without a Normal likelihood, with
+    ``min_variance_point`` and ``min_variance_pixel``, the monitored row and pixel where it
+    occurs); with validation data the same prefixed ``val_``.
     """
 
     def column(self, key: str) -> np.ndarray:
@@ -150,7 +152,7 @@ def _monitor(model, guide, x: torch.Tensor, prefix: str = "") -> dict[str, float
     with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
         terms = elbo_terms(model, guide, x)
     return {
-        f"{prefix}{key}": (value.mean() if key != "min_variance" else value).item()
+        f"{prefix}{key}": value.mean().item() if isinstance(value, torch.Tensor) else value
         for key, value in terms.items()
     }
 
@@ -171,6 +173,7 @@ def fit(
     monitor_size: int = 1024,
     max_plate_nesting: int = 1,
     optimizer: pyro.optim.PyroOptim | None = None,
+    watchdog: bool | Watchdog = True,
     progress: bool = True,
 ) -> History:
     r"""Fit ``model`` and ``guide`` to ``data`` by maximising the ELBO with Pyro's SVI.
@@ -211,6 +214,10 @@ def fit(
     :param optimizer: a Pyro optimizer (any :class:`pyro.optim.PyroOptim`; then ``lr`` is
         not used), default :class:`JointOptim` ``(torch.optim.Adam, {"lr": lr})``, which
         updates like ``pyro.optim.Adam({"lr": lr})`` with less per-step overhead.
+    :param watchdog: warn (:class:`~pvae.watchdog.IllPosedWarning`, once) when the monitoring
+        shows the signature of an unbounded likelihood: ``True`` (default) for a
+        :class:`~pvae.watchdog.Watchdog` with its defaults, a configured ``Watchdog``, or
+        ``False``. Needs monitoring (``monitor_size > 0``).
     :param bool progress: show a tqdm progress bar (default ``True``).
     :returns: the per-epoch :class:`History`.
     """
@@ -240,7 +247,10 @@ def fit(
     num_points = data.shape[0]
     batch_size = min(batch_size, num_points)
     num_batches = math.ceil(num_points / batch_size)
-    monitor = data[torch.randperm(num_points, generator=generator)[:monitor_size]]
+    monitor_index = torch.randperm(num_points, generator=generator)[:monitor_size]
+    monitor = data[monitor_index.to(data.device)]
+    if watchdog is True:
+        watchdog = Watchdog()
 
     def scaled(program):
         def run(x, scale, beta):
@@ -282,6 +292,8 @@ def fit(
             if validation_data is not None:
                 record.update(_monitor(model, guide, validation_data, prefix="val_"))
             history.append(record)
+            if watchdog and monitor_size:
+                watchdog.check(history, monitor_index)
             logger.info("epoch %d: %s", epoch + 1, record)
             bar.set_postfix(
                 {k: f"{record[k]:.4g}" for k in ("loss", "elbo", "val_elbo") if k in record}
