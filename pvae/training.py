@@ -147,9 +147,13 @@ class History(list):
         return np.array([record[key] for record in self], dtype=float)
 
 
+def _forked_rng(x: torch.Tensor):
+    return torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else [])
+
+
 def _monitor(model, guide, x: torch.Tensor, prefix: str = "") -> dict[str, float]:
     # A forked RNG: monitoring (or not, or on other data) leaves the training draws unchanged.
-    with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+    with _forked_rng(x):
         terms = elbo_terms(model, guide, x)
     return {
         f"{prefix}{key}": value.mean().item() if isinstance(value, torch.Tensor) else value
@@ -174,6 +178,7 @@ def fit(
     max_plate_nesting: int = 1,
     optimizer: pyro.optim.PyroOptim | None = None,
     watchdog: bool | Watchdog = True,
+    callback: Callable[[dict], None] | None = None,
     progress: bool = True,
 ) -> History:
     r"""Fit ``model`` and ``guide`` to ``data`` by maximising the ELBO with Pyro's SVI.
@@ -218,6 +223,9 @@ def fit(
         shows the signature of an unbounded likelihood: ``True`` (default) for a
         :class:`~pvae.watchdog.Watchdog` with its defaults, a configured ``Watchdog``, or
         ``False``. Needs monitoring (``monitor_size > 0``).
+    :param callback: called with each epoch's record after monitoring, before the watchdog;
+        it may add entries (e.g. an importance-sampled log p(x)), which then appear in the
+        history. It runs on a forked RNG like the monitoring, so it does not change training.
     :param bool progress: show a tqdm progress bar (default ``True``).
     :returns: the per-epoch :class:`History`.
     """
@@ -266,7 +274,7 @@ def fit(
     )
     optimizer = optimizer or JointOptim(torch.optim.Adam, {"lr": lr})
     svi = SVI(scaled(model), scaled(guide), optimizer, loss_fn)
-    with torch.random.fork_rng(devices=[data.device] if data.device.type == "cuda" else []):
+    with _forked_rng(data):
         check_contract(model, guide, data[:2])  # before the first step, not after an epoch
 
     history = History()
@@ -291,6 +299,9 @@ def fit(
                 record.update(_monitor(model, guide, monitor))
             if validation_data is not None:
                 record.update(_monitor(model, guide, validation_data, prefix="val_"))
+            if callback is not None:
+                with _forked_rng(data):
+                    callback(record)
             history.append(record)
             if watchdog and monitor_size:
                 watchdog.check(history, monitor_index)
