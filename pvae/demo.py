@@ -175,7 +175,7 @@ def run_demo(out_dir, *, settings: DemoSettings | None = None, progress: bool = 
 
 
 def construction_table(
-    points: torch.Tensor, *, variance_floor: float, sharpness=(0, 10, 20, 40, 80, 160)
+    points: torch.Tensor, *, variance_floor: float, sharpness=(0, 100, 200, 400, 800, 1600)
 ) -> list[dict]:
     """log p̂(X) of the data set ``points`` (importance-sampled per point with the prior as
     proposal, summed) under the Mattei–Frellsen sequence

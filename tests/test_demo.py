@@ -46,7 +46,7 @@ def test_demo_bounds_hold(demo):
 def test_demo_construction_grows_with_slope_d_over_2_and_floored_stays_bounded(demo):
     out, _ = demo
     rows = {row["k"]: row for row in json.loads((out / "construction.json").read_text())}
-    slope = (rows[40]["free_log_px"] - rows[20]["free_log_px"]) / 20
+    slope = (rows[400]["free_log_px"] - rows[200]["free_log_px"]) / 200
     assert slope == pytest.approx(32, rel=0.02)
     assert all(row["floored_log_px"] <= row["bound"] for row in rows.values())
-    assert rows[160]["free_log_px"] > rows[160]["bound"]  # past what any floored model reaches
+    assert rows[1600]["free_log_px"] > rows[1600]["bound"]  # past what any floored model reaches
