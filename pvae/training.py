@@ -79,12 +79,23 @@ class JointOptim(PyroOptim):
     :param optim_constructor: a :class:`torch.optim.Optimizer` class, e.g. ``torch.optim.Adam``.
     :param dict optim_args: its keyword arguments, e.g. ``{"lr": 1e-3}`` (one dict for every
         parameter; per-parameter callables are what ``pyro.optim`` is for).
+    :param float lr_decay: multiply the learning rate by this factor after every step
+        (default 1: constant), like ``pyro.optim.ClippedAdam``'s ``lrd``.
     """
 
-    def __init__(self, optim_constructor: type[torch.optim.Optimizer], optim_args: dict):
+    def __init__(
+        self,
+        optim_constructor: type[torch.optim.Optimizer],
+        optim_args: dict,
+        *,
+        lr_decay: float = 1.0,
+    ):
         if not isinstance(optim_args, dict):
             raise TypeError(f"optim_args must be a dict, got {type(optim_args).__name__}")
+        if not 0 < check_positive_float(lr_decay, "lr_decay") <= 1:
+            raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay!r}")
         super().__init__(optim_constructor, optim_args)
+        self.lr_decay = lr_decay
         self.optimizer: torch.optim.Optimizer | None = None
         self._seen: set[torch.Tensor] = set()
 
@@ -101,6 +112,9 @@ class JointOptim(PyroOptim):
             return
         self.optimizer.step(*args, **kwargs)
         self.optimizer.zero_grad(set_to_none=True)
+        if self.lr_decay != 1:
+            for group in self.optimizer.param_groups:
+                group["lr"] *= self.lr_decay
 
     def get_state(self) -> dict:
         """Optimizer state per parameter, keyed by Pyro param name like ``PyroOptim``'s."""

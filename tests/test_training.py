@@ -240,3 +240,30 @@ def test_joint_optimizer_state_round_trips_through_pyro_param_names(ppca):
     for a, b in zip(straight, resumed, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     assert not all(torch.allclose(a, b) for a, b in zip(straight, restarted, strict=True))
+
+
+def test_joint_optimizer_lr_decay_is_geometric():
+    # After n steps the learning rate is lr·decay^n (exactly, up to float rounding).
+    model = build_model("normal-shared", 6, 2, (8,))
+    guide = build_guide("diag-normal", model, (8,))
+    optimizer = JointOptim(torch.optim.Adam, {"lr": 1e-2}, lr_decay=0.9)
+    pvae.fit(
+        model,
+        guide,
+        torch.rand(64, 6),
+        epochs=2,
+        batch_size=16,
+        optimizer=optimizer,
+        monitor_size=0,
+        progress=False,
+    )
+    assert optimizer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-2 * 0.9**8, rel=1e-12)
+    decayed, constant = train_copies(
+        [
+            lambda: JointOptim(torch.optim.Adam, {"lr": 1e-2}, lr_decay=0.5),
+            lambda: JointOptim(torch.optim.Adam, {"lr": 1e-2}),
+        ]
+    )
+    assert not all(torch.allclose(a, b) for a, b in zip(decayed, constant, strict=True))
+    with pytest.raises(ValueError, match=r"lr_decay must be in \(0, 1\], got 1.5"):
+        JointOptim(torch.optim.Adam, {"lr": 1e-2}, lr_decay=1.5)
