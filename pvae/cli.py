@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import sys
@@ -15,6 +14,7 @@ from pvae import checkpoint
 from pvae.data import linear_gaussian_data, load_digits
 from pvae.marginal import log_marginal
 from pvae.registry import GUIDES, MODELS, build_guide, build_model
+from pvae.tables import write_table
 from pvae.training import ELBOS, fit
 
 __all__ = ["load_data", "main"]
@@ -176,19 +176,8 @@ def _train(args) -> int:
 
     figure = plot_history(history, title=f"{args.model} / {args.guide} on {args.data}")
     figure.savefig(path.with_suffix(".png"), dpi=120)
-    _write_table(path.with_suffix(".history.csv"), list(history))
+    write_table(path.with_suffix(".history.csv"), list(history))
     return 0
-
-
-def _write_table(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".json":
-        path.write_text(json.dumps(rows, indent=2) + "\n")
-        return
-    with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def _demo(args) -> int:
@@ -238,7 +227,7 @@ def _evaluate(args) -> int:
     )
     print(_format_table(rows))
     if args.table:
-        _write_table(args.table, rows)
+        write_table(args.table, rows)
     return 0
 
 

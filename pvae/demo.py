@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -20,6 +19,7 @@ from tqdm import tqdm
 from pvae.data import Split, load_digits
 from pvae.marginal import log_marginal
 from pvae.registry import build_guide, build_model
+from pvae.tables import write_table
 from pvae.training import JointOptim, fit
 from pvae.validation import check_positive_int
 from pvae.watchdog import IllPosedWarning
@@ -330,10 +330,7 @@ def plot_construction(rows: list[dict]) -> Figure:
 
 
 def write_outputs(out: Path, rows, runs, settings: DemoSettings, construction) -> None:
-    with (out / "demo.csv").open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_table(out / "demo.csv", rows)
     (out / "demo.json").write_text(
         json.dumps({"settings": vars(settings), "rows": rows}, indent=2, default=list) + "\n"
     )
