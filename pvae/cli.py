@@ -102,7 +102,14 @@ def _parser() -> argparse.ArgumentParser:
         help="is the Gaussian VAE well-posed? train five likelihoods, print a table, write "
         "demo.png",
     )
-    demo.add_argument("--data", default="digits", choices=("digits",), help="data set")
+    demo.add_argument(
+        "--data",
+        default="digits",
+        help="'digits' (bundled) or a .npy/.npz file of integer grey levels, (n, d) or (n, h, w)",
+    )
+    demo.add_argument(
+        "--levels", type=_positive(int), default=256, help="grey levels of a --data file"
+    )
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="results folder")
     demo.add_argument("--epochs", type=_positive(int), default=40)
     demo.add_argument("--seed", type=int, default=0)
@@ -183,14 +190,15 @@ def _train(args) -> int:
 def _demo(args) -> int:
     from pvae.demo import DemoSettings, format_construction, format_table, run_demo
 
-    settings = DemoSettings(epochs=args.epochs, seed=args.seed)
+    data = {"data": args.data, "num_levels": args.levels, "seed": args.seed}
+    settings = DemoSettings(epochs=args.epochs, **data)
     if args.quick:
-        settings = DemoSettings(epochs=3, num_points=20, num_samples=20, seed=args.seed)
+        settings = DemoSettings(epochs=3, num_points=20, num_samples=20, **data)
     rows = run_demo(args.out, settings=settings, progress=not args.no_progress)
     print(
         f"\nIs the Gaussian VAE well-posed? {settings.epochs} epochs each, log p̂(x) in nats per "
         f"point (K = {settings.num_samples}, {settings.num_points} training and "
-        f"{settings.num_points} held-out digits), trend = slope of the training log p̂ over the "
+        f"{settings.num_points} held-out points), trend = slope of the training log p̂ over the "
         "last 5 epochs, bound = the largest log p(x) the likelihood allows:\n"
     )
     print(format_table(rows))

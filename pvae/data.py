@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -58,6 +59,58 @@ def split(
     )
 
 
+def from_levels(
+    levels: torch.Tensor,
+    num_levels: int,
+    labels: torch.Tensor | None = None,
+    *,
+    binarize: bool = False,
+    dequantize: bool = False,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> Split:
+    r"""A train/held-out split of images given as integer grey levels ``0..num_levels − 1``.
+
+    By default the levels are scaled to [0, 1] as :math:`x / (L - 1)`. Options:
+
+    - ``dequantize=True``: uniform dequantization [1], :math:`(x + u) / L` with
+      :math:`u \sim U[0, 1)` per pixel (drawn once, with ``seed``), so values lie in [0, 1) and a
+      continuous density cannot grow without bound merely because the data are discrete;
+    - ``binarize=True``: :math:`x / (L - 1) > 0.5` as 0/1 values, for Bernoulli likelihoods.
+
+    :param torch.Tensor levels: floating-point tensor ``(n, d)`` of whole numbers in
+        ``[0, num_levels − 1]``.
+    :param int num_levels: L, the number of grey levels (17 for sklearn's digits, 256 for 8-bit).
+    :param labels: class labels, one per image, or ``None``.
+    :param float test_fraction: held-out share (default 0.2).
+    :param int seed: seed of the shuffle and of the dequantization noise.
+
+    [1] Theis, L., van den Oord, A. & Bethge, M. (2016). A note on the evaluation of generative
+        models. ICLR.
+    """
+    check_data(levels, "levels")
+    if isinstance(num_levels, bool) or not isinstance(num_levels, int) or num_levels < 2:
+        raise ValueError(f"num_levels must be an integer >= 2, got {num_levels!r}")
+    if binarize and dequantize:
+        raise ValueError("binarize and dequantize exclude each other; choose one")
+    bad = (levels != levels.round()) | (levels < 0) | (levels > num_levels - 1)
+    if bool(bad.any()):
+        row, col = (int(i) for i in bad.nonzero()[0])
+        raise ValueError(
+            f"levels must be whole numbers in [0, {num_levels - 1}] (num_levels={num_levels}), "
+            f"but levels[{row}, {col}] = {levels[row, col].item():g}"
+        )
+    if dequantize:
+        generator = torch.Generator().manual_seed(seed)
+        noise = torch.rand(levels.shape, generator=generator, dtype=levels.dtype)
+        data = (levels + noise) / num_levels
+    elif binarize:
+        data = (levels / (num_levels - 1) > 0.5).to(levels.dtype)
+    else:
+        data = levels / (num_levels - 1)
+    return split(data, labels, test_fraction=test_fraction, seed=seed)
+
+
 def load_digits(
     *,
     binarize: bool = False,
@@ -66,39 +119,74 @@ def load_digits(
     seed: int = 0,
     dtype: torch.dtype | None = None,
 ) -> Split:
-    r"""sklearn's bundled handwritten digits (1,797 images of 8×8 = 64 pixels, no download).
+    """sklearn's bundled handwritten digits (1,797 images of 8×8 = 64 pixels, no download),
+    17 grey levels, split and scaled by :func:`from_levels` (see there for ``binarize``,
+    ``dequantize``, ``test_fraction`` and ``seed``).
 
-    Pixels take the 17 grey levels 0..16. By default they are scaled to [0, 1] as
-    :math:`x / 16`. Options:
-
-    - ``dequantize=True``: uniform dequantization [1], :math:`(x + u) / 17` with
-      :math:`u \sim U[0, 1)` per pixel (drawn once, with ``seed``), so values lie in [0, 1) and a
-      continuous density cannot grow without bound merely because the data are discrete.
-    - ``binarize=True``: :math:`x / 16 > 0.5` as 0/1 values, for Bernoulli likelihoods.
-
-    :param float test_fraction: held-out share (default 0.2).
-    :param int seed: seed of the shuffle and of the dequantization noise.
     :param dtype: tensor dtype (default: torch's default dtype).
-
-    [1] Theis, L., van den Oord, A. & Bethge, M. (2016). A note on the evaluation of generative
-        models. ICLR.
     """
     from sklearn.datasets import load_digits as sklearn_digits
 
-    if binarize and dequantize:
-        raise ValueError("binarize and dequantize exclude each other; choose one")
-    dtype = dtype or torch.get_default_dtype()
     bunch = sklearn_digits()
-    levels = torch.as_tensor(bunch.data, dtype=dtype)
-    labels = torch.as_tensor(bunch.target)
-    if dequantize:
-        noise = torch.rand(levels.shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
-        data = (levels + noise) / DIGITS_LEVELS
-    elif binarize:
-        data = (levels / (DIGITS_LEVELS - 1) > 0.5).to(dtype)
+    levels = torch.as_tensor(bunch.data, dtype=dtype or torch.get_default_dtype())
+    return from_levels(
+        levels,
+        DIGITS_LEVELS,
+        torch.as_tensor(bunch.target),
+        binarize=binarize,
+        dequantize=dequantize,
+        test_fraction=test_fraction,
+        seed=seed,
+    )
+
+
+def load_array(
+    path,
+    num_levels: int = 256,
+    *,
+    binarize: bool = False,
+    dequantize: bool = False,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+) -> Split:
+    """Images stored as a NumPy file of integer grey levels: ``.npy`` with one array of shape
+    ``(n, d)`` (or ``(n, h, w)``, flattened), or ``.npz`` with that array under ``x`` (and
+    optional labels under ``y``); split and scaled by :func:`from_levels`.
+
+    :param path: the ``.npy`` or ``.npz`` file.
+    :param int num_levels: grey levels (default 256: 8-bit images).
+    """
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {str(path)!r} does not exist")
+    if path.suffix not in (".npy", ".npz"):
+        raise ValueError(f"data file must be .npy or .npz, got {str(path)!r}")
+    labels = None
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            if "x" not in archive:
+                raise ValueError(f"{str(path)!r} has no array 'x' (it has {sorted(archive.files)})")
+            array = archive["x"]
+            labels = torch.as_tensor(archive["y"]) if "y" in archive else None
     else:
-        data = levels / (DIGITS_LEVELS - 1)
-    return split(data, labels, test_fraction=test_fraction, seed=seed)
+        array = np.load(path, allow_pickle=False)
+    if array.ndim < 2:
+        raise ValueError(f"data in {str(path)!r} must be (n, d) or (n, h, w), got {array.shape}")
+    levels = torch.as_tensor(
+        array.reshape(len(array), -1), dtype=dtype or torch.get_default_dtype()
+    )
+    return from_levels(
+        levels,
+        num_levels,
+        labels,
+        binarize=binarize,
+        dequantize=dequantize,
+        test_fraction=test_fraction,
+        seed=seed,
+    )
 
 
 def linear_gaussian_data(

@@ -1,6 +1,7 @@
 """The pvae command line, and the install layout (pvae.models / pvae.guides)."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,20 @@ def test_installed_names():
 
     assert pvae.models.__name__ == "pvae.models" and pvae.guides.__name__ == "pvae.guides"
     assert Path(pvae.models.__file__).parent == ROOT / "models"
+
+
+@pytest.mark.slow
+def test_demo_on_a_user_data_file(tmp_path, capsys):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    images = np.where(rng.random((300, 4, 4)) < 0.5, 0, rng.integers(0, 8, size=(300, 4, 4)))
+    np.save(tmp_path / "tiny.npy", images)
+    assert cli(f"demo --data {tmp_path / 'tiny.npy'} --levels 8 --quick --out {tmp_path}") == 0
+    out = capsys.readouterr().out
+    assert "per-pixel σ²(z)" in out and "Mattei–Frellsen" in out
+    rows = json.loads((tmp_path / "demo.json").read_text())["rows"]
+    assert len(rows) == 10
+    bound = -8 * math.log(2 * math.pi * 1e-3)  # d = 16 pixels, ξ = 1e-3
+    floored = [row for row in rows if row["variant"] == "per-pixel, floor ξ"]
+    assert all(row["bound"] == pytest.approx(bound) for row in floored)

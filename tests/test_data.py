@@ -1,5 +1,6 @@
 """Bundled digits and synthetic linear-Gaussian data."""
 
+import pytest
 import torch
 
 from pvae.data import DIGITS_LEVELS, linear_gaussian_data, load_digits
@@ -67,3 +68,40 @@ def test_maximum_likelihood_keeps_the_data_dtype():
     data = torch.randn(50, 4, dtype=torch.float64)
     fitted = LinearGaussian.maximum_likelihood(data, 2)
     assert {p.dtype for p in fitted.parameters()} == {torch.float64}
+
+
+def test_from_levels_rejects_what_is_not_a_grey_level():
+    from pvae.data import from_levels
+
+    levels = torch.tensor([[0.0, 3.0], [1.0, 2.0]])
+    with pytest.raises(ValueError, match=r"levels\[0, 1\] = 3"):
+        from_levels(levels, 3)
+    with pytest.raises(ValueError, match=r"levels\[1, 1\] = 1.5"):
+        from_levels(torch.tensor([[0.0, 1.0], [1.0, 1.5]]), 4)
+    with pytest.raises(ValueError, match="num_levels must be an integer >= 2, got 1"):
+        from_levels(levels, 1)
+
+
+def test_load_array_round_trips_npy_and_npz(tmp_path):
+    import numpy as np
+
+    from pvae.data import load_array
+
+    images = np.random.default_rng(0).integers(0, 4, size=(50, 3, 5))
+    np.save(tmp_path / "images.npy", images)
+    np.savez(tmp_path / "images.npz", x=images, y=np.arange(50) % 3)
+    from_npy = load_array(tmp_path / "images.npy", 4, test_fraction=0.2, seed=1)
+    from_npz = load_array(tmp_path / "images.npz", 4, test_fraction=0.2, seed=1)
+    assert from_npy.train.shape == (40, 15) and from_npy.test.shape == (10, 15)
+    assert torch.equal(from_npy.train, from_npz.train)
+    assert from_npz.train_labels is not None and from_npy.train_labels is None
+    # The same split and scaling as the digits loader: levels / (L − 1).
+    all_rows = {tuple((row * 3).round().long().tolist()) for row in from_npy.train}
+    assert all_rows <= {tuple(image.reshape(-1).tolist()) for image in images}
+    noisy = load_array(tmp_path / "images.npy", 4, dequantize=True, seed=1)
+    torch.testing.assert_close(torch.floor(noisy.train * 4), from_npy.train * 3)
+    np.savez(tmp_path / "bad.npz", data=images)
+    with pytest.raises(ValueError, match="has no array 'x'"):
+        load_array(tmp_path / "bad.npz", 4)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_array(tmp_path / "missing.npy")
