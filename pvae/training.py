@@ -273,6 +273,8 @@ def fit(
     monitor = data[monitor_index.to(data.device)]
     if watchdog is True:
         watchdog = Watchdog()
+    elif watchdog:
+        watchdog.reset()
 
     def scaled(program):
         def run(x, scale, beta):

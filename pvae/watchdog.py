@@ -24,9 +24,10 @@ class Watchdog:
     r"""Watches :func:`pvae.fit`'s per-epoch records for an unbounded likelihood [1]:
 
     - **variance collapse**: the smallest decoder variance on the monitored training points
-      fell below ``variance_threshold``. A Normal decoder with a learned per-pixel variance can
-      raise the likelihood without limit by shrinking the variance where its mean fits a point
-      exactly (or where a pixel is constant in the data);
+      fell during training to below ``variance_threshold`` (a variance that was that small
+      from the start, such as a fixed one, is not a collapse). A Normal decoder with a learned
+      per-pixel variance can raise the likelihood without limit by shrinking the variance where
+      its mean fits a point exactly (or where a pixel is constant in the data);
     - **divergence**: over the last ``patience`` epochs the training ELBO rose every epoch while
       the held-out ELBO fell every epoch (needs validation data).
 
@@ -48,12 +49,18 @@ class Watchdog:
         self.patience = check_positive_int(patience, "patience")
         self.warned: set[str] = set()
 
+    def reset(self) -> None:
+        """Forget earlier warnings (:func:`pvae.fit` calls this when it starts)."""
+        self.warned.clear()
+
     def check(self, history, point_index=None) -> None:
         """Inspect the newest record of ``history``; ``point_index`` maps a monitored row to
         its index in the training data."""
         record = history[-1]
         variance = record.get("min_variance", float("nan"))
-        if "variance" not in self.warned and variance < self.variance_threshold:
+        # A variance that *fell* below the threshold: a fixed small variance is bounded.
+        fell = variance < history[0].get("min_variance", float("nan"))
+        if "variance" not in self.warned and variance < self.variance_threshold and fell:
             self.warned.add("variance")
             row = record["min_variance_point"]
             point = int(point_index[row]) if point_index is not None else row

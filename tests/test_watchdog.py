@@ -73,3 +73,29 @@ def test_divergence_rule_needs_patience_epochs_of_opposite_trends():
                 quiet.check(history[:end])
     with pytest.raises(ValueError, match="patience must be a positive integer, got 0"):
         Watchdog(patience=0)
+
+
+def test_silent_on_a_small_fixed_variance_and_once_per_fit_call(raw_digits):
+    # A fixed variance is bounded however small: only a variance that falls is a collapse.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IllPosedWarning)
+        torch.manual_seed(0)
+        model = pvae.build_model("normal-fixed", 64, 4, (16,), scale=1e-3)
+        guide = pvae.build_guide("diag-normal", model, (16,))
+        pvae.fit(model, guide, raw_digits, epochs=2, progress=False)
+    watchdog = Watchdog()
+    for _ in range(2):  # a reused Watchdog warns again in a new fit call
+        torch.manual_seed(0)
+        model = pvae.build_model("normal-network", 64, 4, (64,))
+        guide = pvae.build_guide("diag-normal", model, (64,))
+        with pytest.warns(IllPosedWarning):
+            pvae.fit(
+                model,
+                guide,
+                raw_digits,
+                epochs=10,
+                lr=1e-2,
+                seed=0,
+                watchdog=watchdog,
+                progress=False,
+            )
