@@ -108,10 +108,10 @@ def _parser() -> argparse.ArgumentParser:
         help="'digits' (bundled) or a .npy/.npz file of integer grey levels, (n, d) or (n, h, w)",
     )
     demo.add_argument(
-        "--levels", type=_positive(int), default=256, help="grey levels of a --data file"
+        "--levels", type=_positive(int), help="grey levels of a --data file (default 256)"
     )
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="results folder")
-    demo.add_argument("--epochs", type=_positive(int), default=40)
+    demo.add_argument("--epochs", type=_positive(int), help="epochs per variant (default 40)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument(
         "--quick", action="store_true", help="a seconds-long smoke run (3 epochs, 20 points)"
@@ -190,8 +190,12 @@ def _train(args) -> int:
 def _demo(args) -> int:
     from pvae.demo import DemoSettings, format_construction, format_table, run_demo
 
-    data = {"data": args.data, "num_levels": args.levels, "seed": args.seed}
-    settings = DemoSettings(epochs=args.epochs, **data)
+    if args.data == "digits" and args.levels is not None:
+        raise ValueError("--levels applies to a --data file; the digits have 17 grey levels")
+    if args.quick and args.epochs is not None:
+        raise ValueError("--quick runs 3 epochs; leave out --epochs or --quick")
+    data = {"data": args.data, "num_levels": args.levels or 256, "seed": args.seed}
+    settings = DemoSettings(epochs=args.epochs or 40, **data)
     if args.quick:
         settings = DemoSettings(epochs=3, num_points=20, num_samples=20, **data)
     rows = run_demo(args.out, settings=settings, progress=not args.no_progress)

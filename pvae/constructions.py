@@ -65,8 +65,13 @@ class NormalLogVariance(TorchDistribution):
         if self._validate_args:
             self._validate_sample(value)
         difference = value - self.loc
-        scaled = difference.pow(2) * torch.exp(-self.log_variance)
-        scaled = torch.where(difference == 0, torch.zeros_like(scaled), scaled)
+        exact = difference == 0
+        # Both branches of a where are differentiated: keep 0·inf out of the unused one too.
+        safe_log_variance = torch.where(
+            exact, torch.zeros_like(self.log_variance), self.log_variance
+        )
+        scaled = difference.pow(2) * torch.exp(-safe_log_variance)
+        scaled = torch.where(exact, torch.zeros_like(scaled), scaled)
         return -0.5 * (math.log(2 * math.pi) + self.log_variance + scaled)
 
 

@@ -9,7 +9,15 @@ import torch
 
 from pvae.validation import check_data, check_positive_float, check_positive_int
 
-__all__ = ["DIGITS_LEVELS", "Split", "linear_gaussian_data", "load_digits", "split"]
+__all__ = [
+    "DIGITS_LEVELS",
+    "Split",
+    "from_levels",
+    "linear_gaussian_data",
+    "load_array",
+    "load_digits",
+    "split",
+]
 
 DIGITS_LEVELS = 17  # sklearn's digits are 8x8 images with grey levels 0..16
 
@@ -151,8 +159,9 @@ def load_array(
     dtype: torch.dtype | None = None,
 ) -> Split:
     """Images stored as a NumPy file of integer grey levels: ``.npy`` with one array of shape
-    ``(n, d)`` (or ``(n, h, w)``, flattened), or ``.npz`` with that array under ``x`` (and
-    optional labels under ``y``); split and scaled by :func:`from_levels`.
+    ``(n, ...)`` (each image flattened to a row), or ``.npz`` with that array under ``x`` (and
+    optional labels under ``y``); split and scaled by :func:`from_levels`. Binary images are
+    ``num_levels=2``.
 
     :param path: the ``.npy`` or ``.npz`` file.
     :param int num_levels: grey levels (default 256: 8-bit images).
@@ -173,8 +182,11 @@ def load_array(
             labels = torch.as_tensor(archive["y"]) if "y" in archive else None
     else:
         array = np.load(path, allow_pickle=False)
-    if array.ndim < 2:
-        raise ValueError(f"data in {str(path)!r} must be (n, d) or (n, h, w), got {array.shape}")
+    if array.ndim < 2 or array.size == 0:
+        raise ValueError(
+            f"data in {str(path)!r} must be a non-empty (n, ...) array of images, "
+            f"got shape {array.shape}"
+        )
     levels = torch.as_tensor(
         array.reshape(len(array), -1), dtype=dtype or torch.get_default_dtype()
     )

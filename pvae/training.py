@@ -104,8 +104,10 @@ class JointOptim(PyroOptim):
         if new:
             if self.optimizer is None:
                 self.optimizer = self.pt_optim_constructor(new, **self.pt_optim_args)
-            else:
-                self.optimizer.add_param_group({"params": new})
+            else:  # at the current (decayed) rate, like the parameters already there
+                self.optimizer.add_param_group(
+                    {"params": new, "lr": self.optimizer.param_groups[0]["lr"]}
+                )
             self._seen.update(new)
             self._restore_waiting_state(new)
         if self.optimizer is None:  # a step that reported no parameters: nothing to update
@@ -273,8 +275,12 @@ def fit(
     monitor = data[monitor_index.to(data.device)]
     if watchdog is True:
         watchdog = Watchdog()
-    elif watchdog:
-        watchdog.reset()
+    if watchdog and monitor_size:
+        bound = getattr(getattr(model, "decoder", None), "log_density_bound", None)
+        watchdog.reset(
+            initial_variance=_monitor(model, guide, monitor)["min_variance"],
+            bounded=callable(bound) and math.isfinite(bound()),
+        )
 
     def scaled(program):
         def run(x, scale, beta):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import warnings
 
 from pvae.validation import check_positive_float, check_positive_int
@@ -25,7 +26,8 @@ class Watchdog:
 
     - **variance collapse**: the smallest decoder variance on the monitored training points
       fell during training to below ``variance_threshold`` (a variance that was that small
-      from the start, such as a fixed one, is not a collapse). A Normal decoder with a learned
+      from the start is not a collapse, and a likelihood with a finite bound, such as a fixed
+      or floored variance, is not watched for it). A Normal decoder with a learned
       per-pixel variance can raise the likelihood without limit by shrinking the variance where
       its mean fits a point exactly (or where a pixel is constant in the data);
     - **divergence**: over the last ``patience`` epochs the training ELBO rose every epoch while
@@ -48,10 +50,19 @@ class Watchdog:
         self.variance_threshold = check_positive_float(variance_threshold, "variance_threshold")
         self.patience = check_positive_int(patience, "patience")
         self.warned: set[str] = set()
+        self.reset()
 
-    def reset(self) -> None:
-        """Forget earlier warnings (:func:`pvae.fit` calls this when it starts)."""
+    def reset(self, initial_variance: float = math.nan, bounded: bool = False) -> None:
+        """Start watching a new run (:func:`pvae.fit` calls this before its first step).
+
+        :param float initial_variance: the smallest decoder variance before training; the
+            variance rule fires only for a variance that fell below it.
+        :param bool bounded: the likelihood has a finite upper bound (a fixed or floored
+            variance, Bernoulli): the variance rule is then off, whatever the variance.
+        """
         self.warned.clear()
+        self.initial_variance = initial_variance
+        self.bounded = bounded
 
     def check(self, history, point_index=None) -> None:
         """Inspect the newest record of ``history``; ``point_index`` maps a monitored row to
@@ -59,8 +70,13 @@ class Watchdog:
         record = history[-1]
         variance = record.get("min_variance", float("nan"))
         # A variance that *fell* below the threshold: a fixed small variance is bounded.
-        fell = variance < history[0].get("min_variance", float("nan"))
-        if "variance" not in self.warned and variance < self.variance_threshold and fell:
+        fell = not variance >= self.initial_variance  # nan baseline: no evidence against
+        if (
+            "variance" not in self.warned
+            and not self.bounded
+            and variance < self.variance_threshold
+            and fell
+        ):
             self.warned.add("variance")
             row = record["min_variance_point"]
             point = int(point_index[row]) if point_index is not None else row

@@ -265,5 +265,10 @@ def test_joint_optimizer_lr_decay_is_geometric():
         ]
     )
     assert not all(torch.allclose(a, b) for a, b in zip(decayed, constant, strict=True))
+    # A parameter that first appears later joins at the decayed rate, not the initial one.
+    late = torch.nn.Parameter(torch.zeros(2))
+    late.grad = torch.ones(2)
+    optimizer([late])
+    assert [g["lr"] for g in optimizer.optimizer.param_groups] == pytest.approx([1e-2 * 0.9**9] * 2)
     with pytest.raises(ValueError, match=r"lr_decay must be in \(0, 1\], got 1.5"):
         JointOptim(torch.optim.Adam, {"lr": 1e-2}, lr_decay=1.5)

@@ -36,13 +36,33 @@ def test_fires_once_on_the_unconstrained_per_pixel_variance(raw_digits):
     assert 0 <= pixel < 64 and 0 <= point < len(raw_digits)
 
 
-@pytest.mark.parametrize("name,binarize", [("normal-floor", False), ("bernoulli", True)])
-def test_silent_on_floored_and_bernoulli(name, binarize):
-    data = pvae.load_digits(binarize=binarize, dtype=torch.float64).train[:600]
+@pytest.mark.parametrize(
+    "name,binarize,options",
+    # A floor ξ = 1e-5 sits below the variance threshold: the bound, not the threshold, keeps
+    # the watchdog quiet. Validation data let the divergence rule fire if it were wrong.
+    [("normal-floor", False, {"variance_floor": 1e-5}), ("bernoulli", True, {})],
+)
+def test_silent_on_floored_and_bernoulli(name, binarize, options):
+    data = pvae.load_digits(binarize=binarize, dtype=torch.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("error", IllPosedWarning)
-        history = short_run(name, data)
+        torch.manual_seed(0)
+        model = pvae.build_model(name, 64, 4, (64,), **options)
+        guide = pvae.build_guide("diag-normal", model, (64,))
+        history = pvae.fit(
+            model,
+            guide,
+            data.train[:600],
+            epochs=10,
+            batch_size=64,
+            lr=1e-2,
+            seed=0,
+            validation_data=data.test,
+            progress=False,
+        )
     assert len(history) == 10
+    if name == "normal-floor":
+        assert history[-1]["min_variance"] < 1e-4  # the variance rule's condition did occur
 
 
 def records(elbos, val_elbos):
@@ -99,3 +119,27 @@ def test_silent_on_a_small_fixed_variance_and_once_per_fit_call(raw_digits):
                 watchdog=watchdog,
                 progress=False,
             )
+
+
+def test_variance_rule_maps_rows_to_data_points_and_needs_a_fall():
+    def record(epoch, variance):
+        return {
+            "epoch": epoch,
+            "elbo": 0.0,
+            "min_variance": variance,
+            "min_variance_point": 1,
+            "min_variance_pixel": 7,
+        }
+
+    watchdog = Watchdog()
+    watchdog.reset(initial_variance=1.0)
+    with pytest.warns(IllPosedWarning, match="epoch 1: .* pixel 7 for training point 42 fell"):
+        watchdog.check([record(1, 1e-7)], point_index=torch.tensor([5, 42, 9]))
+    steady = Watchdog()
+    steady.reset(initial_variance=1e-7)  # that small from the start: not a collapse
+    bounded = Watchdog()
+    bounded.reset(initial_variance=1.0, bounded=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IllPosedWarning)
+        steady.check([record(1, 1e-7)])
+        bounded.check([record(1, 1e-7)])
