@@ -264,6 +264,9 @@ def fit(
     if validation_data is not None:
         check_dtypes(model, guide, validation_data, "validation_data")
 
+    with _forked_rng(data):
+        check_contract(model, guide, data[:2])  # before anything runs the pair on more data
+
     if seed is not None:
         pyro.set_rng_seed(seed)
     generator = torch.Generator()
@@ -296,8 +299,6 @@ def fit(
     )
     optimizer = optimizer or JointOptim(torch.optim.Adam, {"lr": lr})
     svi = SVI(scaled(model), scaled(guide), optimizer, loss_fn)
-    with _forked_rng(data):
-        check_contract(model, guide, data[:2])  # before the first step, not after an epoch
 
     history = History()
     bar = tqdm(total=epochs * num_batches, disable=not progress, desc="fit", unit="step")
