@@ -8,6 +8,7 @@ import torch
 from pyro.nn import PyroModule
 
 from pvae.networks import unique_name
+from pvae.priors import standard_normal
 
 __all__ = ["VAE"]
 
@@ -53,10 +54,14 @@ class VAE(PyroModule):
         if check is not None:
             check(x, name)
 
+    def log_density_bound(self) -> float:
+        """The largest log p(x) of one data point the likelihood allows (``inf`` if none): the
+        decoder's :meth:`~pvae.likelihoods.NormalDecoder.log_density_bound`."""
+        return self.decoder.log_density_bound()
+
     def z_dist(self, x: torch.Tensor) -> dist.Independent:
         """The prior N(0, I_q) of one latent code (the data plate broadcasts it)."""
-        zero = x.new_zeros(())
-        return dist.Normal(zero, zero + 1).expand([self.latent_dim]).to_event(1)
+        return standard_normal(x, self.latent_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with pyro.plate("data", x.shape[0]):

@@ -279,7 +279,7 @@ def fit(
     if watchdog is True:
         watchdog = Watchdog()
     if watchdog and monitor_size:
-        bound = getattr(getattr(model, "decoder", None), "log_density_bound", None)
+        bound = getattr(model, "log_density_bound", None)  # e.g. VAE, MatteiFrellsen
         watchdog.reset(
             initial_variance=_monitor(model, guide, monitor)["min_variance"],
             bounded=callable(bound) and math.isfinite(bound()),
