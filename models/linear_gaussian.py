@@ -11,6 +11,7 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from pvae.networks import unique_name
+from pvae.priors import standard_normal
 from pvae.validation import check_data, check_positive_float, check_positive_int
 
 __all__ = ["LinearGaussian"]
@@ -111,8 +112,7 @@ class LinearGaussian(PyroModule):
         return self.log_variance.exp()
 
     def z_dist(self, x: torch.Tensor) -> dist.Independent:
-        zero = x.new_zeros(())
-        return dist.Normal(zero, zero + 1).expand([self.latent_dim]).to_event(1)
+        return standard_normal(x, self.latent_dim)
 
     def x_dist(self, z: torch.Tensor) -> dist.Independent:
         loc = z @ self.weight.T + self.bias

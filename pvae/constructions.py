@@ -12,6 +12,7 @@ import torch
 from pyro.distributions import TorchDistribution
 from torch.distributions import constraints
 
+from pvae.priors import standard_normal
 from pvae.validation import (
     check_data,
     check_nonnegative_float,
@@ -173,8 +174,7 @@ class MatteiFrellsen(pyro.nn.PyroModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with pyro.plate("data", x.shape[0]):
-            zero = x.new_zeros(())
-            z = pyro.sample("z", dist.Normal(zero, zero + 1).expand([self.latent_dim]).to_event(1))
+            z = pyro.sample("z", standard_normal(x, self.latent_dim))
             return pyro.sample("x", self.x_dist(z), obs=x)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
@@ -223,10 +223,9 @@ class OneDimensional(pyro.nn.PyroModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with pyro.plate("data", x.shape[0]):
-            zero = x.new_zeros(())
-            z = pyro.sample("z", dist.Normal(zero, zero + 1).expand([1]).to_event(1))
+            z = pyro.sample("z", standard_normal(x, 1))
             loc = self.weight * z + self.bias
-            scale = zero + self.precision**-0.5
+            scale = x.new_tensor(self.precision**-0.5)
             return pyro.sample("x", dist.Normal(loc, scale).to_event(1), obs=x)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
