@@ -9,7 +9,8 @@ from pvae.layout import require_installed_name
 
 require_installed_name(__name__, "pvae.guides")
 
+from pvae.guides.delta import DeltaGuide
 from pvae.guides.diag_normal import DiagNormalGuide
 from pvae.guides.linear_gaussian_posterior import LinearGaussianPosterior
 
-__all__ = ["DiagNormalGuide", "LinearGaussianPosterior"]
+__all__ = ["DeltaGuide", "DiagNormalGuide", "LinearGaussianPosterior"]

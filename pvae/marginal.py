@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pyro.distributions as dist
 import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
@@ -167,10 +168,24 @@ def _traces(model, guide, x: torch.Tensor, proposal: str, check: bool):
     return model_trace, guide_trace
 
 
+def _check_has_density(guide_trace) -> None:
+    for site in _sample_sites(guide_trace):
+        fn = site["fn"]
+        while isinstance(fn, (dist.Independent, dist.MaskedDistribution)):
+            fn = fn.base_dist
+        if isinstance(fn, dist.Delta):
+            raise ValueError(
+                f"the guide's site {site['name']!r} is a point mass (Delta): importance weights "
+                "need a guide with a density; use proposal='prior' or a Normal guide"
+            )
+
+
 def _log_weights(model, guide, x: torch.Tensor, proposal: str, check: bool) -> torch.Tensor:
     """log p(x, z) − log q(z | x) for one z ~ q per row of ``x`` (prior proposal: log p(x | z))."""
     num_rows = x.shape[0]
     model_trace, guide_trace = _traces(model, guide, x, proposal, check)
+    if check and guide_trace is not None:
+        _check_has_density(guide_trace)
     log_weight = x.new_zeros(num_rows)
     for site in _sample_sites(model_trace):
         if proposal == "guide" or site["is_observed"]:

@@ -65,6 +65,12 @@ def _diag_normal(model, hidden_sizes, **options):
     return DiagNormalGuide(model.data_dim, model.latent_dim, hidden_sizes, **options)
 
 
+def _delta(model, hidden_sizes):
+    from pvae.guides import DeltaGuide
+
+    return DeltaGuide(model.data_dim, model.latent_dim, hidden_sizes)
+
+
 def _exact(model, hidden_sizes):
     from pvae.guides import LinearGaussianPosterior
 
@@ -73,6 +79,7 @@ def _exact(model, hidden_sizes):
 
 GUIDES: dict[str, tuple[Callable[..., PyroModule], str]] = {
     "diag-normal": (_diag_normal, "amortized diagonal Normal, MLP encoder"),
+    "delta": (_delta, "point mass at an MLP encoder's output (autoencoder; train with kl_weight=0)"),
     "exact": (_exact, "exact posterior (linear-gaussian model only)"),
 }
 
