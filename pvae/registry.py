@@ -79,7 +79,7 @@ def _exact(model, hidden_sizes):
 
 GUIDES: dict[str, tuple[Callable[..., PyroModule], str]] = {
     "diag-normal": (_diag_normal, "amortized diagonal Normal, MLP encoder"),
-    "delta": (_delta, "point mass at an MLP encoder's output (autoencoder; train with kl_weight=0)"),
+    "delta": (_delta, "point mass at an MLP encoder's output (AE: kl_weight=0)"),
     "exact": (_exact, "exact posterior (linear-gaussian model only)"),
 }
 
