@@ -12,5 +12,6 @@ require_installed_name(__name__, "pvae.guides")
 from pvae.guides.delta import DeltaGuide
 from pvae.guides.diag_normal import DiagNormalGuide
 from pvae.guides.linear_gaussian_posterior import LinearGaussianPosterior
+from pvae.guides.per_point_normal import PerPointNormalGuide
 
-__all__ = ["DeltaGuide", "DiagNormalGuide", "LinearGaussianPosterior"]
+__all__ = ["DeltaGuide", "DiagNormalGuide", "LinearGaussianPosterior", "PerPointNormalGuide"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from pyro.nn import PyroModule
 
 from pvae.likelihoods import BernoulliDecoder, NormalDecoder
@@ -71,6 +72,24 @@ def _delta(model, hidden_sizes):
     return DeltaGuide(model.data_dim, model.latent_dim, hidden_sizes)
 
 
+def _per_point(model, hidden_sizes, data=None, num_points=None, **options):
+    from pvae.guides import PerPointNormalGuide
+
+    if hidden_sizes:
+        raise ValueError(
+            f"the per-point guide has no encoder network: hidden_sizes must be (), "
+            f"got {hidden_sizes!r}"
+        )
+    if (data is None) == (num_points is None):
+        raise ValueError(
+            "the per-point guide needs data=<the training points> (or, when a checkpoint "
+            "rebuilds it, num_points=<their number>), exactly one of the two"
+        )
+    if data is None:  # a placeholder of the right shape; load_state_dict fills in the points
+        data = torch.zeros(check_positive_int(num_points, "num_points"), model.data_dim)
+    return PerPointNormalGuide(data, model.latent_dim, **options)
+
+
 def _exact(model, hidden_sizes):
     from pvae.guides import LinearGaussianPosterior
 
@@ -80,6 +99,7 @@ def _exact(model, hidden_sizes):
 GUIDES: dict[str, tuple[Callable[..., PyroModule], str]] = {
     "diag-normal": (_diag_normal, "amortized diagonal Normal, MLP encoder"),
     "delta": (_delta, "point mass at an MLP encoder's output (AE: kl_weight=0)"),
+    "per-point": (_per_point, "free Normal (loc, scale) per training point (data=...)"),
     "exact": (_exact, "exact posterior (linear-gaussian model only)"),
 }
 
@@ -125,5 +145,8 @@ def build_guide(name: str, model: PyroModule, hidden_sizes=(256,), **options) ->
         )
     hidden_sizes = check_sizes(hidden_sizes, "hidden_sizes")
     guide = GUIDES[name][0](model, hidden_sizes, **options)
-    guide.pvae_spec = {"name": name, "hidden_sizes": list(hidden_sizes), "options": dict(options)}
+    options = dict(options)
+    if isinstance(options.get("data"), torch.Tensor):  # the points travel in the state dict
+        options["num_points"] = options.pop("data").shape[0]
+    guide.pvae_spec = {"name": name, "hidden_sizes": list(hidden_sizes), "options": options}
     return guide
