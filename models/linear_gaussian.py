@@ -77,30 +77,51 @@ class LinearGaussian(PyroModule):
             self.register_buffer("log_variance", log_variance)
 
     @classmethod
-    def maximum_likelihood(cls, data: torch.Tensor, latent_dim: int) -> LinearGaussian:
+    def maximum_likelihood(
+        cls, data: torch.Tensor, latent_dim: int, *, variance: float | None = None
+    ) -> LinearGaussian:
         r"""The closed-form maximum-likelihood fit of Tipping & Bishop [1]:
 
-        :math:`b = \bar x`, :math:`\sigma^2` the mean of the :math:`d - q` smallest eigenvalues
-        of the sample covariance, :math:`W = U_q (\Lambda_q - \sigma^2 I)^{1/2}` (``R = I``).
+        :math:`b = \bar x` and :math:`W = U_q (\Lambda_q - \sigma^2 I)_+^{1/2}` (``R = I``), with
+        :math:`\Lambda_q, U_q` the ``latent_dim`` largest eigenvalues of the sample covariance
+        and their eigenvectors, and
 
-        :param torch.Tensor data: shape ``(n, d)`` with ``n ≥ 2`` and ``d > latent_dim``.
+        - ``variance=None``: :math:`\sigma^2` learned too, the mean of the :math:`d - q`
+          smallest eigenvalues (needs ``latent_dim < d``);
+        - ``variance=γ``: :math:`\sigma^2 = \gamma` fixed (``learn_variance=False``). Then every
+          direction whose eigenvalue is at most γ gets a zero column of W: its latent dimension
+          is switched off exactly, the posterior there is the prior (Dai et al. [3,
+          Sec. 4], category (ii) collapse; Lucas et al. [2]).
+
+        :param torch.Tensor data: shape ``(n, d)`` with ``n ≥ 2``.
+        :param int latent_dim: q.
+        :param float variance: a fixed σ² > 0, or ``None`` to fit it.
         """
         check_data(data, "data")
         n, d = data.shape
         check_positive_int(latent_dim, "latent_dim")
-        if latent_dim >= d:
+        if variance is None and latent_dim >= d:
             raise ValueError(f"latent_dim must be < data_dim={d}, got {latent_dim}")
+        if latent_dim > d:
+            raise ValueError(f"latent_dim must be <= data_dim={d}, got {latent_dim}")
+        if variance is not None:
+            check_positive_float(variance, "variance")
         if n < 2:
             raise ValueError(f"data needs at least 2 points for a covariance, got {n}")
         mean = data.mean(0)
         cov = torch.cov(data.T, correction=0)
         eigenvalues, eigenvectors = torch.linalg.eigh(cov)
         eigenvalues, eigenvectors = eigenvalues.flip(0), eigenvectors.flip(1)
-        variance = eigenvalues[latent_dim:].mean().clamp(min=torch.finfo(data.dtype).tiny)
+        if variance is None:
+            fitted = eigenvalues[latent_dim:].mean().clamp(min=torch.finfo(data.dtype).tiny)
+        else:
+            fitted = torch.tensor(float(variance), dtype=data.dtype)
         weight = (
-            eigenvectors[:, :latent_dim] * (eigenvalues[:latent_dim] - variance).clamp(min=0).sqrt()
+            eigenvectors[:, :latent_dim] * (eigenvalues[:latent_dim] - fitted).clamp(min=0).sqrt()
         )
-        model = cls(d, latent_dim, variance=float(variance)).to(data.dtype)
+        model = cls(d, latent_dim, variance=float(fitted), learn_variance=variance is None).to(
+            data.dtype
+        )
         with torch.no_grad():
             model.weight.copy_(weight)
             model.bias.copy_(mean)

@@ -27,7 +27,9 @@ __all__ = [
     "SoftThresholdDecoder",
     "active_dimensions",
     "collapsed_log_likelihood",
+    "exact_posterior_guide",
     "expected_elbo",
+    "gamma_sweep",
     "proposition1",
 ]
 
@@ -341,3 +343,112 @@ def active_dimensions(eigenvalues: torch.Tensor, variance: float, latent_dim: in
     check_positive_float(variance, "variance")
     check_positive_int(latent_dim, "latent_dim")
     return min(int((eigenvalues > variance).sum()), latent_dim)
+
+
+def exact_posterior_guide(model, data: torch.Tensor):
+    r"""A :class:`~pvae.guides.PerPointNormalGuide` set to the exact posterior of a
+    :class:`~pvae.models.LinearGaussian` ``model`` at every point of ``data``.
+
+    The exact posterior :math:`\mathcal N(M^{-1}W^\top(x - b), \sigma^2 M^{-1})` is a diagonal
+    Normal when :math:`W^\top W` is diagonal, as for
+    :meth:`~pvae.models.LinearGaussian.maximum_likelihood`; so that
+    :func:`pvae.diagnostics.diagnose` can read off the closed-form solution's active units.
+
+    :raises ValueError: if the posterior covariance is not diagonal.
+    """
+    from pvae.guides import PerPointNormalGuide
+
+    with torch.no_grad():
+        posterior = model.posterior(data)
+        covariance = posterior.covariance_matrix[0]
+        off_diagonal = covariance - torch.diag(covariance.diagonal())
+        if off_diagonal.abs().max() > 1e-10 * covariance.diagonal().max():
+            raise ValueError(
+                "the model's posterior covariance is not diagonal (W has non-orthogonal "
+                "columns), so no diagonal guide equals it"
+            )
+        guide = PerPointNormalGuide(data, model.latent_dim)
+        guide.loc.copy_(posterior.mean)
+        guide.log_scale.copy_(0.5 * covariance.diagonal().log().expand_as(guide.log_scale))
+    return guide
+
+
+def gamma_sweep(
+    data: torch.Tensor,
+    variances,
+    *,
+    latent_dim: int,
+    hidden_sizes=(),
+    epochs: int = 100,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[dict]:
+    r"""Proposition 2 / category (ii) collapse [1]: for each fixed decoder variance γ in
+    ``variances``, train a VAE with that γ (:class:`~pvae.likelihoods.NormalDecoder`
+    ``variance="fixed"``, an amortized diagonal Normal guide, both MLPs of ``hidden_sizes``;
+    ``()`` gives the linear VAE) and count its active units (Burda et al.'s activity > 0.01).
+
+    Each row also carries the closed-form count for the linear-Gaussian model,
+    :func:`active_dimensions` (the eigenvalues of the data's covariance above γ), which the
+    linear VAE should match and which the nonlinear VAE's thresholding at finite γ echoes.
+
+    :param torch.Tensor data: training data ``(n, d)``.
+    :param variances: the γ values (each > 0).
+    :param int latent_dim: q.
+    :param hidden_sizes: encoder and decoder hidden widths (default ``()``: linear).
+    :param int epochs: epochs per γ (default 100).
+    :returns: one dict per γ: ``gamma``, ``active`` (trained), ``closed_form``, ``kl``
+        (total KL per point, nats), ``elbo`` (nats per point).
+
+    [1] Dai, B., Wang, Z. & Wipf, D. (2020). The Usual Suspects? ICML.
+    """
+    from tqdm import tqdm
+
+    from pvae.diagnostics import diagnose
+    from pvae.guides import DiagNormalGuide
+    from pvae.likelihoods import NormalDecoder
+    from pvae.marginal import elbo_terms
+    from pvae.models import VAE
+    from pvae.training import fit
+
+    check_data(data, "data")
+    variances = [check_positive_float(v, "variances") for v in variances]
+    if not variances:
+        raise ValueError("variances must name at least one γ")
+    check_positive_int(latent_dim, "latent_dim")
+    eigenvalues = torch.linalg.eigvalsh(torch.cov(data.T, correction=0))
+    rows = []
+    for index, variance in enumerate(tqdm(variances, desc="γ sweep", disable=not progress)):
+        torch.manual_seed(seed + index)
+        decoder = NormalDecoder(
+            latent_dim, data.shape[1], hidden_sizes, variance="fixed", scale=variance**0.5
+        )
+        model = VAE(decoder).to(data.dtype)
+        guide = DiagNormalGuide(data.shape[1], latent_dim, hidden_sizes).to(data.dtype)
+        fit(
+            model,
+            guide,
+            data,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed + index,
+            monitor_size=0,
+            watchdog=False,
+            progress=False,
+        )
+        found = diagnose(model, guide, data)
+        with torch.no_grad():
+            elbo = float(elbo_terms(model, guide, data)["elbo"].mean())
+        rows.append(
+            {
+                "gamma": variance,
+                "active": found.num_active,
+                "closed_form": active_dimensions(eigenvalues, variance, latent_dim),
+                "kl": float(found.kl_per_dim.sum()),
+                "elbo": elbo,
+            }
+        )
+    return rows

@@ -25,6 +25,7 @@ from pvae.validation import check_choice, check_data, check_positive_float, chec
 __all__ = [
     "DIGITS_LEVELS",
     "Split",
+    "data_with_spectrum",
     "fetch",
     "from_levels",
     "linear_gaussian_data",
@@ -759,3 +760,40 @@ def linear_gaussian_data(
     noise = torch.randn(num_points, data_dim, generator=generator, dtype=dtype)
     noise = noise * noise_variance**0.5
     return z @ model.weight.detach().T + model.bias.detach() + noise, model
+
+
+def data_with_spectrum(
+    eigenvalues,
+    num_points: int,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    r"""``num_points`` points in :math:`d` = ``len(eigenvalues)`` dimensions whose sample
+    covariance (``torch.cov(x.T, correction=0)``) has exactly the given eigenvalues, with random
+    orthonormal eigenvectors, and whose mean is exactly 0.
+
+    For the γ sweep of Dai et al.'s Proposition 2: the linear-Gaussian VAE with fixed γ keeps
+    exactly the directions whose eigenvalue exceeds γ, so known eigenvalues give known counts.
+
+    :param eigenvalues: d non-negative numbers.
+    :param int num_points: n > d.
+    """
+    dtype = dtype or torch.get_default_dtype()
+    eigenvalues = torch.as_tensor(eigenvalues, dtype=dtype)
+    if eigenvalues.ndim != 1 or len(eigenvalues) == 0:
+        raise ValueError(f"eigenvalues must be a non-empty 1-D sequence, got {eigenvalues!r}")
+    if not bool(torch.isfinite(eigenvalues).all()) or bool((eigenvalues < 0).any()):
+        raise ValueError(f"eigenvalues must be finite and >= 0, got {eigenvalues.tolist()}")
+    data_dim = len(eigenvalues)
+    if check_positive_int(num_points, "num_points") <= data_dim:
+        raise ValueError(
+            f"num_points must exceed the dimension {data_dim} (one more for the mean), "
+            f"got {num_points}"
+        )
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn(num_points, data_dim, generator=generator, dtype=dtype)
+    # Centred columns, orthonormalised: zero mean and identity (1/n)-covariance after scaling.
+    white, _ = torch.linalg.qr(noise - noise.mean(0))
+    rotation, _ = torch.linalg.qr(torch.randn(data_dim, data_dim, generator=generator, dtype=dtype))
+    return num_points**0.5 * (white * eigenvalues.sqrt()) @ rotation.T
