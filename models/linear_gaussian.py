@@ -132,6 +132,11 @@ class LinearGaussian(PyroModule):
         """The noise variance σ² (a scalar tensor)."""
         return self.log_variance.exp()
 
+    @property
+    def variance_learned(self) -> bool:
+        """Whether σ² is learned (``learn_variance=True``) or fixed."""
+        return isinstance(self.log_variance, nn.Parameter)
+
     def z_dist(self, x: torch.Tensor) -> dist.Independent:
         return standard_normal(x, self.latent_dim)
 

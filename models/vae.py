@@ -59,6 +59,11 @@ class VAE(PyroModule):
         decoder's :meth:`~pvae.likelihoods.NormalDecoder.log_density_bound`."""
         return self.decoder.log_density_bound()
 
+    @property
+    def variance_learned(self) -> bool | None:
+        """Whether the decoder's variance is learned (``None``: the decoder has none)."""
+        return getattr(self.decoder, "variance_learned", None)
+
     def z_dist(self, x: torch.Tensor) -> dist.Independent:
         """The prior N(0, I_q) of one latent code (the data plate broadcasts it)."""
         return standard_normal(x, self.latent_dim)

@@ -77,6 +77,9 @@ class SoftThresholdDecoder(PyroModule):
         self.bias = nn.Parameter(torch.zeros(data_dim))
         self.log_variance = nn.Parameter(torch.tensor(math.log(init_variance)))
 
+    #: γ is learned.
+    variance_learned = True
+
     def log_density_bound(self) -> float:
         """``inf``: a learned γ has no floor, so log p(x) is not bounded a priori."""
         return math.inf

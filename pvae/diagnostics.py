@@ -1,5 +1,6 @@
-"""Posterior-collapse diagnostics over a whole data set: KL per latent dimension, active units,
-mutual information I(x; z), encoder scales."""
+"""Posterior-collapse diagnostics over a whole data set (KL per latent dimension, active units,
+mutual information I(x; z), encoder scales, decoder variance) and a report naming which of
+Dai et al.'s collapse categories the evidence points to."""
 
 from __future__ import annotations
 
@@ -8,12 +9,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from pyro import poutine
 from torch.distributions import Independent, Normal, kl_divergence
 
 from pvae.marginal import _traces, evaluating
 from pvae.validation import check_data, check_positive_float, check_positive_int
 
-__all__ = ["ACTIVE_UNIT_THRESHOLD", "LatentDiagnostics", "diagnose"]
+__all__ = [
+    "ACTIVE_UNIT_THRESHOLD",
+    "CATEGORIES",
+    "CollapseReport",
+    "LatentDiagnostics",
+    "collapse_report",
+    "diagnose",
+]
 
 #: Burda et al.'s threshold on Cov_x(E_q[z_u | x]) for an active unit.
 ACTIVE_UNIT_THRESHOLD = 0.01
@@ -21,7 +30,7 @@ ACTIVE_UNIT_THRESHOLD = 0.01
 
 @dataclass
 class LatentDiagnostics:
-    """Per latent dimension, over the whole data set (every field has shape ``(q,)`` but
+    r"""Per latent dimension, over the whole data set (every field has shape ``(q,)`` but
     ``mutual_information``, a scalar, and ``scales``, ``(n, q)``).
 
     :ivar kl_per_dim: mean over points of KL(q(z_u | x) ‖ p(z_u)), nats.
@@ -30,6 +39,16 @@ class LatentDiagnostics:
     :ivar mutual_information: I(x; z) = E_x KL(q(z | x) ‖ q(z)), nats, with the aggregate
         posterior q(z) = (1/n) Σ_j q(z | x_j) over the whole data set.
     :ivar scales: the encoder's σ_z of every point and dimension (for Dai et al.'s Fig. 2).
+    :ivar reconstruction_error: mean over points of :math:`\|x - \mathbb{E}[x \mid z =
+        \mathbb{E}_q z]\|^2` (the decoder's mean at the posterior mean).
+    :ivar decoder_variance: the decoder's variance at the posterior mean, averaged over points
+        and pixels (``nan`` without a Normal likelihood).
+    :ivar min_decoder_variance: its smallest value over points and pixels (``nan`` likewise).
+    :ivar variance_learned: whether the decoder variance is learned (``None`` if the model
+        does not say; pvae's models do, through ``variance_learned``).
+    :ivar log_density_bound: the model's bound on log p(x) of one point (``inf`` if none,
+        ``nan`` if the model does not state it).
+    :ivar data_eigenvalues: eigenvalues of the data's sample covariance, largest first.
     """
 
     kl_per_dim: torch.Tensor
@@ -37,10 +56,24 @@ class LatentDiagnostics:
     active: torch.Tensor
     mutual_information: float
     scales: torch.Tensor
+    reconstruction_error: float = math.nan
+    decoder_variance: float = math.nan
+    min_decoder_variance: float = math.nan
+    variance_learned: bool | None = None
+    log_density_bound: float = math.nan
+    data_eigenvalues: torch.Tensor | None = None
 
     @property
     def num_active(self) -> int:
         return int(self.active.sum())
+
+    @property
+    def latent_dim(self) -> int:
+        return self.active.shape[0]
+
+    def report(self, *, reference_error: float | None = None) -> CollapseReport:
+        """:func:`collapse_report` of these diagnostics."""
+        return collapse_report(self, reference_error=reference_error)
 
 
 def _diagonal_normal(fn, site: str) -> Normal:
@@ -99,7 +132,7 @@ def diagnose(
     check_positive_float(threshold, "threshold")
     check_positive_int(num_samples, "num_samples")
     check_positive_int(chunk_size, "chunk_size")
-    locs, scales, kls = [], [], []
+    locs, scales, kls, errors, variances = [], [], [], [], []
     with evaluating(model, guide):
         for block in x.split(chunk_size):
             model_trace, guide_trace = _traces(model, guide, block, "guide", check=True)
@@ -110,16 +143,44 @@ def diagnose(
             locs.append(q.loc.expand(q.batch_shape))
             scales.append(q.scale.expand(q.batch_shape))
             kls.append(kl_divergence(q, p).expand(q.batch_shape))
+            decoded = _decoder_at(model, block, site, locs[-1])
+            errors.append(decoded["error"])
+            variances.append(decoded["variance"])
         loc, scale = torch.cat(locs), torch.cat(scales)
         activity = loc.var(0, correction=0)
         information = _mutual_information(loc, scale, num_samples, chunk_size)
+        variance = torch.cat(variances)
+        bound = getattr(model, "log_density_bound", None)
     return LatentDiagnostics(
         kl_per_dim=torch.cat(kls).mean(0),
         activity=activity,
         active=activity > threshold,
         mutual_information=information,
         scales=scale,
+        reconstruction_error=float(torch.cat(errors).mean()),
+        decoder_variance=float(variance.mean()),
+        min_decoder_variance=float(variance.min()),
+        variance_learned=getattr(model, "variance_learned", None),
+        log_density_bound=float(bound()) if callable(bound) else math.nan,
+        data_eigenvalues=torch.linalg.eigvalsh(torch.cov(x.T, correction=0)).flip(0)
+        if x.shape[0] > 1
+        else x.new_zeros(x.shape[1]),
     )
+
+
+def _decoder_at(model, x: torch.Tensor, site: str, loc: torch.Tensor) -> dict:
+    """The model's likelihood at z = the posterior mean: squared error of its mean, variance."""
+    trace = poutine.trace(poutine.condition(model, data={site: loc})).get_trace(x)
+    fn = trace.nodes["x"]["fn"]
+    error = (x - fn.mean.expand_as(x)).pow(2).sum(-1)
+    base = fn
+    while hasattr(base, "base_dist"):
+        base = base.base_dist
+    if isinstance(base, torch.distributions.Normal):
+        variance = base.scale.expand_as(x).pow(2)
+    else:
+        variance = torch.full_like(x, math.nan)
+    return {"error": error, "variance": variance}
 
 
 def _mutual_information(loc, scale, num_samples: int, chunk_size: int) -> float:
@@ -135,3 +196,162 @@ def _mutual_information(loc, scale, num_samples: int, chunk_size: int) -> float:
         log_aggregate = torch.logsumexp(pairwise, -1) - math.log(num_points)
         total += (log_q - log_aggregate).sum().item()
     return total / (num_points * num_samples)
+
+
+#: Dai et al.'s taxonomy of posterior collapse [Sec. 3].
+CATEGORIES = {
+    "i": "latent dimensions the data do not need are set to the prior (benign)",
+    "ii": "a fixed decoder variance γ too large switches dimensions off",
+    "iii": "a learned decoder variance collapses on individual points (degenerate likelihood)",
+    "iv": "a decoder able to model x without z ignores z",
+    "v": "a bad local minimum of the (deep) autoencoder objective",
+}
+
+#: A decoder variance below this share of the data's mean variance per dimension counts as
+#: degenerate for category (iii).
+DEGENERATE_VARIANCE_RATIO = 1e-3
+
+
+@dataclass
+class CollapseReport:
+    """What :func:`collapse_report` finds: for each category of :data:`CATEGORIES` a verdict,
+    ``"indicated"``, ``"possible"`` or ``"not indicated"``, and the evidence behind it.
+    ``str(report)`` reads as a short paragraph per category."""
+
+    num_active: int
+    latent_dim: int
+    verdicts: dict[str, str]
+    reasons: dict[str, str]
+
+    @property
+    def indicated(self) -> list[str]:
+        """The categories the evidence points to."""
+        return [key for key, verdict in self.verdicts.items() if verdict == "indicated"]
+
+    def __str__(self) -> str:
+        lines = [f"active units: {self.num_active} of {self.latent_dim}"]
+        for key, verdict in self.verdicts.items():
+            lines.append(f"({key}) {CATEGORIES[key]}: {verdict.upper()}. {self.reasons[key]}")
+        return "\n".join(lines)
+
+
+def collapse_report(
+    diagnostics: LatentDiagnostics, *, reference_error: float | None = None
+) -> CollapseReport:
+    r"""Name the categories of Dai et al.'s taxonomy [1, Sec. 3] that ``diagnostics`` point to.
+
+    The rules (each verdict's reason quotes the numbers it used), with :math:`k` active units
+    of :math:`q`, decoder variance γ, :math:`\bar\gamma` the data's mean variance per
+    dimension and :math:`m = \#\{\lambda_j > \gamma\}` the data-covariance eigenvalues above γ
+    (the dimensions the linear-Gaussian VAE keeps at that γ, Proposition 2):
+
+    - (iii) *indicated* if the smallest decoder variance is below 10⁻³ γ̄ and the likelihood
+      has no floor (``log_density_bound`` infinite). Checked first: it invalidates the rest.
+    - (ii) *indicated* if γ is fixed, :math:`k < q` and :math:`m < q`: γ itself switches
+      :math:`q - m` dimensions off.
+    - (i) *indicated* if :math:`0 < k < q` with γ learned and :math:`k \ge m` (the kept
+      dimensions cover what the data have above the noise level the model chose).
+    - (v) *indicated* if γ is learned and :math:`k < m` (even the linear VAE would keep
+      :math:`m`; a deep model keeping fewer is stuck; Proposition 1's collapsed point, γ =
+      γ̄ with :math:`k = 0`, is the extreme), or if ``reference_error`` (e.g. an
+      autoencoder's reconstruction error on the same data) is less than half this model's.
+    - (iv) *possible* whenever :math:`k = 0` and :math:`I(x; z) < 0.01` nats: the decoder
+      then ignores z, and only the decoder's capacity (e.g. autoregressive) tells (iv) from
+      (v), which the diagnostics cannot see.
+
+    Without a Normal likelihood (no γ) only (i), (iv) and the reference comparison apply.
+
+    :param LatentDiagnostics diagnostics: from :func:`diagnose`.
+    :param float reference_error: a reconstruction error to compare with (same data, same
+        definition as ``diagnostics.reconstruction_error``), or ``None``.
+
+    [1] Dai, B., Wang, Z. & Wipf, D. (2020). The Usual Suspects? Reassessing Blame for VAE
+        Posterior Collapse. ICML.
+    """
+    if not isinstance(diagnostics, LatentDiagnostics):
+        raise TypeError(
+            f"diagnostics must be a LatentDiagnostics, got {type(diagnostics).__name__}"
+        )
+    if reference_error is not None:
+        check_positive_float(reference_error, "reference_error")
+    k, q = diagnostics.num_active, diagnostics.latent_dim
+    gamma, learned = diagnostics.decoder_variance, diagnostics.variance_learned
+    eigenvalues = diagnostics.data_eigenvalues
+    mean_variance = float(eigenvalues.mean()) if eigenvalues is not None else math.nan
+    normal = not math.isnan(gamma)
+    m = min(int((eigenvalues > gamma).sum()), q) if normal and eigenvalues is not None else None
+    verdicts = dict.fromkeys(CATEGORIES, "not indicated")
+    reasons = dict.fromkeys(CATEGORIES, "")
+
+    smallest = diagnostics.min_decoder_variance
+    degenerate = normal and smallest < DEGENERATE_VARIANCE_RATIO * mean_variance
+    if degenerate and math.isinf(diagnostics.log_density_bound):
+        verdicts["iii"] = "indicated"
+        reasons["iii"] = (
+            f"the smallest decoder variance is {smallest:.3g}, {smallest / mean_variance:.1e} "
+            f"of the data's mean variance {mean_variance:.3g}, and the likelihood has no "
+            "floor: the decoder is shrinking its variance on individual points"
+        )
+    elif normal:
+        reasons["iii"] = (
+            f"smallest decoder variance {smallest:.3g} vs data variance {mean_variance:.3g}"
+            + ("" if math.isinf(diagnostics.log_density_bound) else "; the likelihood is bounded")
+        )
+    else:
+        reasons["iii"] = "no Normal likelihood"
+
+    if normal and learned is False:
+        if k < q and m < q:
+            verdicts["ii"] = "indicated"
+            reasons["ii"] = (
+                f"γ = {gamma:.3g} is fixed and only {m} eigenvalue(s) of the data covariance "
+                f"exceed it, so at most {m} of {q} dimensions can stay on (Prop. 2); {k} did"
+            )
+        else:
+            reasons["ii"] = f"γ = {gamma:.3g} is fixed, but {m} eigenvalue(s) exceed it"
+    else:
+        reasons["ii"] = "γ is learned" if normal and learned else "no fixed γ"
+
+    if normal and learned and m is not None:
+        if 0 < k < q and k >= m:
+            verdicts["i"] = "indicated"
+            reasons["i"] = (
+                f"{q - k} dimension(s) are off, but the {k} kept cover the {m} eigenvalue(s) "
+                f"of the data covariance above the learned γ = {gamma:.3g}"
+            )
+        if k < m:
+            verdicts["v"] = "indicated"
+            reasons["v"] = (
+                f"{m} eigenvalue(s) of the data covariance exceed the learned γ = {gamma:.3g}, "
+                f"so even the linear VAE would keep {m} dimension(s); this model keeps {k}"
+                + (
+                    f" and γ ≈ the data's mean variance {mean_variance:.3g}: the decoder "
+                    "outputs the data mean (Proposition 1's collapsed point)"
+                    if k == 0 and abs(gamma / mean_variance - 1) < 0.1
+                    else ""
+                )
+            )
+    elif not normal and 0 < k < q:
+        verdicts["i"] = "possible"
+        reasons["i"] = f"{q - k} of {q} dimension(s) are off; without γ nothing tells why"
+    if not reasons["i"]:
+        reasons["i"] = "no dimension is off" if k == q else f"{k} of {q} dimension(s) active"
+    if reference_error is not None and reference_error < 0.5 * diagnostics.reconstruction_error:
+        verdicts["v"] = "indicated"
+        reasons["v"] += ("; " if reasons["v"] else "") + (
+            f"the reference reconstruction error {reference_error:.3g} is less than half this "
+            f"model's {diagnostics.reconstruction_error:.3g}"
+        )
+    if not reasons["v"]:
+        reasons["v"] = "nothing suggests a bad local minimum"
+
+    if k == 0 and diagnostics.mutual_information < 0.01:
+        verdicts["iv"] = "possible"
+        reasons["iv"] = (
+            f"no active unit and I(x; z) = {diagnostics.mutual_information:.2g} nats: the "
+            "decoder ignores z; whether it could model x without z is a property of its "
+            "architecture, which these diagnostics do not see"
+        )
+    else:
+        reasons["iv"] = f"I(x; z) = {diagnostics.mutual_information:.3g} nats, {k} active"
+    return CollapseReport(num_active=k, latent_dim=q, verdicts=verdicts, reasons=reasons)

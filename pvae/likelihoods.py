@@ -108,6 +108,11 @@ class NormalDecoder(PyroModule):
             self.register_buffer("optimal_log_variance", torch.tensor(0.0))
             self.register_buffer("optimal_updates", torch.tensor(0))
 
+    @property
+    def variance_learned(self) -> bool:
+        """Whether the variance is fitted to the data (every choice but ``"fixed"``)."""
+        return self.variance != "fixed"
+
     def _floored(self, raw_log_variance: torch.Tensor) -> torch.Tensor:
         if self.variance_floor == 0:
             return raw_log_variance

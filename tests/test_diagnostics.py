@@ -75,3 +75,80 @@ def test_diagnose_rejects_what_it_cannot_read():
         diagnose(model_ignoring_z, fixed_guide([0.0, 0.0], [1.0, 1.0]), x, site="w")
     with pytest.raises(ValueError, match="threshold must be > 0, got 0"):
         diagnose(model_ignoring_z, fixed_guide([0.0, 0.0], [1.0, 1.0]), x, threshold=0)
+
+
+# --- the collapse report, on constructed cases whose category is known -----------------------
+
+EIGENVALUES = [4.0, 2.0, 0.008, 0.008, 0.008, 0.008]
+
+
+def test_report_names_fixed_gamma_collapse_for_ppca_with_gamma_above_eigenvalues():
+    """Category (ii): pPCA with γ = 1.5 fixed keeps only the eigenvalues 4 and 2 (Prop. 2)."""
+    from pvae.collapse import exact_posterior_guide
+    from pvae.data import data_with_spectrum
+    from pvae.models import LinearGaussian
+
+    x = data_with_spectrum([4.0, 2.0, 1.0, 0.5, 0.25, 0.1], 200)
+    model = LinearGaussian.maximum_likelihood(x, 4, variance=1.5)
+    report = diagnose(model, exact_posterior_guide(model, x), x).report()
+    assert report.num_active == 2
+    assert report.indicated == ["ii"]
+    assert "only 2 eigenvalue(s)" in report.reasons["ii"]
+
+
+def test_report_names_benign_collapse_when_learned_gamma_leaves_unneeded_dimensions_off():
+    """Category (i): data with two strong directions and isotropic noise 0.008; a learned
+    γ = 0.01 above the noise eigenvalues keeps exactly the two strong directions."""
+    from pvae.collapse import exact_posterior_guide
+    from pvae.data import data_with_spectrum
+    from pvae.models import LinearGaussian
+
+    x = data_with_spectrum(EIGENVALUES, 200)
+    solution = LinearGaussian.maximum_likelihood(x, 4, variance=0.01)
+    model = LinearGaussian(6, 4, variance=0.01, learn_variance=True)
+    model.load_state_dict({**model.state_dict(), "weight": solution.weight, "bias": solution.bias})
+    report = diagnose(model, exact_posterior_guide(model, x), x).report()
+    assert report.num_active == 2
+    assert report.indicated == ["i"]
+
+
+def test_report_names_degenerate_variance_for_an_unfloored_variance_network():
+    """Category (iii): a per-pixel variance network whose variances are e^-20 ≈ 2e-9, with no
+    floor; the same decoder with a floor is not flagged."""
+    from pvae.guides import DiagNormalGuide
+    from pvae.registry import build_model
+
+    x = torch.rand(50, 6)
+    for name, expected in (("normal-network", True), ("normal-floor", False)):
+        model = build_model(name, 6, 2, (8,))
+        with torch.no_grad():
+            model.decoder.net[-1].bias[6:] = -20.0
+            model.decoder.net[-1].weight[6:] = 0.0
+        report = diagnose(model, DiagNormalGuide(6, 2, (8,)), x).report()
+        assert ("iii" in report.indicated) is expected, str(report)
+
+
+def test_report_names_a_bad_local_minimum_at_proposition_1s_collapsed_point():
+    """Category (v): the collapsed point of Proposition 1, γ = γ̄ learned, no active unit
+    although the data covariance has an eigenvalue (2) above γ; (iv) stays only possible."""
+    from pvae.collapse import proposition1
+
+    setup = proposition1(0.5)
+    report = diagnose(setup.model, setup.guide, setup.data).report()
+    assert report.num_active == 0
+    assert report.indicated == ["v"]
+    assert "Proposition 1's collapsed point" in report.reasons["v"]
+    assert report.verdicts["iv"] == "possible"
+    assert "(v) a bad local minimum" in str(report)
+
+
+def test_report_uses_a_reference_reconstruction_error():
+    x = torch.randn(300, 3)
+    found = diagnose(model_ignoring_z, fixed_guide([0.0, 0.0], [1.0, 1.0]), x)
+    # The decoder's mean is 0, so the reconstruction error is E‖x‖², about 3.
+    assert found.reconstruction_error == pytest.approx(float(x.pow(2).sum(-1).mean()))
+    assert found.decoder_variance == 1.0
+    assert "v" not in found.report().indicated
+    assert "v" in found.report(reference_error=0.1 * found.reconstruction_error).indicated
+    with pytest.raises(ValueError, match="reference_error"):
+        found.report(reference_error=-1.0)
