@@ -13,7 +13,7 @@ from pvae.marginal import (
     log_marginal,
 )
 from pvae.registry import build_guide, build_model
-from pvae.training import History, fit, kl_warmup
+from pvae.training import History, fit, kl_cyclical, kl_warmup
 
 __version__ = "0.1.0"
 
@@ -29,6 +29,7 @@ __all__ = [
     "elbo_terms",
     "fit",
     "iwae_bound",
+    "kl_cyclical",
     "kl_warmup",
     "load",
     "load_digits",

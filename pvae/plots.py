@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+import torch
 from matplotlib.figure import Figure
 
-__all__ = ["plot_history"]
+__all__ = ["plot_gamma_sweep", "plot_history", "plot_proposition1", "plot_scale_histograms"]
 
 
 def plot_history(history, *, title: str | None = None) -> Figure:
@@ -27,4 +31,102 @@ def plot_history(history, *, title: str | None = None) -> Figure:
     variance_axes.set(xlabel="epoch", ylabel="smallest decoder variance", title="decoder variance")
     if title:
         figure.suptitle(title)
+    return figure
+
+
+def plot_gamma_sweep(sweeps: dict[str, list[dict]], *, eigenvalues=None) -> Figure:
+    """Active units against the fixed decoder variance γ (Dai et al.'s Proposition 2): one line
+    per sweep of :func:`pvae.collapse.gamma_sweep` (e.g. ``{"linear VAE": rows, "MLP VAE":
+    rows}``), the closed-form pPCA count as a step line, and the data-covariance eigenvalues
+    as ticks along the top (a dimension switches off where γ passes one)."""
+    if not sweeps or not all(sweeps.values()):
+        raise ValueError("sweeps must map labels to non-empty lists of rows")
+    figure = Figure(figsize=(6.5, 4), layout="constrained")
+    axes = figure.subplots()
+    first = next(iter(sweeps.values()))
+    gammas = [row["gamma"] for row in first]
+    axes.step(
+        gammas,
+        [row["closed_form"] for row in first],
+        where="mid",
+        color="black",
+        lw=2,
+        alpha=0.4,
+        label="closed form (pPCA): #{λ > γ}",
+    )
+    for (label, rows), marker in zip(sweeps.items(), "osd^v", strict=False):
+        axes.plot(
+            [r["gamma"] for r in rows],
+            [r["active"] for r in rows],
+            marker=marker,
+            ls="--",
+            label=label,
+        )
+    if eigenvalues is not None:
+        values = torch.as_tensor(eigenvalues).detach().cpu().numpy()
+        low, high = min(gammas), max(gammas)
+        inside = values[(values >= low / 2) & (values <= high * 2)]
+        axes.plot(
+            inside,
+            np.full_like(inside, axes.get_ylim()[1]),
+            "|",
+            color="grey",
+            markersize=12,
+            label="eigenvalues of the data covariance",
+        )
+    axes.set_xscale("log")
+    axes.set(
+        xlabel="fixed decoder variance γ",
+        ylabel="active units (activity > 0.01)",
+        title="Latent dimensions switch off as γ passes the eigenvalues",
+    )
+    axes.legend(fontsize=8)
+    return figure
+
+
+def plot_scale_histograms(scales: dict[str, torch.Tensor], *, bins: int = 40) -> Figure:
+    """Histograms of the encoder's σ_z over every point and latent dimension, one panel per
+    entry of ``scales`` (e.g. per depth; Dai et al.'s Fig. 2). σ_z near 1 is a dimension at
+    the prior (collapsed); near 0 a dimension the decoder uses."""
+    if not scales:
+        raise ValueError("scales is empty: nothing to plot")
+    figure = Figure(figsize=(2.6 * len(scales), 2.8), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(scales), sharey=True))
+    for axis, (label, values) in zip(axes, scales.items(), strict=True):
+        values = torch.as_tensor(values).detach().cpu().reshape(-1).numpy()
+        axis.hist(values, bins=bins, range=(0, max(1.05, float(values.max()))), density=True)
+        axis.axvline(1.0, color="black", lw=0.8, ls=":")
+        axis.set(title=label, xlabel="encoder σ_z")
+    axes[0].set_ylabel("density")
+    return figure
+
+
+def plot_proposition1(slices: dict[str, tuple], family: tuple, *, collapsed: float) -> Figure:
+    """Proposition 1 in two panels: the exact energy −ELBO(X) along a line through the collapsed
+    point, ``slices[label] = (steps, energies)`` (e.g. α = 0.5 and α = 0 along the affine
+    model's descent direction), and the energy of the reconstructing family against δ,
+    ``family = (deltas, energies)``, with the collapsed energy ``collapsed`` marked."""
+    figure = Figure(figsize=(10, 3.8), layout="constrained")
+    slice_axes, family_axes = figure.subplots(1, 2)
+    for label, (steps, energies) in slices.items():
+        slice_axes.plot(steps, energies, label=label)
+    slice_axes.axhline(collapsed, color="black", lw=0.8, ls=":", label="collapsed point (7)")
+    slice_axes.set(
+        xlabel="step t along a direction v",
+        ylabel="energy −ELBO(X) (nats)",
+        title="Around the collapsed point",
+    )
+    slice_axes.legend(fontsize=8)
+    deltas, energies = family
+    family_axes.semilogx(deltas, energies, marker="o", label="reconstructing family")
+    family_axes.axhline(collapsed, color="black", lw=0.8, ls=":", label="collapsed point (7)")
+    family_axes.invert_xaxis()
+    family_axes.set(
+        xlabel="δ (encoder and decoder scale)",
+        ylabel="energy −ELBO(X) (nats)",
+        title="Energy → −∞ as δ → 0 (α > 0 too)",
+    )
+    family_axes.legend(fontsize=8)
+    if not all(math.isfinite(e) for e in energies):
+        raise ValueError("family energies must be finite")
     return figure

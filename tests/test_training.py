@@ -11,7 +11,7 @@ from pyro import poutine
 import pvae
 from pvae.guides import DiagNormalGuide, LinearGaussianPosterior
 from pvae.registry import build_guide, build_model
-from pvae.training import JointOptim, KLWeight, kl_warmup
+from pvae.training import JointOptim, KLWeight, kl_cyclical, kl_warmup
 
 
 @pytest.mark.parametrize("batch_size", [7, 64, 300])
@@ -69,6 +69,17 @@ def test_kl_weight_enters_the_loss_as_beta_times_kl(ppca):
         losses.append(history[0]["loss"])
     kl = pvae.elbo_terms(model, guide, data)["kl"].mean().item()
     assert losses[1] - losses[0] == pytest.approx(kl, rel=1e-6)
+
+
+def test_kl_cyclical_schedule():
+    schedule = kl_cyclical(4, ramp=0.5, cycles=2)
+    # period 4, β reaches 1 after 2 epochs of each period; after 2 periods it stays at 1
+    assert [schedule(e) for e in range(10)] == [0, 0.5, 1, 1, 0, 0.5, 1, 1, 1, 1]
+    assert [kl_cyclical(2, ramp=1.0)(e) for e in range(5)] == [0, 0.5, 0, 0.5, 0]
+    with pytest.raises(ValueError, match="ramp must be in"):
+        kl_cyclical(4, ramp=1.5)
+    with pytest.raises(ValueError, match="period"):
+        kl_cyclical(0)
 
 
 def test_kl_warmup_schedule():
