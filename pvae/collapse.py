@@ -221,8 +221,15 @@ class Proposition1:
                 names.append(f"{name}[{', '.join(map(str, index))}]" if index else name)
         return names
 
+    def _check_theta(self, theta: torch.Tensor) -> None:
+        size = sum(p.numel() for p in self.parameters().values())
+        if not isinstance(theta, torch.Tensor) or theta.shape != (size,):
+            shape = tuple(theta.shape) if isinstance(theta, torch.Tensor) else type(theta).__name__
+            raise ValueError(f"theta must be a vector of shape ({size},) like flat(), got {shape}")
+
     def load(self, theta: torch.Tensor) -> None:
         """Set every parameter from a vector like :meth:`flat`."""
+        self._check_theta(theta)
         with torch.no_grad():
             offset = 0
             for parameter in self.parameters().values():
@@ -234,6 +241,7 @@ class Proposition1:
         """E(θ) = −Σ_i ELBO_i in closed form (nats), at ``theta`` (default: the current θ)."""
         if theta is None:
             theta = self.flat()
+        self._check_theta(theta)
         values, offset = {}, 0
         for name, parameter in self.parameters().items():
             values[name] = theta[offset : offset + parameter.numel()].reshape(parameter.shape)

@@ -148,3 +148,12 @@ def test_svi_from_a_perturbed_collapsed_point(alpha):
     else:
         assert energy < -COLLAPSED - 5
         assert setup.model.decoder.weight.detach().abs().min() > 0.5
+
+
+def test_parameter_vectors_are_checked():
+    setup = proposition1(0.5)
+    assert len(setup.names()) == len(setup.flat()) == 9
+    with pytest.raises(ValueError, match=r"theta must be a vector of shape \(9,\)"):
+        setup.load(torch.zeros(8))
+    with pytest.raises(ValueError, match="alpha"):
+        proposition1(-0.1)
