@@ -393,6 +393,7 @@ def gamma_sweep(
     epochs: int = 100,
     batch_size: int = 128,
     lr: float = 1e-3,
+    final_lr: float | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> list[dict]:
@@ -410,6 +411,11 @@ def gamma_sweep(
     :param int latent_dim: q.
     :param hidden_sizes: encoder and decoder hidden widths (default ``()``: linear).
     :param int epochs: epochs per γ (default 100).
+    :param float lr: Adam's learning rate (default 1e-3).
+    :param float final_lr: if given, the learning rate decays geometrically from ``lr`` to this
+        by the last step (:class:`~pvae.training.JointOptim` ``lr_decay``). Adam's step noise
+        at a constant rate keeps the encoder means of switched-off dimensions jittering, which
+        the activity threshold 0.01 can count as active; decaying the rate lets them settle.
     :returns: one dict per γ: ``gamma``, ``active`` (trained), ``closed_form``, ``kl``
         (total KL per point, nats), ``elbo`` (nats per point).
 
@@ -422,13 +428,20 @@ def gamma_sweep(
     from pvae.likelihoods import NormalDecoder
     from pvae.marginal import elbo_terms
     from pvae.models import VAE
-    from pvae.training import fit
+    from pvae.training import JointOptim, fit
 
     check_data(data, "data")
     variances = [check_positive_float(v, "variances") for v in variances]
     if not variances:
         raise ValueError("variances must name at least one γ")
     check_positive_int(latent_dim, "latent_dim")
+    check_positive_int(epochs, "epochs")
+    check_positive_int(batch_size, "batch_size")
+    check_positive_float(lr, "lr")
+    if final_lr is not None and not 0 < check_positive_float(final_lr, "final_lr") <= lr:
+        raise ValueError(f"final_lr must be in (0, lr={lr}], got {final_lr!r}")
+    num_steps = epochs * math.ceil(data.shape[0] / min(batch_size, data.shape[0]))
+    decay = 1.0 if final_lr is None else (final_lr / lr) ** (1 / max(num_steps - 1, 1))
     eigenvalues = torch.linalg.eigvalsh(torch.cov(data.T, correction=0))
     rows = []
     for index, variance in enumerate(tqdm(variances, desc="γ sweep", disable=not progress)):
@@ -444,7 +457,7 @@ def gamma_sweep(
             data,
             epochs=epochs,
             batch_size=batch_size,
-            lr=lr,
+            optimizer=JointOptim(torch.optim.Adam, {"lr": lr}, lr_decay=decay),
             seed=seed + index,
             monitor_size=0,
             watchdog=False,

@@ -305,7 +305,8 @@ def collapse_report(
             verdicts["ii"] = "indicated"
             reasons["ii"] = (
                 f"γ = {gamma:.3g} is fixed and only {m} eigenvalue(s) of the data covariance "
-                f"exceed it, so at most {m} of {q} dimensions can stay on (Prop. 2); {k} did"
+                f"exceed it: the linear-Gaussian VAE would keep {m} of {q} dimensions (Prop. 2); "
+                f"this model keeps {k}"
             )
         else:
             reasons["ii"] = f"γ = {gamma:.3g} is fixed, but {m} eigenvalue(s) exceed it"

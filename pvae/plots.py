@@ -34,26 +34,43 @@ def plot_history(history, *, title: str | None = None) -> Figure:
     return figure
 
 
-def plot_gamma_sweep(sweeps: dict[str, list[dict]], *, eigenvalues=None) -> Figure:
+def plot_gamma_sweep(
+    sweeps: dict[str, list[dict]], *, eigenvalues=None, latent_dim: int | None = None
+) -> Figure:
     """Active units against the fixed decoder variance γ (Dai et al.'s Proposition 2): one line
     per sweep of :func:`pvae.collapse.gamma_sweep` (e.g. ``{"linear VAE": rows, "MLP VAE":
-    rows}``), the closed-form pPCA count as a step line, and the data-covariance eigenvalues
-    as ticks along the top (a dimension switches off where γ passes one)."""
+    rows}``) and, given the data-covariance ``eigenvalues`` and ``latent_dim``, the closed-form
+    pPCA count min(#{λ > γ}, q) as an exact step function, with the eigenvalues as ticks along
+    the top (a dimension switches off where γ passes one)."""
     if not sweeps or not all(sweeps.values()):
         raise ValueError("sweeps must map labels to non-empty lists of rows")
     figure = Figure(figsize=(6.5, 4), layout="constrained")
     axes = figure.subplots()
-    first = next(iter(sweeps.values()))
-    gammas = [row["gamma"] for row in first]
-    axes.step(
-        gammas,
-        [row["closed_form"] for row in first],
-        where="mid",
-        color="black",
-        lw=2,
-        alpha=0.4,
-        label="closed form (pPCA): #{λ > γ}",
-    )
+    gammas = [row["gamma"] for rows in sweeps.values() for row in rows]
+    low, high = min(gammas) / 1.5, max(gammas) * 1.5
+    top = max(row["active"] for rows in sweeps.values() for row in rows)
+    if eigenvalues is not None and latent_dim is not None:
+        values = np.sort(torch.as_tensor(eigenvalues).detach().cpu().numpy())
+        grid = np.geomspace(low, high, 2000)
+        counts = np.minimum((values[None, :] > grid[:, None]).sum(1), latent_dim)
+        axes.plot(
+            grid,
+            counts,
+            color="black",
+            lw=2,
+            alpha=0.4,
+            label="closed form (pPCA): min(#{λ > γ}, q)",
+        )
+        top = max(top, latent_dim)
+        inside = values[(values >= low) & (values <= high)]
+        axes.plot(
+            inside,
+            np.full_like(inside, top + 1.0),
+            "|",
+            color="grey",
+            markersize=12,
+            label="eigenvalues of the data covariance",
+        )
     for (label, rows), marker in zip(sweeps.items(), "osd^v", strict=False):
         axes.plot(
             [r["gamma"] for r in rows],
@@ -62,19 +79,9 @@ def plot_gamma_sweep(sweeps: dict[str, list[dict]], *, eigenvalues=None) -> Figu
             ls="--",
             label=label,
         )
-    if eigenvalues is not None:
-        values = torch.as_tensor(eigenvalues).detach().cpu().numpy()
-        low, high = min(gammas), max(gammas)
-        inside = values[(values >= low / 2) & (values <= high * 2)]
-        axes.plot(
-            inside,
-            np.full_like(inside, axes.get_ylim()[1]),
-            "|",
-            color="grey",
-            markersize=12,
-            label="eigenvalues of the data covariance",
-        )
     axes.set_xscale("log")
+    axes.set_xlim(low, high)
+    axes.yaxis.get_major_locator().set_params(integer=True)
     axes.set(
         xlabel="fixed decoder variance γ",
         ylabel="active units (activity > 0.01)",

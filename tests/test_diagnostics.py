@@ -94,6 +94,7 @@ def test_report_names_fixed_gamma_collapse_for_ppca_with_gamma_above_eigenvalues
     assert report.num_active == 2
     assert report.indicated == ["ii"]
     assert "only 2 eigenvalue(s)" in report.reasons["ii"]
+    assert "keep 2 of 4" in report.reasons["ii"]
 
 
 def test_report_names_benign_collapse_when_learned_gamma_leaves_unneeded_dimensions_off():
