@@ -249,12 +249,15 @@ def collapse_report(
       has no floor (``log_density_bound`` infinite). Checked first: it invalidates the rest.
     - (ii) *indicated* if γ is fixed, :math:`k < q` and :math:`m < q`: γ itself switches
       :math:`q - m` dimensions off.
-    - (i) *indicated* if :math:`0 < k < q` with γ learned and :math:`k \ge m` (the kept
-      dimensions cover what the data have above the noise level the model chose).
-    - (v) *indicated* if γ is learned and :math:`k < m` (even the linear VAE would keep
-      :math:`m`; a deep model keeping fewer is stuck; Proposition 1's collapsed point, γ =
-      γ̄ with :math:`k = 0`, is the extreme), or if ``reference_error`` (e.g. an
-      autoencoder's reconstruction error on the same data) is less than half this model's.
+    - (i) *indicated* if :math:`0 < k < q` with γ learned and either :math:`k \ge m` (the kept
+      dimensions cover what the data have above the noise level the model chose) or the
+      reconstruction error is below that of PCA with :math:`k` components,
+      :math:`\sum_{j > k} \lambda_j` (fewer dimensions than the linear VAE, but used well).
+    - (v) *indicated* if γ is learned, :math:`k < m` and the reconstruction error is at least
+      PCA's with :math:`k` components: even the linear VAE would keep :math:`m`, and this model
+      gains nothing from keeping fewer (Proposition 1's collapsed point, γ = γ̄ with
+      :math:`k = 0`, is the extreme); or if ``reference_error`` (e.g. an autoencoder's
+      reconstruction error on the same data) is less than half this model's.
     - (iv) *possible* whenever :math:`k = 0` and :math:`I(x; z) < 0.01` nats: the decoder
       then ignores z, and only the decoder's capacity (e.g. autoregressive) tells (iv) from
       (v), which the diagnostics cannot see.
@@ -314,19 +317,31 @@ def collapse_report(
         reasons["ii"] = "γ is learned" if normal and learned else "no fixed γ"
 
     if normal and learned and m is not None:
+        error = diagnostics.reconstruction_error
+        # The best rank-k linear reconstruction (PCA) leaves the d − k smallest eigenvalues.
+        linear_error = float(eigenvalues[k:].sum())
         if 0 < k < q and k >= m:
             verdicts["i"] = "indicated"
             reasons["i"] = (
                 f"{q - k} dimension(s) are off, but the {k} kept cover the {m} eigenvalue(s) "
                 f"of the data covariance above the learned γ = {gamma:.3g}"
             )
-        if k < m:
+        elif k < m and error < linear_error:
+            verdicts["i"] = "indicated"
+            reasons["i"] = (
+                f"{q - k} dimension(s) are off, fewer kept ({k}) than the linear VAE would keep "
+                f"({m}), but the reconstruction error {error:.3g} is below PCA's with {k} "
+                f"component(s) ({linear_error:.3g}): the kept dimensions do the work"
+            )
+        elif k < m:
             verdicts["v"] = "indicated"
             reasons["v"] = (
                 f"{m} eigenvalue(s) of the data covariance exceed the learned γ = {gamma:.3g}, "
-                f"so even the linear VAE would keep {m} dimension(s); this model keeps {k}"
+                f"so even the linear VAE would keep {m} dimension(s); this model keeps {k} and "
+                f"reconstructs no better ({error:.3g}) than PCA with {k} component(s) "
+                f"({linear_error:.3g})"
                 + (
-                    f" and γ ≈ the data's mean variance {mean_variance:.3g}: the decoder "
+                    f"; γ ≈ the data's mean variance {mean_variance:.3g}: the decoder "
                     "outputs the data mean (Proposition 1's collapsed point)"
                     if k == 0 and abs(gamma / mean_variance - 1) < 0.1
                     else ""

@@ -153,3 +153,35 @@ def test_report_uses_a_reference_reconstruction_error():
     assert "v" in found.report(reference_error=0.1 * found.reconstruction_error).indicated
     with pytest.raises(ValueError, match="reference_error"):
         found.report(reference_error=-1.0)
+
+
+def test_report_calls_fewer_dimensions_than_linear_benign_when_they_reconstruct_better():
+    """Data on a half circle: two covariance eigenvalues (0.5 and 0.5 − 4/π² ≈ 0.095) above
+    γ = 0.01, so the linear VAE would keep 2 dimensions; a decoder that follows the circle
+    reconstructs exactly from one (error 0 < PCA's 0.095 with one component): category (i),
+    not (v)."""
+    angle = torch.linspace(0, math.pi, 400)
+    x = torch.stack([angle.cos(), angle.sin()], -1)
+
+    def model(x):
+        with pyro.plate("data", x.shape[0]):
+            z = pyro.sample("z", dist.Normal(0.0, 1.0).expand([x.shape[0], 2]).to_event(1))
+            t = z[..., 0] + math.pi / 2
+            loc = torch.stack([t.cos(), t.sin()], -1)
+            pyro.sample("x", dist.Normal(loc, 0.1).to_event(1), obs=x)
+
+    model.variance_learned = True
+
+    def guide(x):
+        t = torch.atan2(x[:, 1], x[:, 0]) - math.pi / 2
+        loc = torch.stack([t, torch.zeros_like(t)], -1)
+        scale = torch.tensor([0.01, 1.0]).expand_as(loc)
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+
+    found = diagnose(model, guide, x)
+    assert found.num_active == 1
+    assert found.reconstruction_error < 1e-20
+    report = found.report()
+    assert report.indicated == ["i"], str(report)
+    assert "below PCA's with 1 component(s)" in report.reasons["i"]
