@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -69,6 +70,20 @@ def _positive(kind):
     return parse
 
 
+def _depths(text: str) -> tuple[int, ...]:
+    try:
+        depths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--depths must be comma-separated integers such as 1,2,4, got {text!r}"
+        ) from None
+    if any(depth < 1 for depth in depths):
+        raise argparse.ArgumentTypeError(f"--depths must be positive, got {text!r}")
+    if len(set(depths)) != len(depths):
+        raise argparse.ArgumentTypeError(f"--depths must not repeat a depth, got {text!r}")
+    return depths
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pvae",
@@ -128,6 +143,47 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--table", type=Path, help="also write the table (.csv or .json)")
     evaluate.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    experiment = commands.add_parser(
+        "experiment", help="reproduce a published experiment at CPU scale"
+    )
+    experiments = experiment.add_subparsers(dest="experiment", required=True)
+    collapse = experiments.add_parser(
+        "collapse-depth",
+        help="Dai et al. (2020), Sec. 6: AE and VAE reconstruction error and encoder scales "
+        "against depth (1-10 hidden layers of 512 units, latent 64)",
+    )
+    collapse.add_argument(
+        "--full",
+        action="store_true",
+        help="the paper's budget: 200 epochs, KL warm-up over 50 (default: 40 and 10)",
+    )
+    collapse.add_argument(
+        "--out", type=Path, default=Path("runs/collapse_depth"), help="results folder"
+    )
+    collapse.add_argument(
+        "--epochs",
+        type=_positive(int),
+        help="epochs per run (the KL warm-up takes the first quarter); at least 2",
+    )
+    collapse.add_argument(
+        "--depths",
+        type=_depths,
+        help="hidden layers per network, e.g. 1,2,4 (default 1,2,4,6,8,10)",
+    )
+    collapse.add_argument(
+        "--fashion-mnist",
+        metavar="ROOT",
+        help="train on Fashion-MNIST: a folder or base URL with the four IDX .gz files "
+        "(default: sklearn's bundled 8x8 digits)",
+    )
+    collapse.add_argument(
+        "--max-points",
+        type=_positive(int),
+        help="use at most N training and N held-out points (a seeded random subset)",
+    )
+    collapse.add_argument("--seed", type=int, default=0)
+    collapse.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 
 
@@ -216,6 +272,53 @@ def _demo(args) -> int:
     return 0
 
 
+def _collapse_depth(args) -> int:
+    import dataclasses
+
+    from pvae.collapse_depth import DEFAULT, FULL, format_table, run_collapse_depth
+
+    settings = FULL if args.full else DEFAULT
+    changes: dict = {"seed": args.seed, "max_points": args.max_points}
+    if args.epochs is not None:
+        if args.epochs < 2:
+            raise ValueError(
+                f"--epochs must be at least 2 (vae-warmup warms up over the first quarter and "
+                f"then trains the ELBO), got {args.epochs}"
+            )
+        changes.update(epochs=args.epochs, warmup_epochs=max(1, args.epochs // 4))
+    if args.depths is not None:
+        changes["depths"] = args.depths
+    if args.fashion_mnist is not None:
+        changes.update(data="fashion-mnist", data_root=args.fashion_mnist)
+    settings = dataclasses.replace(settings, **changes)
+    start = time.perf_counter()
+    rows = run_collapse_depth(args.out, settings=settings, progress=not args.no_progress)
+    print(
+        f"\nDai et al. (2020), Sec. 6 on {settings.data}: {len(settings.depths)} depths x "
+        f"{len(rows) // len(settings.depths)} variants, width {settings.width}, latent "
+        f"{settings.latent_dim}, {settings.epochs} epochs, batch {settings.batch_size}, Adam lr "
+        f"{settings.lr:g}, in {time.perf_counter() - start:.0f} s. Training reconstruction error "
+        "‖x − μ_x(E_q[z|x])‖² per point, the learned γ, and for the VAEs the KL (nats per "
+        "point), active units and encoder scales σ_z:\n"
+    )
+    print(format_table(rows))
+    saved = json.loads((args.out / "collapse_depth.json").read_text())
+    print(
+        f"\nreconstructing every point by the training mean (a decoder that ignores z): "
+        f"{saved['baseline']:.3f}"
+    )
+    names = ("collapse_depth.png", "collapse_depth.csv", "collapse_depth.json")
+    print(
+        f"\nwrote {', '.join(str(args.out / name) for name in names)}, "
+        f"{args.out / 'collapse_depth_scales.npz'}"
+    )
+    return 0
+
+
+def _experiment(args) -> int:
+    return {"collapse-depth": _collapse_depth}[args.experiment](args)
+
+
 def _evaluate(args) -> int:
     loaded = checkpoint.load(args.checkpoint)
     data = load_data(loaded.config)
@@ -261,10 +364,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pvae`` command."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    commands = {"train": _train, "evaluate": _evaluate, "demo": _demo, "experiment": _experiment}
     try:
-        return {"train": _train, "evaluate": _evaluate, "demo": _demo}[args.command](args)
+        return commands[args.command](args)
     except (ValueError, TypeError, FileNotFoundError) as error:
-        print(f"pvae {args.command}: error: {error}", file=sys.stderr)
+        name = " ".join(filter(None, (args.command, getattr(args, "experiment", None))))
+        print(f"pvae {name}: error: {error}", file=sys.stderr)
         return 2
 
 

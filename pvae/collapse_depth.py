@@ -1,0 +1,534 @@
+"""``pvae experiment collapse-depth``: AE and VAE reconstruction error against network depth."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyro
+import torch
+from matplotlib.figure import Figure
+from pyro import poutine
+from tqdm import tqdm
+
+from pvae.data import Split, load_digits
+from pvae.diagnostics import diagnose
+from pvae.marginal import evaluating
+from pvae.registry import build_guide, build_model
+from pvae.tables import write_table
+from pvae.training import fit, kl_warmup
+from pvae.validation import (
+    check_data,
+    check_positive_float,
+    check_positive_int,
+    check_sizes,
+)
+from pvae.watchdog import IllPosedWarning
+
+__all__ = [
+    "DEFAULT",
+    "FULL",
+    "SCALE_NEAR_ONE",
+    "VARIANTS",
+    "CollapseDepthSettings",
+    "format_table",
+    "load_data",
+    "mean_error",
+    "plot_collapse_depth",
+    "reconstruction_error",
+    "run_collapse_depth",
+]
+
+logger = logging.getLogger(__name__)
+
+#: variant → (guide, description). Every variant has the decoder ``"normal-shared"``.
+VARIANTS: dict[str, tuple[str, str]] = {
+    "ae": ("delta", "deterministic encoder, KL weight 0: the autoencoder objective"),
+    "vae": ("diag-normal", "diagonal-Normal encoder, KL weight 1: the ELBO"),
+    "vae-warmup": ("diag-normal", "as vae, KL weight rising linearly from 0 (KL warm-up)"),
+}
+
+#: An encoder scale σ_z within this distance of 1 counts as "near 1" (the prior's scale).
+SCALE_NEAR_ONE = 0.1
+
+
+@dataclass(frozen=True)
+class CollapseDepthSettings:
+    """The budget of :func:`run_collapse_depth`: one run per variant and depth, each with an
+    encoder and a decoder MLP of ``depth`` hidden layers of ``width`` ReLU units.
+
+    :ivar depths: hidden layers of the encoder and of the decoder, one run per entry.
+    :ivar width: units per hidden layer.
+    :ivar latent_dim: latent width q.
+    :ivar epochs: training epochs of every run.
+    :ivar batch_size: minibatch size.
+    :ivar lr: Adam's learning rate (constant). Adam changes a parameter by about ``lr`` a step,
+        so a short budget needs a larger rate than a long one.
+    :ivar warmup_epochs: epochs over which ``vae-warmup``'s KL weight rises from 0 to 1
+        (:func:`pvae.kl_warmup`); fewer than ``epochs``, so that the last epochs train the ELBO.
+    :ivar init_gamma: the decoder's shared variance γ at the start, or ``None`` (default) for
+        the data's mean per-pixel variance, the γ of a decoder that outputs the data mean.
+        Adam moves log γ by about ``lr`` a step at most, so from γ = 1 (NormalDecoder's default,
+        14 times the digits' per-pixel variance) a short budget would end with γ far above the
+        reconstruction error, and a VAE collapsed because γ is large (Dai et al.'s category
+        (ii)), not because it is deep.
+    :ivar seed: seed of every run: each depth's runs start from the same decoder weights and
+        see the same minibatches.
+    :ivar data: ``"digits"`` (sklearn's bundled 8×8 digits), ``"fashion-mnist"`` (read from
+        ``data_root``) or, when :func:`run_collapse_depth` is given the data, its name.
+    :ivar data_root: folder or base URL of the four Fashion-MNIST IDX files
+        (:func:`pvae.data.load_fashion_mnist`).
+    :ivar max_points: use at most this many training points and as many held-out points (a
+        seeded random subset), or ``None`` for all.
+    :ivar diagnostic_points: the latent diagnostics (:func:`pvae.diagnostics.diagnose`) use the
+        first this many training points (their mutual information costs n² per run).
+    """
+
+    depths: tuple[int, ...] = (1, 2, 4, 6, 8, 10)
+    width: int = 512
+    latent_dim: int = 64
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 3e-3
+    warmup_epochs: int = 10
+    init_gamma: float | None = None
+    seed: int = 0
+    data: str = "digits"
+    data_root: str | None = None
+    max_points: int | None = None
+    diagnostic_points: int = 2000
+
+    def __post_init__(self):
+        depths = check_sizes(self.depths, "depths")
+        if not depths:
+            raise ValueError("depths must name at least one depth, got ()")
+        if len(set(depths)) != len(depths):
+            raise ValueError(f"depths must not repeat a depth, got {self.depths!r}")
+        object.__setattr__(self, "depths", depths)
+        for name in (
+            "width",
+            "latent_dim",
+            "epochs",
+            "batch_size",
+            "warmup_epochs",
+            "diagnostic_points",
+        ):
+            check_positive_int(getattr(self, name), name)
+        check_positive_float(self.lr, "lr")
+        if self.init_gamma is not None:
+            check_positive_float(self.init_gamma, "init_gamma")
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(
+                f"warmup_epochs must be < epochs (={self.epochs}) so that the last epochs of "
+                f"vae-warmup train the ELBO, got {self.warmup_epochs!r}"
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if not isinstance(self.data, str) or not self.data:
+            raise ValueError(f"data must be a non-empty name, got {self.data!r}")
+        if self.max_points is not None:
+            check_positive_int(self.max_points, "max_points")
+
+
+#: A CPU budget (about 7 minutes on two idle cores): the paper's networks (depths 1–10, width
+#: 512, latent 64, batch 64) on sklearn's digits, 40 epochs (920 Adam steps) at lr 3e-3 (the
+#: demo's), KL warm-up over the first 10.
+DEFAULT = CollapseDepthSettings()
+
+#: Dai et al.'s networks (depths 1, 2, 4, 6, 8, 10; 512 ReLU units; latent 64; Adam, batch 64)
+#: with a long budget of our choice: 200 epochs at Adam's usual lr 1e-3, KL warm-up over the
+#: first 50. On Fashion-MNIST that is 187,600 steps per run and 18 runs: hours on a GPU.
+FULL = dataclasses.replace(DEFAULT, epochs=200, warmup_epochs=50, lr=1e-3)
+
+
+def load_data(settings: CollapseDepthSettings) -> Split:
+    """The data ``settings`` name, before :attr:`~CollapseDepthSettings.max_points` applies:
+    sklearn's digits (the seeded 80/20 split of :func:`pvae.load_digits`) or Fashion-MNIST's
+    official split (:func:`pvae.data.load_fashion_mnist`)."""
+    if settings.data == "digits":
+        return load_digits(seed=settings.seed)
+    if settings.data == "fashion-mnist":
+        if settings.data_root is None:
+            raise ValueError(
+                "data='fashion-mnist' needs data_root, the folder or base URL of the four IDX "
+                "files (train-images-idx3-ubyte.gz, ...)"
+            )
+        from pvae.data import load_fashion_mnist
+
+        return load_fashion_mnist(settings.data_root)
+    raise ValueError(
+        f"data must be 'digits' or 'fashion-mnist' unless the data are passed to "
+        f"run_collapse_depth(data=...), got {settings.data!r}"
+    )
+
+
+def reconstruction_error(
+    model: Callable, guide: Callable, x: torch.Tensor, *, site: str = "z", chunk_size: int = 4096
+) -> torch.Tensor:
+    r"""Squared reconstruction error of every point through the posterior mean [1]:
+
+    .. math:: e(x) = \big\| x - \mu_x\big(\mathbb{E}_{q}[z \mid x]\big) \big\|^2,
+
+    summed over the d pixels, where :math:`\mu_x(z)` is the mean of the model's likelihood at
+    the site ``"x"`` given ``z``. For a point-mass guide (the autoencoder) the posterior mean is
+    the encoder's output. Runs in eval mode without gradients.
+
+    :param model: a model keeping the site contract of :mod:`pvae.models`.
+    :param guide: its guide, whose distribution at ``site`` has a ``mean``.
+    :param torch.Tensor x: data, shape ``(n, d)``.
+    :param str site: the latent site (default ``"z"``).
+    :param int chunk_size: points per pass (default 4096).
+    :returns: shape ``(n,)``.
+
+    References
+
+    [1] Dai, B., Wang, Z. & Wipf, D. (2020). The Usual Suspects? Reassessing Blame for VAE
+        Posterior Collapse. ICML.
+    """
+    check_data(x, "x")
+    check_positive_int(chunk_size, "chunk_size")
+    errors = []
+    with evaluating(model, guide):
+        for block in x.split(chunk_size):
+            guide_trace = poutine.trace(guide).get_trace(block)
+            if site not in guide_trace.nodes:
+                raise ValueError(f"site must be a latent site of the guide, got {site!r}")
+            code = guide_trace.nodes[site]["fn"].mean
+            conditioned = poutine.condition(model, data={site: code})
+            loc = poutine.trace(conditioned).get_trace(block).nodes["x"]["fn"].mean
+            errors.append((block - loc).pow(2).sum(-1))
+    return torch.cat(errors)
+
+
+def mean_error(x: torch.Tensor) -> float:
+    """The reconstruction error of every point by the mean of ``x``, averaged over the points:
+    the total variance, what a decoder that ignores z (a collapsed VAE) achieves at best."""
+    check_data(x, "x")
+    return (x - x.mean(0)).pow(2).sum(-1).mean().item()
+
+
+def _decoder_variance(model, guide, x: torch.Tensor) -> float:
+    """The mean variance of the model's likelihood at ``x`` (γ for a shared variance)."""
+    with evaluating(model, guide):
+        trace = poutine.trace(poutine.replay(model, poutine.trace(guide).get_trace(x)))
+        return trace.get_trace(x).nodes["x"]["fn"].variance.mean().item()
+
+
+def _subset(points: torch.Tensor, size: int | None, seed: int) -> torch.Tensor:
+    if size is None or size >= len(points):
+        return points
+    order = torch.randperm(len(points), generator=torch.Generator().manual_seed(seed))
+    return points[order[:size].to(points.device)]
+
+
+def _train(variant: str, depth: int, data: Split, settings: CollapseDepthSettings, bar) -> dict:
+    pyro.clear_param_store()
+    torch.manual_seed(settings.seed)
+    hidden = (settings.width,) * depth
+    train = data.train
+    gamma = settings.init_gamma or train.var(0).mean().item()
+    model = build_model(
+        "normal-shared", data.data_dim, settings.latent_dim, hidden, init_variance=gamma
+    )
+    guide = build_guide(VARIANTS[variant][0], model, hidden)
+    model.to(train.device, train.dtype)
+    guide.to(train.device, train.dtype)
+    if variant == "vae-warmup":
+        kl_weight = kl_warmup(settings.warmup_epochs)
+    else:
+        kl_weight = 0.0 if variant == "ae" else 1.0
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        # A learned shared γ can fall towards the reconstruction error itself, which for an
+        # autoencoder may approach 0: the watchdog's alarm is recorded with the run.
+        warnings.simplefilter("always", IllPosedWarning)
+        history = fit(
+            model,
+            guide,
+            train,
+            epochs=settings.epochs,
+            batch_size=settings.batch_size,
+            lr=settings.lr,
+            kl_weight=kl_weight,
+            seed=settings.seed,
+            callback=lambda record: bar.update(),
+            progress=False,
+        )
+    seconds = time.perf_counter() - start
+    run = {
+        "history": list(history),
+        "watchdog": [str(w.message) for w in caught if issubclass(w.category, IllPosedWarning)],
+        "seconds": seconds,
+        "train_recon_error": reconstruction_error(model, guide, train).mean().item(),
+        "test_recon_error": reconstruction_error(model, guide, data.test).mean().item(),
+        "gamma": _decoder_variance(model, guide, train[:1]),
+    }
+    if variant != "ae":
+        latent = diagnose(model, guide, train[: settings.diagnostic_points], chunk_size=256)
+        run["kl_per_dim"] = latent.kl_per_dim.tolist()
+        run["activity"] = latent.activity.tolist()
+        run["active_units"] = latent.num_active
+        run["mutual_information"] = latent.mutual_information
+        run["scales"] = latent.scales.detach().cpu().numpy()
+    logger.info(
+        "%s, depth %d: reconstruction error %.4g in %.0f s",
+        variant,
+        depth,
+        run["train_recon_error"],
+        seconds,
+    )
+    return run
+
+
+def _row(variant: str, depth: int, run: dict) -> dict:
+    scales = run.get("scales")
+    return {
+        "variant": variant,
+        "depth": depth,
+        "train_recon_error": run["train_recon_error"],
+        "test_recon_error": run["test_recon_error"],
+        "gamma": run["gamma"],
+        "kl": None if scales is None else float(sum(run["kl_per_dim"])),
+        "active_units": run.get("active_units"),
+        "median_scale": None if scales is None else float(np.median(scales)),
+        "share_scale_near_1": (
+            None if scales is None else float(np.mean(np.abs(scales - 1) < SCALE_NEAR_ONE))
+        ),
+        "final_loss": run["history"][-1]["loss"],
+        "seconds": run["seconds"],
+        "watchdog": bool(run["watchdog"]),
+    }
+
+
+def run_collapse_depth(
+    out_dir,
+    *,
+    settings: CollapseDepthSettings | None = None,
+    data: Split | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    r"""Dai et al.'s Section 6 experiment [1]: is the VAE's reconstruction error, and its
+    posterior collapse, a matter of depth? For every depth in ``settings.depths`` it trains, with
+    Adam on minibatches, three pairs with the same Normal decoder of one learned shared variance γ
+    (``"normal-shared"``) and encoder and decoder MLPs of ``depth`` hidden layers:
+
+    - ``ae``: a deterministic encoder (:class:`~pvae.guides.DeltaGuide`) with KL weight 0,
+      i.e. the autoencoder's objective :math:`\sum_i \log \mathcal{N}(x_i \mid
+      \mu_x(f(x_i)), \gamma I)`;
+    - ``vae``: a diagonal-Normal encoder, the ELBO;
+    - ``vae-warmup``: the same with the KL weight rising linearly from 0 to 1 over
+      ``settings.warmup_epochs`` (KL warm-up).
+
+    γ starts at the data's mean per-pixel variance (see
+    :attr:`CollapseDepthSettings.init_gamma`). It then measures the training (and held-out)
+    reconstruction error
+    :func:`reconstruction_error`, the learned γ, and for the VAEs the latent diagnostics of
+    :func:`pvae.diagnostics.diagnose`: KL per dimension, active units (Burda et al.'s
+    :math:`\mathrm{Cov}_x(\mathbb{E}_q[z_u \mid x]) > 0.01` [2]) and every encoder scale
+    :math:`\sigma_z`, whose histogram by depth is Dai et al.'s Fig. 2. Dai et al. report that
+    the error first falls and then rises with depth, that the VAE's is always above the AE's,
+    and that deeper VAEs have more :math:`\sigma_z` near 1 (dimensions set to the prior): bad
+    local minima of deep autoencoders, not the KL term alone, as a cause of collapse.
+
+    Writes ``collapse_depth.csv`` (the rows), ``collapse_depth.json`` (settings, data sizes,
+    ``baseline`` = :func:`mean_error` of the training data, rows, and per run the training
+    history, watchdog alarms, KL per dimension and activity),
+    ``collapse_depth_scales.npz`` (σ_z of every diagnosed point and dimension, keys
+    ``"vae/4"``, ...) and ``collapse_depth.png`` (:func:`plot_collapse_depth`) to ``out_dir``.
+
+    :param out_dir: results folder (created).
+    :param settings: the budget (default :data:`DEFAULT`; :data:`FULL` for the paper's).
+    :param data: a :class:`~pvae.data.Split` to use instead of loading ``settings.data`` (whose
+        name then labels it); its dtype and device set the networks'.
+    :param bool progress: show a tqdm bar over the epochs of all runs (default ``True``).
+    :returns: one row per (variant, depth), variants in :data:`VARIANTS` order, then depth. Keys:
+        ``variant``, ``depth``, ``train_recon_error`` and ``test_recon_error`` (mean
+        :func:`reconstruction_error`), ``gamma``, ``kl`` (nats per point, summed over the
+        dimensions), ``active_units``, ``median_scale`` and ``share_scale_near_1`` (the share of
+        σ_z within :data:`SCALE_NEAR_ONE` of 1), ``final_loss`` (the last epoch's training
+        objective), ``seconds`` and ``watchdog`` (whether :func:`pvae.fit`'s watchdog warned);
+        the VAE-only entries are ``None`` for ``ae``.
+
+    References
+
+    [1] Dai, B., Wang, Z. & Wipf, D. (2020). The Usual Suspects? Reassessing Blame for VAE
+        Posterior Collapse. ICML.
+    [2] Burda, Y., Grosse, R. & Salakhutdinov, R. (2016). Importance Weighted Autoencoders. ICLR.
+    """
+    settings = settings or DEFAULT
+    if not isinstance(settings, CollapseDepthSettings):
+        raise TypeError(f"settings must be a CollapseDepthSettings, got {type(settings).__name__}")
+    if data is None:
+        data = load_data(settings)
+    elif not isinstance(data, Split):
+        raise TypeError(f"data must be a pvae.data.Split, got {type(data).__name__}")
+    check_data(data.train, "data.train")
+    check_data(data.test, "data.test", dim=data.data_dim)
+    data = Split(
+        train=_subset(data.train, settings.max_points, settings.seed),
+        test=_subset(data.test, settings.max_points, settings.seed),
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(variant, depth) for variant in VARIANTS for depth in settings.depths]
+    runs: dict[tuple[str, int], dict] = {}
+    start = time.perf_counter()
+    with tqdm(
+        total=len(jobs) * settings.epochs,
+        disable=not progress,
+        desc="collapse-depth",
+        unit="epoch",
+    ) as bar:
+        for variant, depth in jobs:
+            bar.set_postfix_str(f"{variant}, depth {depth}")
+            runs[variant, depth] = _train(variant, depth, data, settings, bar)
+    logger.info("collapse-depth trained %d runs in %.0f s", len(jobs), time.perf_counter() - start)
+    rows = [_row(variant, depth, run) for (variant, depth), run in runs.items()]
+    scales = {key: run["scales"] for key, run in runs.items() if "scales" in run}
+    _write_outputs(out, rows, runs, scales, settings, data)
+    return rows
+
+
+def _write_outputs(out: Path, rows, runs, scales, settings, data: Split) -> None:
+    write_table(out / "collapse_depth.csv", rows)
+    details = {
+        "settings": dataclasses.asdict(settings),
+        "num_train": len(data.train),
+        "num_test": len(data.test),
+        "data_dim": data.data_dim,
+        "baseline": mean_error(data.train),
+        "rows": rows,
+        "runs": {
+            f"{variant}/{depth}": {k: v for k, v in run.items() if k != "scales"}
+            for (variant, depth), run in runs.items()
+        },
+    }
+    (out / "collapse_depth.json").write_text(json.dumps(details, indent=1) + "\n")
+    np.savez_compressed(
+        out / "collapse_depth_scales.npz",
+        **{f"{variant}/{depth}": value for (variant, depth), value in scales.items()},
+    )
+    title = (
+        f"{settings.data}: {len(data.train)} training points, d = {data.data_dim}, "
+        f"width {settings.width}, latent {settings.latent_dim}, {settings.epochs} epochs"
+    )
+    figure = plot_collapse_depth(rows, scales, baseline=details["baseline"], title=title)
+    figure.savefig(out / "collapse_depth.png", dpi=110)
+
+
+def format_table(rows: list[dict]) -> str:
+    """The rows of :func:`run_collapse_depth` as text."""
+    header = (
+        f"{'variant':<11}{'depth':>6}{'train ‖x−x̂‖²':>15}{'held-out':>10}{'γ':>10}"
+        f"{'KL':>8}{'active':>8}{'median σ_z':>12}{'σ_z≈1':>8}"
+    )
+    lines = [header, "-" * len(header)]
+
+    def cell(value, spec: str, width: int) -> str:
+        return f"{'—':>{width}}" if value is None else f"{value:>{width}{spec}}"
+
+    for row in rows:
+        lines.append(
+            f"{row['variant']:<11}{row['depth']:>6}{row['train_recon_error']:>15.3f}"
+            f"{row['test_recon_error']:>10.3f}{row['gamma']:>10.2e}"
+            + cell(row["kl"], ".1f", 8)
+            + cell(row["active_units"], "d", 8)
+            + cell(row["median_scale"], ".3f", 12)
+            + cell(row["share_scale_near_1"], ".0%", 8)
+            + ("  [watchdog]" if row["watchdog"] else "")
+        )
+    return "\n".join(lines)
+
+
+def plot_collapse_depth(
+    rows: list[dict],
+    scales: Mapping[tuple[str, int], np.ndarray],
+    *,
+    baseline: float | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Dai et al.'s Fig. 1 and 2 [1] for the rows of :func:`run_collapse_depth`.
+
+    Top: training (solid) and held-out (dotted) reconstruction error against depth for every
+    variant, log scale; the learned γ; the VAEs' active units. Bottom: one histogram per depth
+    of the VAEs' encoder scales σ_z over every point and latent dimension (counts, log scale):
+    a dimension at the prior has σ_z ≈ 1.
+
+    :param rows: the rows :func:`run_collapse_depth` returns (or reads back from its JSON).
+    :param scales: ``(variant, depth)`` → array of σ_z (any shape), for the VAE variants.
+    :param float baseline: the error of reconstructing every point by the training mean, drawn
+        as a line in the first panel (a decoder that ignores z does no better), or ``None``.
+    :param str title: the figure's suptitle (default: none).
+
+    [1] Dai, B., Wang, Z. & Wipf, D. (2020). The Usual Suspects? Reassessing Blame for VAE
+        Posterior Collapse. ICML.
+    """
+    if not rows:
+        raise ValueError("rows is empty: nothing to plot")
+    depths = sorted({row["depth"] for row in rows})
+    variants = [v for v in VARIANTS if any(row["variant"] == v for row in rows)]
+    colors = {"ae": "C0", "vae": "C3", "vae-warmup": "C2"}
+    figure = Figure(figsize=(max(12, 2.2 * len(depths)), 8), layout="constrained")
+    top, bottom = figure.subfigures(2, 1, height_ratios=(1.15, 1))
+    error_axis, gamma_axis, active_axis = top.subplots(1, 3)
+    for variant in variants:
+        mine = sorted((row for row in rows if row["variant"] == variant), key=lambda r: r["depth"])
+        x = [row["depth"] for row in mine]
+        style = {"color": colors.get(variant), "marker": "o"}
+        error_axis.plot(x, [row["train_recon_error"] for row in mine], label=variant, **style)
+        error_axis.plot(x, [row["test_recon_error"] for row in mine], ls=":", alpha=0.6, **style)
+        gamma_axis.plot(x, [row["gamma"] for row in mine], label=variant, **style)
+        if variant != "ae":
+            active_axis.plot(x, [row["active_units"] for row in mine], label=variant, **style)
+    if baseline is not None:
+        error_axis.axhline(baseline, color="gray", ls="--", lw=1, label="data mean")
+    error_axis.set(
+        yscale="log",
+        xlabel="hidden layers (encoder and decoder each)",
+        ylabel="‖x − μ_x(E_q[z|x])‖² per point",
+        title="reconstruction error: training (—), held-out (···)",
+    )
+    gamma_axis.set(yscale="log", xlabel="hidden layers", ylabel="γ", title="learned shared γ")
+    active_axis.set(
+        xlabel="hidden layers",
+        ylabel="active units",
+        title="VAE active units (Burda et al.)",
+        ylim=(0, None),
+    )
+    for axis in (error_axis, gamma_axis, active_axis):
+        axis.set_xticks(depths)
+        axis.grid(alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend()
+
+    histogram_axes = bottom.subplots(1, len(depths), sharex=True, sharey=True, squeeze=False)[0]
+    values = [np.asarray(value).ravel() for value in scales.values()]
+    upper = max([1.2, *(float(value.max()) for value in values if value.size)])
+    bins = np.linspace(0, upper, 49)
+    for axis, depth in zip(histogram_axes, depths, strict=True):
+        for variant in variants:
+            if (variant, depth) in scales:
+                axis.hist(
+                    np.asarray(scales[variant, depth]).ravel(),
+                    bins=bins,
+                    histtype="step",
+                    lw=1.5,
+                    color=colors.get(variant),
+                    label=variant,
+                )
+        axis.axvline(1.0, color="gray", ls="--", lw=0.8)
+        axis.set(yscale="log", title=f"{depth} hidden layer{'s' * (depth > 1)}", xlabel="σ_z")
+    histogram_axes[0].set_ylabel("count (points × dims)")
+    if histogram_axes[0].get_legend_handles_labels()[0]:
+        histogram_axes[0].legend(fontsize="small")
+    bottom.suptitle("VAE encoder scales σ_z of every training point and latent dimension")
+    if title:
+        figure.suptitle(title)
+    return figure

@@ -1,0 +1,88 @@
+"""``pvae experiment``: the collapse-depth experiment end to end, and its flag checks."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pvae.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_collapse_depth_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(
+        [
+            "experiment",
+            "collapse-depth",
+            "--depths",
+            "1",
+            "--epochs",
+            "2",
+            "--max-points",
+            "64",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "Dai et al. (2020)" in printed and "vae-warmup" in printed
+    assert str(out / "collapse_depth.png") in printed
+    saved = json.loads((out / "collapse_depth.json").read_text())
+    settings = saved["settings"]
+    # width and latent stay the paper's; the flags set the rest
+    assert settings["depths"] == [1] and settings["epochs"] == 2 and settings["seed"] == 3
+    assert settings["warmup_epochs"] == 1 and settings["width"] == 512
+    assert saved["num_train"] == 64 and [row["variant"] for row in saved["rows"]] == [
+        "ae",
+        "vae",
+        "vae-warmup",
+    ]
+
+
+def test_help_lists_the_experiment():
+    result = subprocess.run(
+        ["pvae", "experiment", "--help"], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert "collapse-depth" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--depths", "1,x"], "--depths must be comma-separated integers such as 1,2,4"),
+        (["--depths", "0,2"], "--depths must be positive"),
+        (["--depths", "2,2"], "--depths must not repeat a depth"),
+        (["--epochs", "0"], "must be > 0, got '0'"),
+        (["--max-points", "-5"], "must be > 0, got '-5'"),
+    ],
+)
+def test_bad_flags_are_refused_by_the_parser(flags, message, capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["experiment", "collapse-depth", *flags])
+    assert raised.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_experiment_must_be_named(capsys):
+    with pytest.raises(SystemExit):
+        main(["experiment"])
+    assert "collapse-depth" in capsys.readouterr().err
+
+
+def test_bad_values_exit_with_a_named_error(tmp_path, capsys):
+    assert main(["experiment", "collapse-depth", "--epochs", "1", "--no-progress"]) == 2
+    assert "pvae experiment collapse-depth: error: --epochs must be at least 2" in (
+        capsys.readouterr().err
+    )
+    missing = tmp_path / "nowhere"
+    code = main(["experiment", "collapse-depth", "--fashion-mnist", str(missing), "--no-progress"])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "pvae experiment collapse-depth: error:" in error and str(missing) in error
