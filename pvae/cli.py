@@ -210,6 +210,11 @@ def _train(args) -> int:
         "num_particles": args.num_particles,
         "seed": args.seed,
     }
+    if args.guide == "per-point":
+        raise ValueError(
+            "--guide per-point has no posterior for the held-out points 'pvae train' monitors "
+            "and 'pvae evaluate' scores; use it from Python (pvae.guides.PerPointNormalGuide)"
+        )
     data = load_data(config)
     torch.manual_seed(args.seed)
     hidden = () if args.model == "linear-gaussian" else args.hidden

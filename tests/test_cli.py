@@ -77,6 +77,8 @@ def test_bad_input_exits_with_a_named_error(tmp_path, capsys):
     assert "--dequantize apply to --data digits" in capsys.readouterr().err
     assert cli("train --model normal-network --variance-floor 0.01") == 2
     assert "use normal-floor" in capsys.readouterr().err
+    assert cli("train --guide per-point") == 2
+    assert "--guide per-point has no posterior for the held-out points" in capsys.readouterr().err
     assert cli("demo --levels 5") == 2
     assert "--levels applies to a --data file" in capsys.readouterr().err
     assert cli("demo --quick --epochs 7") == 2
