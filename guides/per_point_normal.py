@@ -64,16 +64,20 @@ class PerPointNormalGuide(PyroModule):
         """
         if x.ndim != 2 or x.shape[1] != self.data_dim:
             raise ValueError(f"x must have shape (batch, {self.data_dim}), got {tuple(x.shape)}")
+        if x.dtype != self.data.dtype:
+            raise ValueError(
+                f"x has dtype {x.dtype}, but this per-point guide's points are {self.data.dtype}"
+            )
         # Built lazily, and again whenever the points change (load_state_dict copies into them).
         version = (self.data.data_ptr(), self.data._version, self.data.dtype)
         if self._indexed != version:
-            rows = self.data.detach().cpu().numpy()
+            rows = self.data.detach().cpu().numpy() + 0.0  # + 0.0 turns −0.0 into 0.0
             self._index = {row.tobytes(): i for i, row in reversed(list(enumerate(rows)))}
             self._indexed = version
         # Look up each distinct row once: importance sampling stacks K copies of every point.
         unique, inverse = torch.unique(x.detach(), dim=0, return_inverse=True)
         found = []
-        for row in unique.to(self.data.dtype).cpu().numpy():
+        for row in unique.cpu().numpy() + 0.0:
             position = self._index.get(row.tobytes())
             if position is None:
                 match = (x.detach() == torch.as_tensor(row, device=x.device)).all(-1)

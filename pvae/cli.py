@@ -156,7 +156,8 @@ def _parser() -> argparse.ArgumentParser:
     collapse.add_argument(
         "--full",
         action="store_true",
-        help="the paper's budget: 200 epochs, KL warm-up over 50 (default: 40 and 10)",
+        help="the paper's architecture with a long budget (our choice; the paper's epoch count is "
+        "not known to us): 200 epochs, KL warm-up over 50 (default: 40 and 10)",
     )
     collapse.add_argument(
         "--out", type=Path, default=Path("runs/collapse_depth"), help="results folder"

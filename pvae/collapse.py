@@ -277,18 +277,23 @@ class Proposition1:
             self.model.decoder.log_variance.fill_(math.log(float((centred**2).mean())))
 
     def set_reconstructing(self, delta: float) -> None:
-        r"""Move to a member of a family that reconstructs every point (κ = 1) and whose energy
-        tends to −∞ as δ → 0, like the family of Dai et al.'s Appendix B.1:
+        r"""Move to a member of a family whose energy tends to −∞ as δ → 0, like the family of
+        Dai et al.'s Appendix B.1 (we could not consult the appendix; this one is written out
+        here and tested): with κ = 1,
 
-        q(z | x_i) = N(c_i, δ²) with c_i = ±1 the sign of the projection of x_i − x̄ on the
-        data's first principal direction u, W = (1 + α)·r u with r the largest |uᵀ(x_i − x̄)|
-        (so that π_α(W c_i) reconstructs points on that line exactly), b = x̄, and
-        γ = (1 + α)² r² δ², the expected squared error per dimension to first order.
+        - q(z | x_i) = N(c_i, δ²), c_i = ±1 the sign of the projection of x_i − x̄ on the
+          data's first principal direction u;
+        - :math:`W_j = \operatorname{sign}(u_j)(r|u_j| + \alpha)`, with r the largest
+          :math:`|u^\top(x_i - \bar x)|`, so that :math:`\pi_\alpha(W c_i) = c_i r u`
+          exactly: the two points :math:`\bar x \pm r u` are reconstructed (for two points
+          symmetric about their mean, like Proposition 1's, every point);
+        - b = x̄ and :math:`\gamma = \|W\|^2 \delta^2 / d`, the expected squared error
+          per dimension to first order in δ.
 
         Per point the energy then behaves as :math:`(d - \kappa)\log\delta + O(1)`: the
         decoder's :math:`\frac d2 \log\gamma` falls faster than the encoder's entropy
         :math:`-\log\delta` rises, so for d > κ = 1 the ELBO, and with it log p(X), is
-        unbounded above on data that lie on a line (like Proposition 1's two points).
+        unbounded above on such data.
         """
         check_positive_float(delta, "delta")
         if self.guide.latent_dim != 1:
@@ -302,14 +307,16 @@ class Proposition1:
         direction = right[0]
         projection = centred @ direction
         radius = float(projection.abs().max())
-        alpha = self.alpha
+        weight = torch.sign(direction) * (radius * direction.abs() + self.alpha)
+        index = self.guide.index(self.data)
         with torch.no_grad():
-            codes = torch.sign(projection)[self.guide.index(self.data)].unsqueeze(-1)
-            self.guide.loc[self.guide.index(self.data)] = codes
+            self.guide.loc[index] = torch.sign(projection).unsqueeze(-1)
             self.guide.log_scale.fill_(math.log(delta))
-            self.model.decoder.weight.copy_(((1 + alpha) * radius * direction).unsqueeze(-1))
+            self.model.decoder.weight.copy_(weight.unsqueeze(-1))
             self.model.decoder.bias.copy_(mean)
-            self.model.decoder.log_variance.fill_(2 * math.log((1 + alpha) * radius * delta))
+            self.model.decoder.log_variance.fill_(
+                math.log(float(weight.pow(2).sum()) * delta**2 / self.data.shape[1])
+            )
 
 
 def proposition1(alpha: float = 0.5, *, data: torch.Tensor | None = None) -> Proposition1:
@@ -332,7 +339,7 @@ def proposition1(alpha: float = 0.5, *, data: torch.Tensor | None = None) -> Pro
     if data is None:
         data = torch.tensor([[1.0, 1.0], [-1.0, -1.0]])
     check_data(data, "data")
-    decoder = SoftThresholdDecoder(1, data.shape[1], alpha=alpha).to(data.dtype)
+    decoder = SoftThresholdDecoder(1, data.shape[1], alpha=alpha).to(data.device, data.dtype)
     setup = Proposition1(data, VAE(decoder), PerPointNormalGuide(data, 1))
     setup.set_collapsed()
     return setup
@@ -373,7 +380,10 @@ def exact_posterior_guide(model, data: torch.Tensor):
         posterior = model.posterior(data)
         covariance = posterior.covariance_matrix[0]
         off_diagonal = covariance - torch.diag(covariance.diagonal())
-        if off_diagonal.abs().max() > 1e-10 * covariance.diagonal().max():
+        if (
+            off_diagonal.abs().max()
+            > 100 * torch.finfo(covariance.dtype).eps * covariance.diagonal().max()
+        ):
             raise ValueError(
                 "the model's posterior covariance is not diagonal (W has non-orthogonal "
                 "columns), so no diagonal guide equals it"
@@ -411,11 +421,14 @@ def gamma_sweep(
     :param int latent_dim: q.
     :param hidden_sizes: encoder and decoder hidden widths (default ``()``: linear).
     :param int epochs: epochs per γ (default 100).
+    :param int batch_size: minibatch size (default 128).
     :param float lr: Adam's learning rate (default 1e-3).
     :param float final_lr: if given, the learning rate decays geometrically from ``lr`` to this
         by the last step (:class:`~pvae.training.JointOptim` ``lr_decay``). Adam's step noise
         at a constant rate keeps the encoder means of switched-off dimensions jittering, which
         the activity threshold 0.01 can count as active; decaying the rate lets them settle.
+    :param int seed: seed of the i-th fit is ``seed + i`` (default 0).
+    :param bool progress: show a tqdm bar over the γ values (default ``True``).
     :returns: one dict per γ: ``gamma``, ``active`` (trained), ``closed_form``, ``kl``
         (total KL per point, nats), ``elbo`` (nats per point).
 
@@ -449,8 +462,8 @@ def gamma_sweep(
         decoder = NormalDecoder(
             latent_dim, data.shape[1], hidden_sizes, variance="fixed", scale=variance**0.5
         )
-        model = VAE(decoder).to(data.dtype)
-        guide = DiagNormalGuide(data.shape[1], latent_dim, hidden_sizes).to(data.dtype)
+        model = VAE(decoder).to(data.device, data.dtype)
+        guide = DiagNormalGuide(data.shape[1], latent_dim, hidden_sizes).to(data.device, data.dtype)
         fit(
             model,
             guide,

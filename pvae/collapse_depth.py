@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyro
 import torch
 from matplotlib.figure import Figure
 from pyro import poutine
@@ -229,7 +228,6 @@ def _subset(points: torch.Tensor, size: int | None, seed: int) -> torch.Tensor:
 
 
 def _train(variant: str, depth: int, data: Split, settings: CollapseDepthSettings, bar) -> dict:
-    pyro.clear_param_store()
     torch.manual_seed(settings.seed)
     hidden = (settings.width,) * depth
     train = data.train

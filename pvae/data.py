@@ -791,6 +791,8 @@ def data_with_spectrum(
             f"num_points must exceed the dimension {data_dim} (one more for the mean), "
             f"got {num_points}"
         )
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn(num_points, data_dim, generator=generator, dtype=dtype)
     # Centred columns, orthonormalised: zero mean and identity (1/n)-covariance after scaling.

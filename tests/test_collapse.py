@@ -116,6 +116,23 @@ def test_reconstructing_family_energy_goes_to_minus_infinity():
     assert energies[-1] < -COLLAPSED - 20
 
 
+@pytest.mark.parametrize("alpha", [0.5, 0.0])
+def test_reconstructing_family_on_other_symmetric_data(alpha):
+    """Two points symmetric about their mean but not Proposition 1's, (3, 1) and (−3, −1):
+    δ → 0 reconstructs both exactly (the error term stays d/2 per point) and the energy again
+    falls at n (d − κ) = 2 per unit of log δ."""
+    data = torch.tensor([[3.0, 1.0], [-3.0, -1.0]])
+    setup = proposition1(alpha, data=data)
+    energies = []
+    for delta in (1e-3, 1e-4):
+        setup.set_reconstructing(delta)
+        energies.append(setup.energy().item())
+    assert (energies[1] - energies[0]) / math.log(0.1) == pytest.approx(2.0, abs=1e-3)
+    decoder = setup.model.decoder
+    with torch.no_grad():
+        torch.testing.assert_close(decoder.loc(setup.guide.loc.detach()), data)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("alpha", [0.5, 0.0])
 def test_svi_from_a_perturbed_collapsed_point(alpha):

@@ -123,6 +123,8 @@ def test_run_accepts_given_data_and_takes_its_dtype(tmp_path):
     rows = run_collapse_depth(tmp_path, settings=settings, data=small, progress=False)
     assert len(rows) == len(VARIANTS)
     assert json.loads((tmp_path / "collapse_depth.json").read_text())["num_test"] == 30
+    with np.load(tmp_path / "collapse_depth_scales.npz") as scales:
+        assert scales.files and all(scales[key].dtype == np.float32 for key in scales.files)
 
 
 def test_presets():

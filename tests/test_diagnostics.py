@@ -114,19 +114,25 @@ def test_report_names_benign_collapse_when_learned_gamma_leaves_unneeded_dimensi
 
 
 def test_report_names_degenerate_variance_for_an_unfloored_variance_network():
-    """Category (iii): a per-pixel variance network whose variances are e^-20 ≈ 2e-9, with no
-    floor; the same decoder with a floor is not flagged."""
+    """Category (iii): a per-pixel variance network whose variance on pixel 0 is e^-20 ≈ 2e-9
+    (the others 1), with no floor; the same decoder with a floor is not flagged, and a shared
+    γ that small everywhere is only "possible" (it cannot single out points)."""
     from pvae.guides import DiagNormalGuide
     from pvae.registry import build_model
 
     x = torch.rand(50, 6)
-    for name, expected in (("normal-network", True), ("normal-floor", False)):
+    for name, expected in (("normal-network", "indicated"), ("normal-floor", "not indicated")):
         model = build_model(name, 6, 2, (8,))
         with torch.no_grad():
-            model.decoder.net[-1].bias[6:] = -20.0
+            model.decoder.net[-1].bias[6:] = 0.0
+            model.decoder.net[-1].bias[6] = -20.0
             model.decoder.net[-1].weight[6:] = 0.0
         report = diagnose(model, DiagNormalGuide(6, 2, (8,)), x).report()
-        assert ("iii" in report.indicated) is expected, str(report)
+        assert report.verdicts["iii"] == expected, str(report)
+    model = build_model("normal-shared", 6, 2, (8,), init_variance=1e-9)
+    report = diagnose(model, DiagNormalGuide(6, 2, (8,)), x).report()
+    assert report.verdicts["iii"] == "possible", str(report)
+    assert "a shared γ cannot single out points" in report.reasons["iii"]
 
 
 def test_report_names_a_bad_local_minimum_at_proposition_1s_collapsed_point():

@@ -32,6 +32,14 @@ def test_unknown_rows_are_refused_by_index():
         guide(torch.randn(2, 4))
 
 
+def test_negative_zero_matches_zero_and_dtypes_must_agree():
+    data = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+    guide = PerPointNormalGuide(data, 1)
+    torch.testing.assert_close(guide.index(torch.tensor([[-0.0, 1.0]])), torch.tensor([0]))
+    with pytest.raises(ValueError, match=r"x has dtype torch\.float32"):
+        guide.index(data.float())
+
+
 def test_index_follows_load_state_dict():
     first, second = torch.randn(4, 3), torch.randn(4, 3)
     guide = PerPointNormalGuide(first, 1)

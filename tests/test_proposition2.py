@@ -50,6 +50,12 @@ def test_closed_form_ppca_solution_has_exactly_those_active_units(gamma, expecte
     assert (found.kl_per_dim[kept] > 0.05).all()
 
 
+def test_closed_form_counts_in_float32():
+    x = data_with_spectrum(EIGENVALUES, 200, dtype=torch.float32)
+    model = LinearGaussian.maximum_likelihood(x, LATENT_DIM, variance=0.71)
+    assert diagnose(model, exact_posterior_guide(model, x), x).num_active == 3
+
+
 def test_exact_posterior_guide_refuses_a_non_diagonal_posterior():
     x = data_with_spectrum(EIGENVALUES, 50)
     model = LinearGaussian(6, 2)
