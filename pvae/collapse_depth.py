@@ -18,7 +18,7 @@ from pyro import poutine
 from tqdm import tqdm
 
 from pvae.data import Split, load_digits
-from pvae.diagnostics import diagnose
+from pvae.diagnostics import decode_at, diagnose
 from pvae.marginal import evaluating
 from pvae.registry import build_guide, build_model
 from pvae.tables import write_table
@@ -200,9 +200,7 @@ def reconstruction_error(
             if site not in guide_trace.nodes:
                 raise ValueError(f"site must be a latent site of the guide, got {site!r}")
             code = guide_trace.nodes[site]["fn"].mean
-            conditioned = poutine.condition(model, data={site: code})
-            loc = poutine.trace(conditioned).get_trace(block).nodes["x"]["fn"].mean
-            errors.append((block - loc).pow(2).sum(-1))
+            errors.append(decode_at(model, block, site, code)["error"])
     return torch.cat(errors)
 
 

@@ -144,7 +144,7 @@ def diagnose(
             locs.append(q.loc.expand(q.batch_shape))
             scales.append(q.scale.expand(q.batch_shape))
             kls.append(kl_divergence(q, p).expand(q.batch_shape))
-            decoded = _decoder_at(model, block, site, locs[-1])
+            decoded = decode_at(model, block, site, locs[-1])
             errors.append(decoded["error"])
             variances.append(decoded["variance"])
         loc, scale = torch.cat(locs), torch.cat(scales)
@@ -169,8 +169,11 @@ def diagnose(
     )
 
 
-def _decoder_at(model, x: torch.Tensor, site: str, loc: torch.Tensor) -> dict:
-    """The model's likelihood at z = the posterior mean: squared error of its mean, variance."""
+def decode_at(model, x: torch.Tensor, site: str, loc: torch.Tensor) -> dict:
+    """The model's likelihood at ``site`` = ``code`` (e.g. the posterior mean): the squared error
+    of its mean per point, shape ``(n,)``, and its variance per point and pixel (``nan``
+    without a Normal likelihood), as ``{"error": ..., "variance": ...}``. Shared by
+    :func:`diagnose` and :func:`pvae.collapse_depth.reconstruction_error`."""
     trace = poutine.trace(poutine.condition(model, data={site: loc})).get_trace(x)
     fn = trace.nodes["x"]["fn"]
     error = (x - fn.mean.expand_as(x)).pow(2).sum(-1)
