@@ -7,19 +7,19 @@ import json
 import logging
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from pyro import poutine
 from tqdm import tqdm
 
 from pvae.data import Split, load_digits
 from pvae.diagnostics import decode_at, diagnose
 from pvae.marginal import evaluating
+from pvae.plots import plot_collapse_depth
 from pvae.registry import build_guide, build_model
 from pvae.tables import write_table
 from pvae.training import fit, kl_warmup
@@ -441,90 +441,3 @@ def format_table(rows: list[dict]) -> str:
             + ("  [watchdog]" if row["watchdog"] else "")
         )
     return "\n".join(lines)
-
-
-def plot_collapse_depth(
-    rows: list[dict],
-    scales: Mapping[tuple[str, int], np.ndarray],
-    *,
-    baseline: float | None = None,
-    title: str | None = None,
-) -> Figure:
-    """Dai et al.'s Fig. 1 and 2 [1] for the rows of :func:`run_collapse_depth`.
-
-    Top: training (solid) and held-out (dotted) reconstruction error against depth for every
-    variant, log scale; the learned γ; the VAEs' active units. Bottom: one histogram per depth
-    of the VAEs' encoder scales σ_z over every point and latent dimension (counts, log scale):
-    a dimension at the prior has σ_z ≈ 1.
-
-    :param rows: the rows :func:`run_collapse_depth` returns (or reads back from its JSON).
-    :param scales: ``(variant, depth)`` → array of σ_z (any shape), for the VAE variants.
-    :param float baseline: the error of reconstructing every point by the training mean, drawn
-        as a line in the first panel (a decoder that ignores z does no better), or ``None``.
-    :param str title: the figure's suptitle (default: none).
-
-    [1] Dai, B., Wang, Z. & Wipf, D. (2020). The Usual Suspects? Reassessing Blame for VAE
-        Posterior Collapse. ICML.
-    """
-    if not rows:
-        raise ValueError("rows is empty: nothing to plot")
-    depths = sorted({row["depth"] for row in rows})
-    variants = [v for v in VARIANTS if any(row["variant"] == v for row in rows)]
-    colors = {"ae": "C0", "vae": "C3", "vae-warmup": "C2"}
-    figure = Figure(figsize=(max(12, 2.2 * len(depths)), 8), layout="constrained")
-    top, bottom = figure.subfigures(2, 1, height_ratios=(1.15, 1))
-    error_axis, gamma_axis, active_axis = top.subplots(1, 3)
-    for variant in variants:
-        mine = sorted((row for row in rows if row["variant"] == variant), key=lambda r: r["depth"])
-        x = [row["depth"] for row in mine]
-        style = {"color": colors.get(variant), "marker": "o"}
-        error_axis.plot(x, [row["train_recon_error"] for row in mine], label=variant, **style)
-        error_axis.plot(x, [row["test_recon_error"] for row in mine], ls=":", alpha=0.6, **style)
-        gamma_axis.plot(x, [row["gamma"] for row in mine], label=variant, **style)
-        if variant != "ae":
-            active_axis.plot(x, [row["active_units"] for row in mine], label=variant, **style)
-    if baseline is not None:
-        error_axis.axhline(baseline, color="gray", ls="--", lw=1, label="data mean")
-    error_axis.set(
-        yscale="log",
-        xlabel="hidden layers (encoder and decoder each)",
-        ylabel="‖x − μ_x(E_q[z|x])‖² per point",
-        title="reconstruction error: training (—), held-out (···)",
-    )
-    gamma_axis.set(yscale="log", xlabel="hidden layers", ylabel="γ", title="learned shared γ")
-    active_axis.set(
-        xlabel="hidden layers",
-        ylabel="active units",
-        title="VAE active units (Burda et al.)",
-        ylim=(0, None),
-    )
-    for axis in (error_axis, gamma_axis, active_axis):
-        axis.set_xticks(depths)
-        axis.grid(alpha=0.3)
-        if axis.get_legend_handles_labels()[0]:
-            axis.legend()
-
-    histogram_axes = bottom.subplots(1, len(depths), sharex=True, sharey=True, squeeze=False)[0]
-    values = [np.asarray(value).ravel() for value in scales.values()]
-    upper = max([1.2, *(float(value.max()) for value in values if value.size)])
-    bins = np.linspace(0, upper, 49)
-    for axis, depth in zip(histogram_axes, depths, strict=True):
-        for variant in variants:
-            if (variant, depth) in scales:
-                axis.hist(
-                    np.asarray(scales[variant, depth]).ravel(),
-                    bins=bins,
-                    histtype="step",
-                    lw=1.5,
-                    color=colors.get(variant),
-                    label=variant,
-                )
-        axis.axvline(1.0, color="gray", ls="--", lw=0.8)
-        axis.set(yscale="log", title=f"{depth} hidden layer{'s' * (depth > 1)}", xlabel="σ_z")
-    histogram_axes[0].set_ylabel("count (points × dims)")
-    if histogram_axes[0].get_legend_handles_labels()[0]:
-        histogram_axes[0].legend(fontsize="small")
-    bottom.suptitle("VAE encoder scales σ_z of every training point and latent dimension")
-    if title:
-        figure.suptitle(title)
-    return figure

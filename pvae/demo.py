@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pyro
 import torch
-from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from pvae.data import Split, load_array, load_digits
 from pvae.marginal import log_marginal
+from pvae.plots import plot_construction, plot_demo
 from pvae.registry import build_guide, build_model
 from pvae.tables import write_table
 from pvae.training import JointOptim, fit
@@ -292,53 +292,6 @@ def format_table(rows: list[dict]) -> str:
             + ("  [watchdog]" if row["watchdog"] else "")
         )
     return "\n".join(lines)
-
-
-def plot_demo(runs: dict[tuple[str, str], dict]) -> Figure:
-    """Train and held-out log p̂ per epoch, one line per variant, and the smallest decoder
-    variance; one row per data version."""
-    versions = sorted({version for version, _ in runs}, key=["raw", "dequantized"].index)
-    figure = Figure(figsize=(14, 4.2 * len(versions)), layout="constrained")
-    axes = figure.subplots(len(versions), 3, squeeze=False)
-    for row, version in enumerate(versions):
-        for label, *_ in VARIANTS:
-            history = runs[version, label]["history"]
-            epochs = [record["epoch"] for record in history]
-            style = {"marker": ".", "label": label}
-            axes[row, 0].plot(epochs, [r["train_log_px"] for r in history], **style)
-            axes[row, 1].plot(epochs, [r["test_log_px"] for r in history], **style)
-            variances = [r["min_variance"] for r in history]
-            if all(math.isfinite(v) for v in variances):
-                axes[row, 2].semilogy(epochs, variances, **style)
-        axes[row, 0].set(title=f"{version} digits: training points", ylabel="log p̂(x) (nats)")
-        axes[row, 1].set(title=f"{version} digits: held-out points", ylabel="log p̂(x) (nats)")
-        axes[row, 2].set(title="smallest decoder variance", ylabel="σ²")
-        for axis in axes[row]:
-            axis.set_xlabel("epoch")
-            axis.grid(alpha=0.3)
-        axes[row, 1].sharey(axes[row, 0])
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower center", ncols=len(labels))
-    figure.suptitle("Is the Gaussian VAE well-posed? Importance-sampled log p(x) during training")
-    return figure
-
-
-def plot_construction(rows: list[dict]) -> Figure:
-    """log p̂ against the sharpness k of the Mattei–Frellsen sequence, free and floored."""
-    figure = Figure(figsize=(6, 4), layout="constrained")
-    axis = figure.subplots()
-    k = [row["k"] for row in rows]
-    axis.plot(k, [row["free_log_px"] for row in rows], "o-", label="per-pixel σ², no floor")
-    axis.plot(k, [row["floored_log_px"] for row in rows], "s-", label="floor ξ")
-    axis.axhline(rows[0]["bound"], color="gray", ls="--", label="bound −(nd/2) log 2πξ")
-    axis.set(
-        xlabel="sharpness k = −log σ² on the collapsed point",
-        ylabel="log p̂(X) of the tracked training points (nats)",
-        title="Mattei–Frellsen: the likelihood has no maximum",
-    )
-    axis.legend()
-    axis.grid(alpha=0.3)
-    return figure
 
 
 def write_outputs(out: Path, rows, runs, settings: DemoSettings, construction) -> None:
