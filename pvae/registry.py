@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from pyro.nn import PyroModule
 
-from pvae.likelihoods import BernoulliDecoder, NormalDecoder
+from pvae.likelihoods import BernoulliDecoder, ContinuousBernoulliDecoder, NormalDecoder
 from pvae.validation import check_choice, check_positive_int, check_sizes
 
 __all__ = ["GUIDES", "MODELS", "build_guide", "build_model", "compatible_guides"]
@@ -29,6 +29,12 @@ def _bernoulli(data_dim, latent_dim, hidden_sizes):
     from pvae.models import VAE
 
     return VAE(BernoulliDecoder(latent_dim, data_dim, hidden_sizes))
+
+
+def _continuous_bernoulli(data_dim, latent_dim, hidden_sizes):
+    from pvae.models import VAE
+
+    return VAE(ContinuousBernoulliDecoder(latent_dim, data_dim, hidden_sizes))
 
 
 def _linear_gaussian(data_dim, latent_dim, hidden_sizes, **options):
@@ -56,6 +62,10 @@ MODELS: dict[str, tuple[Callable[..., PyroModule], str]] = {
         "Normal, per-pixel variance network with floor ξ (default 1e-3)",
     ),
     "bernoulli": (_bernoulli, "Bernoulli with logits (binary data only)"),
+    "continuous-bernoulli": (
+        _continuous_bernoulli,
+        "continuous Bernoulli with logits (grey levels in [0, 1])",
+    ),
     "linear-gaussian": (_linear_gaussian, "linear-Gaussian (pPCA), exact log p(x)"),
 }
 

@@ -17,6 +17,7 @@ __all__ = [
     "check_positive_float",
     "check_positive_int",
     "check_sizes",
+    "check_unit_interval",
 ]
 
 
@@ -65,6 +66,19 @@ def check_binary(x: torch.Tensor, name: str = "x") -> torch.Tensor:
             f"{name} must be binary (every entry 0 or 1) for a Bernoulli likelihood, but "
             f"{name}[{', '.join(map(str, index))}] = {x[index].item():g}; binarize the data "
             "(pvae.data.load_digits(binarize=True)) or use a Normal likelihood"
+        )
+    return x
+
+
+def check_unit_interval(x: torch.Tensor, name: str = "x") -> torch.Tensor:
+    """Check that every entry of ``x`` lies in [0, 1] (for continuous Bernoulli likelihoods)."""
+    bad = (x < 0) | (x > 1)
+    if bool(bad.any()):
+        index = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(
+            f"{name} must lie in [0, 1] for a continuous Bernoulli likelihood, but "
+            f"{name}[{', '.join(map(str, index))}] = {x[index].item():g}; scale grey levels "
+            "to [0, 1] (pvae.data.from_levels) or use a Normal likelihood"
         )
     return x
 
