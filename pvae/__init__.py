@@ -3,10 +3,11 @@ SVI training, and per-point marginal-likelihood estimates you can trust."""
 
 from pvae.checkpoint import load, save
 from pvae.data import load_digits
-from pvae.likelihoods import BernoulliDecoder, NormalDecoder
+from pvae.likelihoods import BernoulliDecoder, ContinuousBernoulliDecoder, NormalDecoder
 from pvae.marginal import (
     ContractError,
     ImportanceEstimate,
+    bits_per_dim,
     elbo_per_point,
     elbo_terms,
     iwae_bound,
@@ -19,10 +20,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BernoulliDecoder",
+    "ContinuousBernoulliDecoder",
     "ContractError",
     "History",
     "ImportanceEstimate",
     "NormalDecoder",
+    "bits_per_dim",
     "build_guide",
     "build_model",
     "elbo_per_point",

@@ -27,6 +27,7 @@ from pvae.validation import (
 __all__ = [
     "ContractError",
     "ImportanceEstimate",
+    "bits_per_dim",
     "elbo_per_point",
     "elbo_terms",
     "evaluating",
@@ -84,6 +85,68 @@ class ImportanceEstimate:
             "khat_above_0.7": (self.khat > 0.7).double().mean().item(),
             "elbo": self.elbo.mean().item(),
         }
+
+    def to_dataset(self):
+        """The results as an :class:`xarray.Dataset`, for arviz and xarray tools.
+
+        Variables: ``log_weight`` with dims ``(chain, draw, point)`` (the K importance draws of
+        each point as one chain of K draws; needs ``log_marginal(..., return_log_weights=True)``)
+        and, with dim ``point``, ``log_marginal``, ``stderr``, ``importance_ess`` (the
+        importance-sampling ESS, from the spread of the weights), ``pareto_k`` and ``elbo``.
+        Attributes: ``num_samples``, ``proposal``.
+
+        ``az.ess`` on ``log_weight`` measures the autocorrelation of the draws: for importance
+        samples, which are independent by construction, it is close to K whatever the weights.
+        How much the estimate can be trusted is in ``importance_ess`` and ``pareto_k``.
+
+        :raises ValueError: if the log-weights were not kept.
+        """
+        import xarray as xr
+
+        if self.log_weights is None:
+            raise ValueError(
+                "this ImportanceEstimate has no log_weights; call "
+                "log_marginal(..., return_log_weights=True) to convert it to arviz/xarray"
+            )
+        point = np.arange(len(self))
+
+        def per_point(values: torch.Tensor):
+            return ("point", values.detach().cpu().numpy())
+
+        return xr.Dataset(
+            {
+                "log_weight": (
+                    ("chain", "draw", "point"),
+                    self.log_weights.detach().cpu().T.unsqueeze(0).numpy(),
+                ),
+                "log_marginal": per_point(self.estimate),
+                "stderr": per_point(self.stderr),
+                "importance_ess": per_point(self.ess),
+                "pareto_k": per_point(self.khat),
+                "elbo": per_point(self.elbo),
+            },
+            coords={"chain": [0], "draw": np.arange(self.num_samples), "point": point},
+            attrs={"num_samples": self.num_samples, "proposal": self.proposal},
+        )
+
+    def to_inference_data(self):
+        """The results as :class:`arviz.InferenceData`, with :meth:`to_dataset` as its
+        ``sample_stats`` group::
+
+            result = pvae.log_marginal(model, guide, x, return_log_weights=True)
+            idata = result.to_inference_data()
+            stats = idata.sample_stats
+            az.plot_khat(stats.pareto_k)                   # k̂ per data point
+            az.ess(stats, var_names=["log_weight"])        # ≈ K: the draws are independent
+            az.psislw(stats.log_weight.sel(chain=0).T)     # smoothed weights, k̂ again
+
+        (arviz 0.23's ``plot_khat`` prefers its own ``ELPDData`` from ``az.loo`` and warns,
+        with a ``FutureWarning``, that DataArray input will be deprecated;
+        :func:`pvae.plots.plot_khat` draws the same without arviz.)
+        """
+        import arviz
+
+        return arviz.InferenceData(sample_stats=self.to_dataset())
 
 
 @contextlib.contextmanager
@@ -281,6 +344,36 @@ def _summarize(log_weights: torch.Tensor) -> dict[str, torch.Tensor]:
         "elbo": log_weights.mean(-1),
         "khat": psis_khat(log_weights).to(log_weights.device),
     }
+
+
+def bits_per_dim(log_px, data_dim: int, *, num_levels: int | None = None) -> torch.Tensor | float:
+    r"""Convert :math:`\log p(x)` in nats per point to bits per dimension.
+
+    For a discrete likelihood (e.g. Bernoulli on binary pixels), ``num_levels=None``:
+    :math:`-\log p(x) / (d \ln 2)`. For a density on data dequantized from ``num_levels``
+    grey levels to :math:`(x + u) / L \in [0, 1)` (:func:`pvae.data.from_levels` with
+    ``dequantize=True``), each pixel's bin has width :math:`1/L`, so
+
+    .. math:: \text{bits/dim} = -\frac{\log p(x)}{d \ln 2} + \log_2 L,
+
+    an upper bound on the bits/dim of the discrete model that integrates the density over the
+    bins [1]. Only numbers on the same data (same levels, same pixels) can be compared: uniform
+    pixels cost :math:`\log_2 L` bits/dim (4.09 for 17 levels, 1 for binary data).
+
+    :param log_px: log-likelihoods in nats per point (a float or tensor).
+    :param int data_dim: d, the pixels per point.
+    :param int num_levels: L for dequantized data, or ``None`` for a discrete likelihood.
+
+    [1] Theis, L., van den Oord, A. & Bethge, M. (2016). A note on the evaluation of generative
+        models. ICLR.
+    """
+    check_positive_int(data_dim, "data_dim")
+    offset = 0.0
+    if num_levels is not None:
+        if isinstance(num_levels, bool) or not isinstance(num_levels, int) or num_levels < 2:
+            raise ValueError(f"num_levels must be an integer >= 2 or None, got {num_levels!r}")
+        offset = math.log2(num_levels)
+    return -log_px / (data_dim * math.log(2)) + offset
 
 
 def check_contract(model: Callable, guide: Callable | None, x: torch.Tensor) -> None:
