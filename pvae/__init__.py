@@ -3,6 +3,7 @@ SVI training, and per-point marginal-likelihood estimates you can trust."""
 
 from pvae.checkpoint import load, save
 from pvae.data import load_digits
+from pvae.gradients import gradient_variance
 from pvae.likelihoods import BernoulliDecoder, ContinuousBernoulliDecoder, NormalDecoder
 from pvae.marginal import (
     ContractError,
@@ -31,6 +32,7 @@ __all__ = [
     "elbo_per_point",
     "elbo_terms",
     "fit",
+    "gradient_variance",
     "iwae_bound",
     "kl_cyclical",
     "kl_warmup",
