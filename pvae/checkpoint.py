@@ -1,21 +1,29 @@
-"""Checkpoints: a model, its guide, their training history and config in one file."""
+"""Checkpoints: a model, its guide, their optimizer state, history and config in one file."""
 
 from __future__ import annotations
 
+import numbers
 import os
+import pickle
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyro
 import torch
 from pyro.nn import PyroModule
 
-from pvae.registry import build_guide, build_model
+from pvae.registry import GUIDES, MODELS, build_guide, build_model
+from pvae.training import History
 
 __all__ = ["Checkpoint", "CheckpointError", "load", "save"]
 
 FORMAT = "pvae-checkpoint"
-VERSION = 1
+#: Version 2 adds ``optimizer_state`` and ``versions``; :func:`load` reads 1 and 2.
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
 
 
 class CheckpointError(ValueError):
@@ -24,13 +32,41 @@ class CheckpointError(ValueError):
 
 @dataclass
 class Checkpoint:
-    """What :func:`load` returns: the rebuilt ``model`` and ``guide`` (weights loaded), the
-    training ``history`` and the run's ``config``."""
+    """What :func:`load` returns.
+
+    :ivar model: the rebuilt model with its trained weights, in eval mode (:func:`pvae.fit`
+        switches it back to training mode when it trains on).
+    :ivar guide: the rebuilt guide with its trained weights, in eval mode.
+    :ivar history: the per-epoch records of training, a :class:`pvae.training.History`
+        (``history.column("val_elbo")`` gives one quantity over the epochs); empty if none.
+    :ivar config: the run's settings as saved; for ``pvae train`` every train option after
+        precedence (the same as the ``.toml`` file written beside the checkpoint).
+    :ivar optimizer_state: the optimizer's :meth:`~pyro.optim.PyroOptim.get_state` at the end of
+        training, keyed by the param-store names of *this* ``model`` and ``guide`` (empty if
+        none was saved, and for version-1 files); give it to a new optimizer's ``set_state``
+        to continue training them, e.g. ``optimizer = JointOptim(torch.optim.Adam, {"lr":
+        lr})``, ``optimizer.set_state(checkpoint.optimizer_state)``, then
+        ``pvae.fit(checkpoint.model, checkpoint.guide, data, optimizer=optimizer)``.
+    :ivar versions: the pvae, torch and pyro versions that wrote the file (empty for version 1).
+    """
 
     model: PyroModule
     guide: PyroModule
-    history: list = field(default_factory=list)
+    history: History = field(default_factory=History)
     config: dict = field(default_factory=dict)
+    optimizer_state: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+
+
+def _versions() -> dict[str, str]:
+    from pvae import __version__  # at call time: pvae imports this module first
+
+    # str(): torch.__version__ is a TorchVersion, which weights_only loading refuses
+    return {
+        "pvae": str(__version__),
+        "torch": str(torch.__version__),
+        "pyro": str(pyro.__version__),
+    }
 
 
 def _spec(module, name: str) -> dict:
@@ -43,23 +79,125 @@ def _spec(module, name: str) -> dict:
     return spec
 
 
-def save(path, model, guide, *, history=None, config=None) -> Path:
+def _check_finite(module, name: str, path: Path) -> None:
+    for key, tensor in module.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            nan, inf = int(tensor.isnan().sum()), int(tensor.isinf().sum())
+            raise ValueError(
+                f"{name} parameter {key!r} holds {nan} NaN and {inf} infinite values; refusing "
+                f"to write a non-finite checkpoint to {str(path)!r} (did training diverge?)"
+            )
+
+
+def _plain(value, where: str):
+    """``value`` as plain Python values that ``torch.load(weights_only=True)`` reads back."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, list | tuple):
+        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise TypeError(f"{where} has a key {key!r} that is not a string")
+        return {key: _plain(item, f"{where}[{key!r}]") for key, item in value.items()}
+    raise TypeError(
+        f"{where} is a {type(value).__name__} ({value!r}); a checkpoint's config and history "
+        "hold plain values (str, int, float, bool, None, and lists and dicts of them)"
+    )
+
+
+def _root(module) -> str:
+    # Pyro names a PyroModule's parameters in the param store after the module's own name
+    # (pvae's modules take unique ones, "VAE_0", so that several live in one session), so
+    # optimizer state keyed by param name is stored relative to it and re-rooted on load.
+    return module.__dict__.get("_pyro_name", "")
+
+
+def _relative(name: str, root: str) -> str:
+    return name[len(root) + 1 :] if root and name.startswith(root + ".") else name
+
+
+def _absolute(name: str, root: str) -> str:
+    return f"{root}.{name}" if root else name
+
+
+def _portable_optimizer_state(state: dict, model, guide) -> dict:
+    """``state`` keyed ``model:<name>`` / ``guide:<name>`` (param name relative to the module)
+    instead of by param-store name; entries that are not per-parameter (e.g.
+    :attr:`~pvae.training.JointOptim.LR_KEY`) as they are."""
+    store = pyro.get_param_store()
+    portable = {key: value for key, value in state.items() if not isinstance(value, dict)}
+    for kind, module in (("model", model), ("guide", guide)):
+        for parameter in module.parameters():
+            name = store.param_name(parameter)
+            if name is not None and name in state:
+                portable[f"{kind}:{_relative(name, _root(module))}"] = state[name]
+    return portable
+
+
+def _restored_optimizer_state(portable: dict, model, guide) -> dict:
+    roots = {"model": _root(model), "guide": _root(guide)}
+    state = {}
+    for key, value in portable.items():
+        kind, _, name = key.partition(":")
+        state[_absolute(name, roots[kind]) if kind in roots and name else key] = value
+    return state
+
+
+def save(path, model, guide, *, history=None, config=None, optimizer=None) -> Path:
     """Write ``model``, ``guide`` (built by :func:`pvae.build_model` / :func:`pvae.build_guide`),
-    their ``history`` and a JSON-like ``config`` to ``path``.
+    the state of their ``optimizer``, their ``history`` and a JSON-like ``config`` to ``path``
+    (format version 2; the pvae, torch and pyro versions are recorded too).
 
     The file is written to a temporary file beside ``path``, flushed to disk, then renamed over
     ``path``, so an interrupted save never leaves a half-written checkpoint.
+
+    :param path: the checkpoint file (its folder is created).
+    :param model: the model, from :func:`pvae.build_model`.
+    :param guide: its guide, from :func:`pvae.build_guide`.
+    :param history: per-epoch records, e.g. the :class:`~pvae.training.History` from
+        :func:`pvae.fit` (default: none).
+    :param dict config: the run's settings, plain values only (str, int, float, bool, None,
+        lists and dicts of them; default: none).
+    :param optimizer: the :class:`pyro.optim.PyroOptim` that trained the pair (e.g. the
+        :class:`~pvae.training.JointOptim` given to :func:`pvae.fit`), whose ``get_state()``
+        is saved for the parameters of ``model`` and ``guide`` (keyed by their names inside
+        the modules, since param-store names carry the module's session-unique name, and
+        re-keyed by :func:`load` for the modules it builds); default ``None`` saves none.
+    :returns: ``path`` as a :class:`~pathlib.Path`.
+    :raises ValueError: if a parameter or buffer of ``model`` or ``guide`` is NaN or infinite
+        (a non-finite checkpoint is never written).
     """
     path = Path(path)
+    model_spec, guide_spec = _spec(model, "model"), _spec(guide, "guide")
+    _check_finite(model, "model", path)
+    _check_finite(guide, "guide", path)
+    if optimizer is not None and not callable(getattr(optimizer, "get_state", None)):
+        raise TypeError(
+            f"optimizer must be a pyro.optim.PyroOptim (with get_state()), got "
+            f"{type(optimizer).__name__}"
+        )
     payload = {
         "format": FORMAT,
         "version": VERSION,
-        "model_spec": _spec(model, "model"),
-        "guide_spec": _spec(guide, "guide"),
+        "versions": _versions(),
+        "model_spec": model_spec,
+        "guide_spec": guide_spec,
         "model_state": model.state_dict(),
         "guide_state": guide.state_dict(),
-        "history": [dict(record) for record in (history or [])],
-        "config": dict(config or {}),
+        "optimizer_state": (
+            {}
+            if optimizer is None
+            else _portable_optimizer_state(optimizer.get_state(), model, guide)
+        ),
+        "history": [_plain(record, f"history[{i}]") for i, record in enumerate(history or [])],
+        "config": _plain(dict(config or {}), "config"),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
@@ -75,45 +213,128 @@ def save(path, model, guide, *, history=None, config=None) -> Path:
     return path
 
 
-def load(path) -> Checkpoint:
-    """Read a checkpoint written by :func:`save` and rebuild its model and guide.
-
-    :raises FileNotFoundError: if ``path`` does not exist.
-    :raises CheckpointError: if the file is truncated, corrupt or not a pvae checkpoint.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+def _read(path: Path) -> dict:
+    name = str(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {name!r} does not exist")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {name!r} is a directory, not a checkpoint file")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"checkpoint {name!r} is empty (0 bytes)")
+    with path.open("rb") as file:
+        head = file.read(16)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} could not be read (truncated or not a torch file): {error}"
-        ) from error
+    except Exception as error:  # torch's own message follows in the traceback
+        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        if isinstance(error, pickle.UnpicklingError) and unsafe:
+            why = (
+                f"it holds Python objects ({unsafe.group(1)}) other than tensors and plain "
+                "values, which pvae never unpickles (a whole pickled module?)"
+            )
+        elif head.startswith(_ZIP_MAGIC):
+            why = f"it is truncated or corrupt (a torch zip archive of {size} bytes, unreadable)"
+        else:
+            why = f"it is not a torch file (it begins with {head!r})"
+        raise CheckpointError(f"checkpoint {name!r} could not be read: {why}") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{str(path)!r} is not a pvae checkpoint")
-    if payload.get("version") != VERSION:
+        if isinstance(payload, dict):
+            keys = sorted(map(str, payload))
+            shown = ", ".join(repr(key) for key in keys[:4]) + (", ..." if len(keys) > 4 else "")
+            holds = f"a dict with keys [{shown}] (a bare state_dict?)"
+        else:
+            holds = f"a {type(payload).__name__}"
         raise CheckpointError(
-            f"checkpoint {str(path)!r} has format version {payload.get('version')!r}; "
-            f"this pvae reads version {VERSION}"
+            f"{name!r} is not a pvae checkpoint: it is a torch file holding {holds}; pvae "
+            "checkpoints are written by pvae.save and 'pvae train'"
         )
-    model_spec, guide_spec = payload["model_spec"], payload["guide_spec"]
-    dtype = next(iter(payload["model_state"].values())).dtype
-    model = build_model(
-        model_spec["name"],
-        model_spec["data_dim"],
-        model_spec["latent_dim"],
-        tuple(model_spec["hidden_sizes"]),
-        **model_spec["options"],
-    ).to(dtype)
-    guide = build_guide(
-        guide_spec["name"], model, tuple(guide_spec["hidden_sizes"]), **guide_spec["options"]
-    ).to(dtype)
-    try:
-        model.load_state_dict(payload["model_state"])
-        guide.load_state_dict(payload["guide_state"])
-    except RuntimeError as error:
+    return payload
+
+
+def _written_by(payload: dict) -> str:
+    versions = payload.get("versions")
+    if not isinstance(versions, dict) or not versions:
+        return "an unknown pvae version"
+    return ", ".join(f"{library} {version}" for library, version in versions.items())
+
+
+def load(path) -> Checkpoint:
+    """Read a checkpoint written by :func:`save` (format version 1 or 2) and rebuild its model
+    and guide, on the CPU, in eval mode, in the dtype of the saved weights.
+
+    :param path: the checkpoint file.
+    :returns: a :class:`Checkpoint`.
+    :raises FileNotFoundError: if ``path`` does not exist.
+    :raises CheckpointError: if ``path`` is a directory, empty, truncated, corrupt, not a pvae
+        checkpoint, of a newer format version, names a model or guide this pvae does not have,
+        or holds weights that do not fit its model and guide.
+    """
+    path = Path(path)
+    name = str(path)
+    payload = _read(path)
+    version = payload.get("version")
+    if version not in READABLE_VERSIONS:
         raise CheckpointError(
-            f"checkpoint {str(path)!r} does not match its model: {error}"
+            f"checkpoint {name!r} has format version {version!r} (written by "
+            f"{_written_by(payload)}); this pvae ({_versions()['pvae']}) reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}: upgrade pvae to read it"
+        )
+    required = ["model_spec", "guide_spec", "model_state", "guide_state", "history", "config"]
+    missing = [key for key in required if key not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint {name!r} is damaged: it lacks {missing}")
+    for key in ("model_state", "guide_state"):
+        state = payload[key]
+        if not isinstance(state, dict) or not all(
+            isinstance(t, torch.Tensor) for t in state.values()
+        ):
+            raise CheckpointError(
+                f"checkpoint {name!r} is damaged: its {key!r} is not a dict of tensors"
+            )
+    model_spec, guide_spec = payload["model_spec"], payload["guide_spec"]
+    for kind, spec, known in (("model", model_spec, MODELS), ("guide", guide_spec, GUIDES)):
+        spec_name = spec.get("name") if isinstance(spec, dict) else None
+        if spec_name not in known:
+            raise CheckpointError(
+                f"checkpoint {name!r} holds a {kind} named {spec_name!r}, which this "
+                f"pvae ({_versions()['pvae']}) does not have (it has {list(known)}); the "
+                f"file was written by {_written_by(payload)}"
+            )
+    states = (payload["model_state"], payload["guide_state"])
+    dtypes = [t.dtype for state in states for t in state.values() if t.is_floating_point()]
+    dtype = dtypes[0] if dtypes else torch.get_default_dtype()
+    try:
+        model = build_model(
+            model_spec["name"],
+            model_spec["data_dim"],
+            model_spec["latent_dim"],
+            tuple(model_spec["hidden_sizes"]),
+            **model_spec["options"],
+        ).to(dtype)
+        guide = build_guide(
+            guide_spec["name"], model, tuple(guide_spec["hidden_sizes"]), **guide_spec["options"]
+        ).to(dtype)
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"checkpoint {name!r} could not rebuild its model and guide from their specs "
+            f"({model_spec}, {guide_spec}; written by {_written_by(payload)}): {error}"
         ) from error
-    return Checkpoint(model, guide, payload["history"], payload["config"])
+    for kind, module, state in (("model", model, states[0]), ("guide", guide, states[1])):
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as error:
+            raise CheckpointError(
+                f"checkpoint {name!r}: the {kind} weights do not match its {kind} spec "
+                f"{model_spec if kind == 'model' else guide_spec}: {' '.join(str(error).split())}"
+            ) from error
+    model.eval()
+    guide.eval()
+    return Checkpoint(
+        model,
+        guide,
+        History(payload["history"]),
+        payload["config"],
+        _restored_optimizer_state(payload.get("optimizer_state", {}), model, guide),
+        payload.get("versions", {}),
+    )

@@ -142,21 +142,29 @@ class JointOptim(PyroOptim):
             for group in self.optimizer.param_groups:
                 group["lr"] *= self.lr_decay
 
+    #: The entry of each parameter's :meth:`get_state` that holds its param group's learning rate.
+    LR_KEY = "group_lr"
+
     def get_state(self) -> dict:
-        """Optimizer state per parameter, keyed by Pyro param name like ``PyroOptim``'s."""
-        if self.optimizer is None:
-            return {}
+        """Optimizer state per parameter, keyed by Pyro param name like ``PyroOptim``'s. Each
+        entry also holds the parameter's current (decayed) learning rate under :attr:`LR_KEY`,
+        so that an optimizer restored with :meth:`set_state` continues the ``lr_decay``
+        schedule where this one stands instead of starting it again."""
+        if self.optimizer is None:  # nothing stepped yet: what set_state left waiting
+            return {
+                name: _copy(state) for name, state in self._state_waiting_to_be_consumed.items()
+            }
         store = pyro.get_param_store()
         return {
-            store.param_name(p): {k: v.clone() for k, v in self.optimizer.state[p].items()}
+            store.param_name(p): {**_copy(self.optimizer.state[p]), self.LR_KEY: group["lr"]}
             for group in self.optimizer.param_groups
             for p in group["params"]
             if p in self.optimizer.state
         }
 
     def set_state(self, state_dict: dict) -> None:
-        """Load state from :meth:`get_state`; applied to each parameter when SVI first steps it
-        (to parameters already seen, at once)."""
+        """Load state from :meth:`get_state`; applied to each parameter, with its learning rate,
+        when SVI first steps it (to parameters already seen, at once)."""
         self._state_waiting_to_be_consumed.update(state_dict)
         if self.optimizer is not None:
             self._restore_waiting_state(list(self._seen))
@@ -164,9 +172,23 @@ class JointOptim(PyroOptim):
     def _restore_waiting_state(self, params) -> None:
         store = pyro.get_param_store()
         for p in params:
-            state = self._state_waiting_to_be_consumed.pop(store.param_name(p), None)
+            name = store.param_name(p)
+            state = self._state_waiting_to_be_consumed.pop(name, None)
             if state is not None:
-                self.optimizer.state[p] = {k: v.clone() for k, v in state.items()}
+                state = _copy(state)
+                lr = state.pop(self.LR_KEY, None)
+                if lr is not None:
+                    group = next(g for g in self.optimizer.param_groups if _holds(g, p))
+                    group["lr"] = check_positive_float(lr, f"state[{name!r}][{self.LR_KEY!r}]")
+                self.optimizer.state[p] = state
+
+
+def _copy(state: dict) -> dict:
+    return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
+
+
+def _holds(group: dict, p: torch.Tensor) -> bool:
+    return any(q is p for q in group["params"])  # by identity: == on tensors is elementwise
 
 
 class History(list):
