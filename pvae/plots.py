@@ -551,6 +551,11 @@ def plot_latent_grid(
         extent=(low1 - step1 / 2, high1 + step1 / 2, low2 - step2 / 2, high2 + step2 / 2),
         aspect=(step1 * height) / (step2 * width),  # square pixels
     )
+    # Thin borders between the tiles, so that neighbouring images do not run together.
+    borders = {"color": "0.5", "lw": 0.8}
+    for k in range(1, grid_size):
+        axis.axvline(low1 - step1 / 2 + k * step1, **borders)
+        axis.axhline(low2 - step2 / 2 + k * step2, **borders)
     axis.set(xlabel="z₁", ylabel="z₂", title=title or "Decoded images over the latent space")
     return figure
 

@@ -282,6 +282,11 @@ def test_latent_grid_draws_each_image_centred_on_its_code():
                 top - (row + 0.5) * (top - bottom) / grid_size,
             )
             np.testing.assert_allclose(centre, code, atol=1e-12)
+    # thin borders between the tiles, halfway between neighbouring codes
+    vertical = sorted(line.get_xdata()[0] for line in axis.lines if np.ptp(line.get_xdata()) == 0)
+    horizontal = sorted(line.get_ydata()[0] for line in axis.lines if np.ptp(line.get_ydata()) == 0)
+    np.testing.assert_allclose(vertical, [-4 / 3, 0.0, 4 / 3])
+    np.testing.assert_allclose(horizontal, [0.5, 1.5, 2.5])
     assert (axis.get_xlabel(), axis.get_ylabel()) == ("z₁", "z₂")
 
 
