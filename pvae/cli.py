@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
+import math
 import sys
 import time
 from pathlib import Path
 
+import tomli_w
 import torch
 
 from pvae import checkpoint
@@ -16,11 +19,127 @@ from pvae.data import linear_gaussian_data, load_digits
 from pvae.marginal import log_marginal
 from pvae.registry import GUIDES, MODELS, build_guide, build_model
 from pvae.tables import write_table
-from pvae.training import ELBOS, fit
+from pvae.training import ELBOS, JointOptim, fit
 
-__all__ = ["load_data", "main"]
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["TRAIN_DEFAULTS", "load_data", "main", "read_train_config"]
 
 DATASETS = ("digits", "linear-gaussian")
+
+#: Every option of ``pvae train`` under its long name with underscores (the keys of a
+#: ``--config`` TOML file) and its default. ``variance_floor = None``: the model's own.
+TRAIN_DEFAULTS: dict = {
+    "model": "normal-shared",
+    "guide": "diag-normal",
+    "data": "digits",
+    "binarize": False,
+    "dequantize": False,
+    "latent_dim": 8,
+    "hidden": [256],
+    "variance_floor": None,
+    "epochs": 50,
+    "batch_size": 64,
+    "lr": 3e-3,
+    "elbo": "meanfield",
+    "num_particles": 1,
+    "seed": 0,
+    "data_seed": 0,
+    "out": "runs/model.pt",
+    "eval_samples": 100,
+    "eval_points": 200,
+}
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_positive_real(value) -> bool:
+    real = isinstance(value, int | float) and not isinstance(value, bool)
+    return real and math.isfinite(value) and value > 0
+
+
+_INTEGER = ("an integer", _is_int, int)
+_POSITIVE_INTEGER = ("a positive integer", lambda v: _is_int(v) and v > 0, int)
+_POSITIVE_REAL = ("a positive number", _is_positive_real, float)
+_BOOLEAN = ("true or false", lambda v: isinstance(v, bool), bool)
+
+
+def _one_of(choices) -> tuple:
+    return (f"one of {list(choices)}", lambda v: isinstance(v, str) and v in choices, str)
+
+
+#: key → (what the value must be, the test, the type it is stored as)
+_TRAIN_TYPES: dict[str, tuple] = {
+    "model": _one_of(MODELS),
+    "guide": _one_of(GUIDES),
+    "data": _one_of(DATASETS),
+    "binarize": _BOOLEAN,
+    "dequantize": _BOOLEAN,
+    "latent_dim": _POSITIVE_INTEGER,
+    "hidden": (
+        "a list of positive integers such as [256, 256] ([] for none)",
+        lambda v: isinstance(v, list) and all(_is_int(size) and size > 0 for size in v),
+        list,
+    ),
+    "variance_floor": _POSITIVE_REAL,
+    "epochs": _POSITIVE_INTEGER,
+    "batch_size": _POSITIVE_INTEGER,
+    "lr": _POSITIVE_REAL,
+    "elbo": _one_of(ELBOS),
+    "num_particles": _POSITIVE_INTEGER,
+    "seed": _INTEGER,
+    "data_seed": _INTEGER,
+    "out": ("a path (a string)", lambda v: isinstance(v, str) and v != "", str),
+    "eval_samples": ("an integer >= 0", lambda v: _is_int(v) and v >= 0, int),
+    "eval_points": _POSITIVE_INTEGER,
+}
+
+
+def read_train_config(path) -> dict:
+    """Read a ``pvae train --config`` TOML file: a flat table whose keys are among
+    :data:`TRAIN_DEFAULTS` (any subset), e.g. ``epochs = 20`` and ``hidden = [256, 256]``.
+
+    :param path: the TOML file.
+    :returns: the file's settings, checked, as a dict (only the keys the file sets).
+    :raises FileNotFoundError: if ``path`` does not exist.
+    :raises ValueError: on a TOML syntax error, an unknown key or a value of the wrong type or
+        range, naming the file, the key and the value.
+    """
+    path = Path(path)
+    where = f"config file {str(path)!r}"
+    if not path.is_file():
+        raise FileNotFoundError(f"{where} does not exist")
+    try:
+        settings = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{where} is not valid TOML: {error}") from None
+    for key, value in settings.items():
+        if key not in _TRAIN_TYPES:
+            close = difflib.get_close_matches(key.replace("-", "_"), list(_TRAIN_TYPES), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"{where}: unknown key {key!r}{hint}; the keys are {list(_TRAIN_TYPES)}"
+            )
+        what, test, kind = _TRAIN_TYPES[key]
+        if not test(value):
+            raise ValueError(f"{where}: {key} must be {what}, got {value!r}")
+        settings[key] = kind(value)
+    return settings
+
+
+def _write_train_config(path: Path, config: dict) -> Path:
+    header = (
+        "# Every setting of a 'pvae train' run (TOML has no null: a setting left out takes its "
+        "default).\n"
+        f"# Repeat the run with: pvae train --config {path} (add --out to keep these files)\n"
+    )
+    path.write_text(header + tomli_w.dumps({k: v for k, v in config.items() if v is not None}))
+    return path
 
 
 def load_data(config: dict):
@@ -70,6 +189,13 @@ def _positive(kind):
     return parse
 
 
+def _nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
 def _depths(text: str) -> tuple[int, ...]:
     try:
         depths = tuple(int(part) for part in text.split(","))
@@ -93,23 +219,52 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log every epoch")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train a model/guide pair and save a checkpoint")
-    train.add_argument("--model", default="normal-shared", choices=MODELS, help="model")
-    train.add_argument("--guide", default="diag-normal", choices=GUIDES, help="guide")
-    train.add_argument("--data", default="digits", choices=DATASETS, help="data set")
-    train.add_argument("--binarize", action="store_true", help="binarize (for bernoulli)")
-    train.add_argument("--dequantize", action="store_true", help="uniform dequantization")
-    train.add_argument("--latent-dim", type=_positive(int), default=8)
-    train.add_argument("--hidden", type=_hidden, default=(256,), help="e.g. 256,256 or none")
-    train.add_argument("--variance-floor", type=_positive(float), help="ξ for normal-floor")
-    train.add_argument("--epochs", type=_positive(int), default=50)
-    train.add_argument("--batch-size", type=_positive(int), default=64)
-    train.add_argument("--lr", type=_positive(float), default=3e-3)
-    train.add_argument("--elbo", default="meanfield", choices=ELBOS)
-    train.add_argument("--num-particles", type=_positive(int), default=1)
-    train.add_argument("--seed", type=int, default=0, help="training seed")
-    train.add_argument("--data-seed", type=int, default=0, help="split and dequantization seed")
-    train.add_argument("--out", type=Path, default=Path("runs/model.pt"), help="checkpoint")
+    train = commands.add_parser(
+        "train",
+        help="train a model/guide pair, save a checkpoint, estimate log p(x)",
+        description="Train a model/guide pair with SVI, save the checkpoint (model, guide, "
+        "optimizer state, history, config) with its config as TOML beside it, and estimate "
+        "log p(x) on train and held-out points as 'pvae evaluate' does. Settings come from the "
+        "options given here, else from --config, else from the defaults.",
+    )
+
+    def option(flag: str, help: str, **kwargs):
+        key = flag[2:].replace("-", "_")
+        default = TRAIN_DEFAULTS[key]
+        if default is not None:
+            shown = ",".join(map(str, default)) if isinstance(default, list) else default
+            help = f"{help} (default: {shown})"
+        train.add_argument(flag, default=argparse.SUPPRESS, help=help, **kwargs)
+
+    train.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="a TOML file of train options (keys as the long options, with underscores: "
+        "latent_dim = 8, hidden = [256]); options given here override it",
+    )
+    option("--model", "model", choices=MODELS)
+    option("--guide", "guide", choices=GUIDES)
+    option("--data", "data set", choices=DATASETS)
+    option("--binarize", "binarize (for bernoulli)", action=argparse.BooleanOptionalAction)
+    option("--dequantize", "uniform dequantization", action=argparse.BooleanOptionalAction)
+    option("--latent-dim", "latent dimensions", type=_positive(int))
+    option("--hidden", "hidden layer sizes, e.g. 256,256 or none", type=_hidden)
+    option("--variance-floor", "ξ for normal-floor", type=_positive(float))
+    option("--epochs", "passes over the training data", type=_positive(int))
+    option("--batch-size", "points per step", type=_positive(int))
+    option("--lr", "Adam learning rate", type=_positive(float))
+    option("--elbo", "ELBO estimator", choices=ELBOS)
+    option("--num-particles", "samples of z per point and step", type=_positive(int))
+    option("--seed", "training seed", type=int)
+    option("--data-seed", "split and dequantization seed", type=int)
+    option("--out", "checkpoint; the config, figure and tables go beside it", type=Path)
+    option(
+        "--eval-samples",
+        "K for the final log p(x) estimate, as 'pvae evaluate --num-samples' (0: none)",
+        type=_nonnegative_int,
+    )
+    option("--eval-points", "points per split for the final estimate", type=_positive(int))
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     demo = commands.add_parser(
@@ -188,64 +343,122 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _train_config(args) -> dict:
+    """The run's settings: options given on the command line, else the ``--config`` file's,
+    else :data:`TRAIN_DEFAULTS`."""
+    config = dict(TRAIN_DEFAULTS)
+    if args.config is not None:
+        config.update(read_train_config(args.config))
+    given = {key: getattr(args, key) for key in TRAIN_DEFAULTS if hasattr(args, key)}
+    if "hidden" in given:
+        given["hidden"] = list(given["hidden"])
+    if "out" in given:
+        given["out"] = str(given["out"])
+    config.update(given)
+    return config
+
+
 def _train(args) -> int:
+    config = _train_config(args)
     options = {}
-    if args.variance_floor is not None:
-        if args.model not in ("normal-floor", "normal-shared", "normal-optimal"):
+    if config["variance_floor"] is not None:
+        if config["model"] not in ("normal-floor", "normal-shared", "normal-optimal"):
             raise ValueError(
                 f"--variance-floor applies to --model normal-floor, normal-shared or "
-                f"normal-optimal, not {args.model} (for a floored normal-network use normal-floor)"
+                f"normal-optimal, not {config['model']} (for a floored normal-network use "
+                "normal-floor)"
             )
-        options["variance_floor"] = args.variance_floor
-    if args.data != "digits" and (args.binarize or args.dequantize):
-        raise ValueError(f"--binarize and --dequantize apply to --data digits, not {args.data}")
-    config = {
-        "data": args.data,
-        "binarize": args.binarize,
-        "dequantize": args.dequantize,
-        "data_seed": args.data_seed,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "elbo": args.elbo,
-        "num_particles": args.num_particles,
-        "seed": args.seed,
-    }
-    if args.guide == "per-point":
+        options["variance_floor"] = config["variance_floor"]
+    if config["data"] != "digits" and (config["binarize"] or config["dequantize"]):
+        raise ValueError(
+            f"--binarize and --dequantize apply to --data digits, not {config['data']}"
+        )
+    if config["guide"] == "per-point":
         raise ValueError(
             "--guide per-point has no posterior for the held-out points 'pvae train' monitors "
             "and 'pvae evaluate' scores; use it from Python (pvae.guides.PerPointNormalGuide)"
         )
+    out = Path(config["out"])
+    outputs = {
+        "config": out.with_suffix(".toml"),
+        "figure": out.with_suffix(".png"),
+        "history": out.with_suffix(".history.csv"),
+        "evaluation": out.with_suffix(".evaluation.json"),
+    }
+    if out in outputs.values():
+        raise ValueError(
+            f"--out {str(out)!r} would be overwritten by the run's other files; give the "
+            "checkpoint another suffix, e.g. .pt"
+        )
     data = load_data(config)
-    torch.manual_seed(args.seed)
-    hidden = () if args.model == "linear-gaussian" else args.hidden
-    model = build_model(args.model, data.data_dim, args.latent_dim, hidden, **options)
-    guide = build_guide(args.guide, model, args.hidden)
+    torch.manual_seed(config["seed"])
+    hidden = tuple(config["hidden"])
+    model_hidden = () if config["model"] == "linear-gaussian" else hidden
+    model = build_model(
+        config["model"], data.data_dim, config["latent_dim"], model_hidden, **options
+    )
+    guide = build_guide(config["guide"], model, hidden)
+    optimizer = JointOptim(torch.optim.Adam, {"lr": config["lr"]})
     history = fit(
         model,
         guide,
         data.train,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        elbo=args.elbo,
-        num_particles=args.num_particles,
-        seed=args.seed,
+        epochs=config["epochs"],
+        batch_size=config["batch_size"],
+        elbo=config["elbo"],
+        num_particles=config["num_particles"],
+        seed=config["seed"],
         validation_data=data.test,
+        optimizer=optimizer,
         progress=not args.no_progress,
     )
-    path = checkpoint.save(args.out, model, guide, history=history, config=config)
-    last = history[-1]
-    print(
-        f"trained {args.model}/{args.guide} on {args.data} for {args.epochs} epochs: "
-        f"ELBO train {last['elbo']:.2f}, held-out {last['val_elbo']:.2f} nats/point; "
-        f"saved {path}"
-    )
+    path = checkpoint.save(out, model, guide, history=history, config=config, optimizer=optimizer)
+    _write_train_config(outputs["config"], config)
     from pvae.plots import plot_history
 
-    figure = plot_history(history, title=f"{args.model} / {args.guide} on {args.data}")
-    figure.savefig(path.with_suffix(".png"), dpi=120)
-    write_table(path.with_suffix(".history.csv"), list(history))
+    figure = plot_history(
+        history, title=f"{config['model']} / {config['guide']} on {config['data']}"
+    )
+    figure.savefig(outputs["figure"], dpi=120)
+    write_table(outputs["history"], list(history))
+    last = history[-1]
+    print(
+        f"trained {config['model']}/{config['guide']} on {config['data']} for "
+        f"{config['epochs']} epochs: ELBO train {last['elbo']:.2f}, held-out "
+        f"{last['val_elbo']:.2f} nats/point; saved {path} (config {outputs['config']}, "
+        f"{outputs['figure']}, {outputs['history']})"
+    )
+    if config["eval_samples"] == 0:
+        return 0
+    if config["guide"] == "delta":
+        print(
+            "no final log p(x) estimate: a point-mass guide has no importance weights; "
+            f"'pvae evaluate {path} --proposal prior' samples the prior instead"
+        )
+        return 0
+    # The checkpoint as 'pvae evaluate' reads it, through the same function, so that
+    # 'pvae evaluate' with the same K, points and seed prints the same numbers.
+    loaded = checkpoint.load(path)
+    settings = {
+        "num_samples": config["eval_samples"],
+        "num_points": config["eval_points"],
+        "proposal": "guide",
+        "seed": 0,
+    }
+    rows = _evaluation_rows(
+        loaded.model,
+        loaded.guide,
+        load_data(loaded.config),
+        **settings,
+        progress=not args.no_progress,
+    )
+    print()
+    _print_evaluation(loaded, rows, **settings)
+    write_table(outputs["evaluation"], rows)
+    print(
+        f"wrote {outputs['evaluation']}; 'pvae evaluate {path} --num-samples "
+        f"{settings['num_samples']} --num-points {settings['num_points']} --seed 0' repeats it"
+    )
     return 0
 
 
@@ -325,28 +538,49 @@ def _experiment(args) -> int:
     return {"collapse-depth": _collapse_depth}[args.experiment](args)
 
 
+def _evaluation_rows(
+    model, guide, data, *, num_samples: int, num_points: int, proposal: str, seed: int, progress
+) -> list[dict]:
+    """log p̂(x) by importance sampling on the first ``num_points`` training and held-out
+    points of ``data``, each split from ``torch.manual_seed(seed)``: what ``pvae evaluate`` and
+    the end of ``pvae train`` report."""
+    rows = []
+    for name, points in (("train", data.train), ("held-out", data.test)):
+        torch.manual_seed(seed)
+        result = log_marginal(
+            model,
+            guide,
+            points[:num_points],
+            num_samples=num_samples,
+            proposal=proposal,
+            progress=progress,
+        )
+        rows.append({"split": name, **result.summary(), "proposal": proposal, "seed": seed})
+    return rows
+
+
+def _print_evaluation(loaded, rows, *, num_samples, num_points, proposal, seed) -> None:
+    print(
+        f"{loaded.model.pvae_spec['name']} / {loaded.guide.pvae_spec['name']} on "
+        f"{loaded.config['data']}: importance-sampled log p(x), K = {num_samples}, "
+        f"proposal = {proposal}, seed {seed}"
+    )
+    print(_format_table(rows))
+
+
 def _evaluate(args) -> int:
     loaded = checkpoint.load(args.checkpoint)
     data = load_data(loaded.config)
-    rows = []
-    for name, points in (("train", data.train), ("held-out", data.test)):
-        torch.manual_seed(args.seed)
-        subset = points[: args.num_points]
-        result = log_marginal(
-            loaded.model,
-            loaded.guide,
-            subset,
-            num_samples=args.num_samples,
-            proposal=args.proposal,
-            progress=not args.no_progress,
-        )
-        rows.append({"split": name, **result.summary()})
-    spec = loaded.model.pvae_spec
-    print(
-        f"{spec['name']} / {loaded.guide.pvae_spec['name']} on {loaded.config['data']}: "
-        f"importance-sampled log p(x), K = {args.num_samples}, proposal = {args.proposal}"
+    settings = {
+        "num_samples": args.num_samples,
+        "num_points": args.num_points,
+        "proposal": args.proposal,
+        "seed": args.seed,
+    }
+    rows = _evaluation_rows(
+        loaded.model, loaded.guide, data, **settings, progress=not args.no_progress
     )
-    print(_format_table(rows))
+    _print_evaluation(loaded, rows, **settings)
     if args.table:
         write_table(args.table, rows)
     return 0

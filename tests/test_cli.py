@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import pvae
-from pvae.cli import main
+from pvae.cli import TRAIN_DEFAULTS, main, read_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,11 +31,15 @@ def test_train_then_evaluate(tmp_path, capsys):
     checkpoint = tmp_path / "run.pt"
     code = cli(
         f"train --model bernoulli --binarize --epochs 2 --hidden 16 --latent-dim 2 "
-        f"--out {checkpoint}"
+        f"--eval-samples 10 --eval-points 5 --out {checkpoint}"
     )
     assert code == 0 and checkpoint.is_file()
     assert checkpoint.with_suffix(".png").is_file()
     assert checkpoint.with_suffix(".history.csv").read_text().startswith("epoch,loss")
+    assert read_train_config(checkpoint.with_suffix(".toml"))["model"] == "bernoulli"
+    rows = json.loads(checkpoint.with_suffix(".evaluation.json").read_text())
+    assert [(row["split"], row["num_samples"]) for row in rows] == [("train", 10), ("held-out", 10)]
+    assert "K = 10" in capsys.readouterr().out
     table = tmp_path / "table.json"
     code = cli(f"evaluate {checkpoint} --num-samples 50 --num-points 20 --table {table}")
     assert code == 0
@@ -51,7 +55,7 @@ def test_train_then_evaluate(tmp_path, capsys):
 def test_evaluate_matches_the_library(tmp_path, capsys):
     # The CLI's table is log_marginal's summary on the checkpoint's own data split.
     checkpoint = tmp_path / "run.pt"
-    cli(f"train --epochs 1 --hidden 16 --latent-dim 2 --out {checkpoint}")
+    cli(f"train --epochs 1 --hidden 16 --latent-dim 2 --eval-samples 0 --out {checkpoint}")
     table = tmp_path / "table.json"
     cli(f"evaluate {checkpoint} --num-samples 30 --num-points 10 --seed 7 --table {table}")
     loaded = pvae.load(checkpoint)
@@ -79,6 +83,12 @@ def test_bad_input_exits_with_a_named_error(tmp_path, capsys):
     assert "use normal-floor" in capsys.readouterr().err
     assert cli("train --guide per-point") == 2
     assert "--guide per-point has no posterior for the held-out points" in capsys.readouterr().err
+    assert cli(f"train --out {tmp_path / 'run.toml'}") == 2
+    assert "would be overwritten by the run's other files" in capsys.readouterr().err
+    assert cli(f"train --config {tmp_path / 'missing.toml'}") == 2
+    assert (
+        f"config file {str(tmp_path / 'missing.toml')!r} does not exist" in capsys.readouterr().err
+    )
     assert cli("demo --levels 5") == 2
     assert "--levels applies to a --data file" in capsys.readouterr().err
     assert cli("demo --quick --epochs 7") == 2
@@ -89,6 +99,102 @@ def test_bad_input_exits_with_a_named_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--epochs", "0"])
     assert "must be > 0, got '0'" in capsys.readouterr().err
+
+
+def test_config_file_precedence_and_repeat(tmp_path, capsys):
+    # flag > file > default; the saved config repeats the run exactly.
+    first = tmp_path / "first.pt"
+    run = tmp_path / "run.toml"
+    run.write_text(
+        'data = "digits"\ndequantize = true\nepochs = 1\nhidden = []\nlatent_dim = 3\n'
+        f'lr = 1\neval_samples = 0\nout = "{tmp_path / "ignored.pt"}"\n'
+    )
+    assert cli(f"train --config {run} --latent-dim 2 --no-dequantize --lr 0.01 --out {first}") == 0
+    config = pvae.load(first).config
+    given = {"latent_dim": 2, "dequantize": False, "lr": 0.01, "out": str(first)}
+    from_file = {"data": "digits", "epochs": 1, "hidden": [], "eval_samples": 0}
+    assert config == {**TRAIN_DEFAULTS, **from_file, **given}
+    saved = first.with_suffix(".toml")
+    assert read_train_config(saved) == {k: v for k, v in config.items() if v is not None}
+
+    second = tmp_path / "second.pt"
+    assert cli(f"train --config {saved} --out {second}") == 0
+    assert pvae.load(second).config == {**config, "out": str(second)}
+    assert read_train_config(second.with_suffix(".toml")) == {
+        **read_train_config(saved),
+        "out": str(second),
+    }
+    # the same seeds: the same weights, bit for bit
+    weights = [pvae.load(path).model.state_dict() for path in (first, second)]
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+    assert not (tmp_path / "ignored.pt").exists()
+
+
+def test_a_point_mass_guide_is_trained_without_the_final_estimate(tmp_path, capsys):
+    out = tmp_path / "ae.pt"
+    assert cli(f"train --guide delta --epochs 1 --hidden 8 --latent-dim 2 --out {out}") == 0
+    assert "no final log p(x) estimate: a point-mass guide" in capsys.readouterr().out
+    assert out.is_file() and not out.with_suffix(".evaluation.json").exists()
+
+
+BAD_CONFIGS = {
+    'epochs = "ten"': ("epochs must be a positive integer, got 'ten'",),
+    "hidden = 3": ("hidden must be a list of positive integers", "got 3"),
+    "hidden = [256, 0]": ("hidden must be a list of positive integers", "got [256, 0]"),
+    "lr = -1": ("lr must be a positive number, got -1",),
+    "latent_dim = true": ("latent_dim must be a positive integer, got True",),
+    "binarize = 1": ("binarize must be true or false, got 1",),
+    'model = "normal-quantum"': ("model must be one of ['normal-fixed'", "got 'normal-quantum'"),
+    "epoch = 3": ("unknown key 'epoch' (did you mean 'epochs'?)",),
+    "latent-dim = 3": ("unknown key 'latent-dim' (did you mean 'latent_dim'?)",),
+    "epochs = ": ("is not valid TOML", "line 1"),
+    "[train]\nepochs = 3": ("unknown key 'train'",),
+}
+
+
+@pytest.mark.parametrize("text", list(BAD_CONFIGS))
+def test_a_bad_config_file_is_named(text, tmp_path, capsys):
+    path = tmp_path / "run.toml"
+    path.write_text(text + "\n")
+    assert cli(f"train --config {path}") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"pvae train: error: config file {str(path)!r}")
+    for fragment in BAD_CONFIGS[text]:
+        assert fragment in err
+
+
+@pytest.mark.parametrize(
+    "flags",
+    ["", "--model bernoulli --binarize", "--model normal-floor --variance-floor 0.01"],
+    ids=["normal-shared", "bernoulli", "normal-floor"],
+)
+def test_evaluate_in_another_process_repeats_the_train_time_estimate(flags, tmp_path):
+    # 'pvae train' estimates log p(x) at the end through the function 'pvae evaluate' uses, on
+    # the checkpoint as saved; another process with the same K, points and seed reproduces it.
+    # Observed: bitwise equal (the same float32 operations on the same CPU); 1e-12 is margin.
+    def pvae_cli(command):  # in a process of its own (paths here have no spaces)
+        command = [sys.executable, "-m", "pvae.cli", *command.split(), "--no-progress"]
+        result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    checkpoint, table = tmp_path / "run.pt", tmp_path / "table.json"
+    small = "--epochs 2 --hidden 16 --latent-dim 2"
+    trained = pvae_cli(
+        f"train {flags} {small} --eval-samples 50 --eval-points 20 --out {checkpoint}"
+    )
+    evaluated = pvae_cli(
+        f"evaluate {checkpoint} --num-samples 50 --num-points 20 --seed 0 --table {table}"
+    )
+    at_train = json.loads(checkpoint.with_suffix(".evaluation.json").read_text())
+    again = json.loads(table.read_text())
+    assert [row["split"] for row in again] == ["train", "held-out"]
+    for row, repeat in zip(at_train, again, strict=True):
+        assert row.keys() == repeat.keys()
+        for key in ("log_marginal", "stderr", "ess", "elbo"):
+            assert repeat[key] == pytest.approx(row[key], rel=1e-12), (row["split"], key)
+        assert (repeat["num_points"], repeat["num_samples"]) == (20, 50)
+    assert evaluated in trained  # the printed header and table too
 
 
 def test_import_models_from_repo_root_fails_loudly():
