@@ -196,6 +196,7 @@ def plot_history(history, *, title: str | None = None) -> Figure:
         )
     variance_axes.set(xlabel="epoch", ylabel="σ²", title="smallest decoder variance")
     for axis in (elbo_axes, variance_axes):
+        axis.xaxis.get_major_locator().set_params(integer=True)
         axis.grid(alpha=0.3)
     if title:
         figure.suptitle(title)
@@ -761,6 +762,7 @@ def plot_demo(runs: Mapping[tuple[str, str], dict]) -> Figure:
         axes[row, 2].set(title="smallest decoder variance", ylabel="σ²")
         for axis in axes[row]:
             axis.set_xlabel("epoch")
+            axis.xaxis.get_major_locator().set_params(integer=True)
             axis.grid(alpha=0.3)
         axes[row, 1].sharey(axes[row, 0])
     handles, labels = axes[0, 0].get_legend_handles_labels()
