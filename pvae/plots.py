@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from pvae.marginal import ImportanceEstimate
 from pvae.validation import check_positive_int
@@ -164,6 +165,8 @@ def plot_history(history, *, title: str | None = None) -> Figure:
             )
     figure = Figure(figsize=(10, 3.8), layout="constrained")
     elbo_axes, variance_axes = figure.subplots(1, 2)
+    for axis in (elbo_axes, variance_axes):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     epochs = [record["epoch"] for record in history]
 
     def column(key: str) -> np.ndarray:
@@ -196,7 +199,6 @@ def plot_history(history, *, title: str | None = None) -> Figure:
         )
     variance_axes.set(xlabel="epoch", ylabel="σ²", title="smallest decoder variance")
     for axis in (elbo_axes, variance_axes):
-        axis.xaxis.get_major_locator().set_params(integer=True)
         axis.grid(alpha=0.3)
     if title:
         figure.suptitle(title)
@@ -762,7 +764,7 @@ def plot_demo(runs: Mapping[tuple[str, str], dict]) -> Figure:
         axes[row, 2].set(title="smallest decoder variance", ylabel="σ²")
         for axis in axes[row]:
             axis.set_xlabel("epoch")
-            axis.xaxis.get_major_locator().set_params(integer=True)
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
             axis.grid(alpha=0.3)
         axes[row, 1].sharey(axes[row, 0])
     handles, labels = axes[0, 0].get_legend_handles_labels()
