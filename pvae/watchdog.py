@@ -31,7 +31,9 @@ class Watchdog:
       per-pixel variance can raise the likelihood without limit by shrinking the variance where
       its mean fits a point exactly (or where a pixel is constant in the data);
     - **divergence**: over the last ``patience`` epochs the training ELBO rose every epoch while
-      the held-out ELBO fell every epoch (needs validation data).
+      the held-out ELBO fell every epoch (needs validation data). Under a likelihood with a
+      finite bound (fixed or floored variance, Bernoulli) that is ordinary overfitting, not
+      ill-posedness, and is not watched for.
 
     Each warns once per :func:`pvae.fit` call, naming the epoch, the pixel, the data point,
     the variance and the fix (:data:`FIX`), as an :class:`IllPosedWarning`.
@@ -58,7 +60,7 @@ class Watchdog:
         :param float initial_variance: the smallest decoder variance before training; the
             variance rule fires only for a variance that fell below it.
         :param bool bounded: the likelihood has a finite upper bound (a fixed or floored
-            variance, Bernoulli): the variance rule is then off, whatever the variance.
+            variance, Bernoulli): both rules are then off.
         """
         self.warned.clear()
         self.initial_variance = initial_variance
@@ -92,6 +94,7 @@ class Watchdog:
         window = history[-(self.patience + 1) :]
         if (
             "divergence" not in self.warned
+            and not self.bounded
             and len(window) == self.patience + 1
             and "val_elbo" in record
             and all(b["elbo"] > a["elbo"] for a, b in itertools.pairwise(window))
@@ -101,10 +104,15 @@ class Watchdog:
             warnings.warn(
                 f"pvae watchdog, epoch {record['epoch']}: for {self.patience} epochs the "
                 f"training ELBO rose ({window[0]['elbo']:.4g} → {record['elbo']:.4g}) while the "
-                f"held-out ELBO fell ({window[0]['val_elbo']:.4g} → {record['val_elbo']:.4g}); "
-                f"the smallest decoder variance is {variance:.3g} (pixel "
-                f"{record.get('min_variance_pixel')}). This is overfitting, and with a learned "
-                f"variance the signature of an unbounded likelihood. {FIX}",
+                f"held-out ELBO fell ({window[0]['val_elbo']:.4g} → {record['val_elbo']:.4g})"
+                + (
+                    f"; the smallest decoder variance is {variance:.3g} (pixel "
+                    f"{record.get('min_variance_pixel')})"
+                    if math.isfinite(variance)
+                    else ""
+                )
+                + ". This is overfitting, and under a likelihood with no upper bound the "
+                f"signature of one that grows without limit on the training points. {FIX}",
                 IllPosedWarning,
                 stacklevel=3,
             )

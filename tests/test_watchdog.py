@@ -95,6 +95,25 @@ def test_divergence_rule_needs_patience_epochs_of_opposite_trends():
         Watchdog(patience=0)
 
 
+def test_divergence_under_a_bounded_likelihood_is_overfitting_and_not_reported():
+    # A Bernoulli or floored likelihood cannot grow without limit: opposite trends there are
+    # plain overfitting, so the watchdog stays quiet; without a variance the message names none.
+    history = records([1, 2, 3, 4], [5, 4, 3, 2])
+    bounded = Watchdog(patience=3)
+    bounded.reset(bounded=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IllPosedWarning)
+        for end in range(1, 5):
+            bounded.check(history[:end])
+    for record in history:
+        record["min_variance"] = float("nan")
+    unbounded = Watchdog(patience=3)
+    with pytest.warns(IllPosedWarning) as caught:
+        for end in range(1, 5):
+            unbounded.check(history[:end])
+    assert "decoder variance" not in str(caught[0].message)
+
+
 def test_silent_on_a_small_fixed_variance_and_once_per_fit_call(raw_digits):
     # A fixed variance is bounded however small: only a variance that falls is a collapse.
     with warnings.catch_warnings():
