@@ -297,6 +297,13 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--proposal", default="guide", choices=("guide", "prior"))
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--table", type=Path, help="also write the table (.csv or .json)")
+    evaluate.add_argument(
+        "--figures",
+        type=Path,
+        metavar="DIR",
+        help="also write log_marginal.png (log p̂ ± 2 se beside the ELBO) and khat.png (k̂ per "
+        "point) into DIR",
+    )
     evaluate.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     experiment = commands.add_parser(
@@ -445,13 +452,14 @@ def _train(args) -> int:
         "proposal": "guide",
         "seed": 0,
     }
-    rows = _evaluation_rows(
+    results = _evaluation_results(
         loaded.model,
         loaded.guide,
         load_data(loaded.config),
         **settings,
         progress=not args.no_progress,
     )
+    rows = _evaluation_rows(results, proposal="guide", seed=0)
     print()
     _print_evaluation(loaded, rows, **settings)
     write_table(outputs["evaluation"], rows)
@@ -538,16 +546,16 @@ def _experiment(args) -> int:
     return {"collapse-depth": _collapse_depth}[args.experiment](args)
 
 
-def _evaluation_rows(
+def _evaluation_results(
     model, guide, data, *, num_samples: int, num_points: int, proposal: str, seed: int, progress
-) -> list[dict]:
+) -> dict:
     """log p̂(x) by importance sampling on the first ``num_points`` training and held-out
     points of ``data``, each split from ``torch.manual_seed(seed)``: what ``pvae evaluate`` and
-    the end of ``pvae train`` report."""
-    rows = []
+    the end of ``pvae train`` report, as ``{"train": ImportanceEstimate, "held-out": ...}``."""
+    results = {}
     for name, points in (("train", data.train), ("held-out", data.test)):
         torch.manual_seed(seed)
-        result = log_marginal(
+        results[name] = log_marginal(
             model,
             guide,
             points[:num_points],
@@ -555,8 +563,14 @@ def _evaluation_rows(
             proposal=proposal,
             progress=progress,
         )
-        rows.append({"split": name, **result.summary(), "proposal": proposal, "seed": seed})
-    return rows
+    return results
+
+
+def _evaluation_rows(results: dict, *, proposal: str, seed: int) -> list[dict]:
+    return [
+        {"split": name, **result.summary(), "proposal": proposal, "seed": seed}
+        for name, result in results.items()
+    ]
 
 
 def _print_evaluation(loaded, rows, *, num_samples, num_points, proposal, seed) -> None:
@@ -577,12 +591,30 @@ def _evaluate(args) -> int:
         "proposal": args.proposal,
         "seed": args.seed,
     }
-    rows = _evaluation_rows(
+    results = _evaluation_results(
         loaded.model, loaded.guide, data, **settings, progress=not args.no_progress
     )
+    rows = _evaluation_rows(results, proposal=args.proposal, seed=args.seed)
     _print_evaluation(loaded, rows, **settings)
     if args.table:
         write_table(args.table, rows)
+    if args.figures:
+        from pvae.plots import plot_khat, plot_log_marginal
+
+        args.figures.mkdir(parents=True, exist_ok=True)
+        name = f"{loaded.model.pvae_spec['name']} / {loaded.guide.pvae_spec['name']}"
+        figures = {
+            "log_marginal.png": plot_log_marginal(
+                results, title=f"{name}: log p̂(x) ± 2 se, K = {args.num_samples}"
+            ),
+            "khat.png": plot_khat(
+                {split: result.khat for split, result in results.items()},
+                title=f"{name}: PSIS k̂ per point, K = {args.num_samples}",
+            ),
+        }
+        for file_name, figure in figures.items():
+            figure.savefig(args.figures / file_name, dpi=110)
+        print(f"wrote {', '.join(str(args.figures / file_name) for file_name in figures)}")
     return 0
 
 

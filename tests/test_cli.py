@@ -41,10 +41,16 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert [(row["split"], row["num_samples"]) for row in rows] == [("train", 10), ("held-out", 10)]
     assert "K = 10" in capsys.readouterr().out
     table = tmp_path / "table.json"
-    code = cli(f"evaluate {checkpoint} --num-samples 50 --num-points 20 --table {table}")
+    figures = tmp_path / "figures"
+    code = cli(
+        f"evaluate {checkpoint} --num-samples 50 --num-points 20 --table {table} "
+        f"--figures {figures}"
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "held-out" in out and "K = 50" in out
+    for name in ("log_marginal.png", "khat.png"):  # pvae.plots' figures, tested in test_plots
+        assert (figures / name).read_bytes().startswith(b"\x89PNG") and str(figures / name) in out
     rows = json.loads(table.read_text())
     assert [row["split"] for row in rows] == ["train", "held-out"]
     for row in rows:
