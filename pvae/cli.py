@@ -605,7 +605,7 @@ def _evaluate(args) -> int:
         name = f"{loaded.model.pvae_spec['name']} / {loaded.guide.pvae_spec['name']}"
         figures = {
             "log_marginal.png": plot_log_marginal(
-                results, title=f"{name}: log p̂(x) ± 2 se, K = {args.num_samples}"
+                results, title=f"{name}: log p̂(x), K = {args.num_samples}"
             ),
             "khat.png": plot_khat(
                 {split: result.khat for split, result in results.items()},
