@@ -42,3 +42,24 @@ def test_readme_example_runs(capsys):
     summary = re.search(r"'log_marginal': (-?[\d.]+)", out).group(1)
     # The IS estimate is at least the ELBO on average (Jensen), by a margin far above its stderr.
     assert float(summary) > elbo
+
+
+@pytest.mark.slow
+def test_readme_authoring_example_runs(capsys):
+    # The "Writing a model and a guide of your own" block: a user's PyroModule model with a
+    # Laplace likelihood goes through check_contract, fit, log_marginal and diagnose.
+    import math
+
+    import pyro
+    import torch
+
+    torch.set_default_dtype(torch.float32)  # as a user runs it
+    blocks = re.findall(r"```python\n(.*?)\n```", README, flags=re.S)
+    code = next(block for block in blocks if "class LaplaceVAE" in block)
+    pyro.clear_param_store()
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    log_px = float(re.search(r"held-out log p̂\(x\) = (-?[\d.]+) nats", out).group(1))
+    assert math.isfinite(log_px)
+    assert re.search(r"active units: \d of 4", out)
+    assert "(v) a bad local minimum" in out
