@@ -46,7 +46,9 @@ class Checkpoint:
         none was saved, and for version-1 files); give it to a new optimizer's ``set_state``
         to continue training them, e.g. ``optimizer = JointOptim(torch.optim.Adam, {"lr":
         lr})``, ``optimizer.set_state(checkpoint.optimizer_state)``, then
-        ``pvae.fit(checkpoint.model, checkpoint.guide, data, optimizer=optimizer)``.
+        ``pvae.fit(checkpoint.model, checkpoint.guide, data, optimizer=optimizer)``. The
+        saved learning rate of each parameter (as decayed by ``lr_decay``) then replaces the
+        ``lr`` given to the new optimizer, so that the schedule continues where it stood.
     :ivar versions: the pvae, torch and pyro versions that wrote the file (empty for version 1).
     """
 
@@ -133,11 +135,25 @@ def _portable_optimizer_state(state: dict, model, guide) -> dict:
     :attr:`~pvae.training.JointOptim.LR_KEY`) as they are."""
     store = pyro.get_param_store()
     portable = {key: value for key, value in state.items() if not isinstance(value, dict)}
+    per_parameter = {key for key, value in state.items() if isinstance(value, dict)}
     for kind, module in (("model", model), ("guide", guide)):
-        for parameter in module.parameters():
+        for attribute, parameter in module.named_parameters():
             name = store.param_name(parameter)
-            if name is not None and name in state:
+            if name is None and per_parameter:
+                raise ValueError(
+                    f"{kind} parameter {attribute!r} is not in Pyro's param store, so the "
+                    "optimizer's state cannot be matched to it (was pyro.clear_param_store() "
+                    "called after training?); save before clearing the store, or leave out "
+                    "optimizer="
+                )
+            if name in per_parameter:
                 portable[f"{kind}:{_relative(name, _root(module))}"] = state[name]
+                per_parameter.discard(name)
+    if per_parameter:
+        raise ValueError(
+            f"the optimizer holds state for {sorted(map(str, per_parameter))}, which belong to "
+            "neither the model nor the guide; save each pair with the optimizer that trained it"
+        )
     return portable
 
 

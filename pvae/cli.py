@@ -371,14 +371,16 @@ def _train(args) -> int:
     if config["variance_floor"] is not None:
         if config["model"] not in ("normal-floor", "normal-shared", "normal-optimal"):
             raise ValueError(
-                f"--variance-floor applies to --model normal-floor, normal-shared or "
+                f"variance_floor (--variance-floor) applies to model (--model) normal-floor, "
+                f"normal-shared or "
                 f"normal-optimal, not {config['model']} (for a floored normal-network use "
                 "normal-floor)"
             )
         options["variance_floor"] = config["variance_floor"]
     if config["data"] != "digits" and (config["binarize"] or config["dequantize"]):
         raise ValueError(
-            f"--binarize and --dequantize apply to --data digits, not {config['data']}"
+            f"binarize and dequantize (--binarize, --dequantize) apply to data (--data) "
+            f"digits, not {config['data']}"
         )
     if config["guide"] == "per-point":
         raise ValueError(

@@ -20,7 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pvae.validation import check_choice, check_data, check_positive_float, check_positive_int
+from pvae.validation import (
+    check_choice,
+    check_data,
+    check_num_levels,
+    check_positive_float,
+    check_positive_int,
+)
 
 __all__ = [
     "DIGITS_LEVELS",
@@ -118,8 +124,7 @@ def from_levels(
         models. ICLR.
     """
     check_data(levels, "levels")
-    if isinstance(num_levels, bool) or not isinstance(num_levels, int) or num_levels < 2:
-        raise ValueError(f"num_levels must be an integer >= 2, got {num_levels!r}")
+    check_num_levels(num_levels)
     if binarize and dequantize:
         raise ValueError("binarize and dequantize exclude each other; choose one")
     bad = (levels != levels.round()) | (levels < 0) | (levels > num_levels - 1)

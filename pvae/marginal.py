@@ -21,6 +21,7 @@ from pvae.validation import (
     check_data,
     check_dtypes,
     check_model_data,
+    check_num_levels,
     check_positive_int,
 )
 
@@ -370,9 +371,7 @@ def bits_per_dim(log_px, data_dim: int, *, num_levels: int | None = None) -> tor
     check_positive_int(data_dim, "data_dim")
     offset = 0.0
     if num_levels is not None:
-        if isinstance(num_levels, bool) or not isinstance(num_levels, int) or num_levels < 2:
-            raise ValueError(f"num_levels must be an integer >= 2 or None, got {num_levels!r}")
-        offset = math.log2(num_levels)
+        offset = math.log2(check_num_levels(num_levels))
     return -log_px / (data_dim * math.log(2)) + offset
 
 

@@ -164,7 +164,13 @@ class JointOptim(PyroOptim):
 
     def set_state(self, state_dict: dict) -> None:
         """Load state from :meth:`get_state`; applied to each parameter, with its learning rate,
-        when SVI first steps it (to parameters already seen, at once)."""
+        when SVI first steps it (to parameters already seen, at once). The saved learning rate
+        replaces the one this optimizer was built with, so that an ``lr_decay`` schedule goes
+        on where it stood.
+
+        :raises ValueError: (when applied) for an entry that another optimizer wrote, e.g. the
+            per-parameter ``state_dict`` of ``pyro.optim.Adam``.
+        """
         self._state_waiting_to_be_consumed.update(state_dict)
         if self.optimizer is not None:
             self._restore_waiting_state(list(self._seen))
@@ -175,6 +181,13 @@ class JointOptim(PyroOptim):
             name = store.param_name(p)
             state = self._state_waiting_to_be_consumed.pop(name, None)
             if state is not None:
+                if not isinstance(state, dict) or {"state", "param_groups"} <= set(state):
+                    raise ValueError(
+                        f"the optimizer state for parameter {name!r} is not a JointOptim "
+                        "state (it looks like a per-parameter pyro.optim optimizer's "
+                        "state_dict, e.g. pyro.optim.Adam's); restore it into that optimizer "
+                        "class, or start JointOptim afresh"
+                    )
                 state = _copy(state)
                 lr = state.pop(self.LR_KEY, None)
                 if lr is not None:

@@ -14,6 +14,7 @@ __all__ = [
     "check_dtypes",
     "check_model_data",
     "check_nonnegative_float",
+    "check_num_levels",
     "check_positive_float",
     "check_positive_int",
     "check_sizes",
@@ -72,7 +73,7 @@ def check_binary(x: torch.Tensor, name: str = "x") -> torch.Tensor:
 
 def check_unit_interval(x: torch.Tensor, name: str = "x") -> torch.Tensor:
     """Check that every entry of ``x`` lies in [0, 1] (for continuous Bernoulli likelihoods)."""
-    bad = (x < 0) | (x > 1)
+    bad = ~((x >= 0) & (x <= 1))  # NaN fails both comparisons
     if bool(bad.any()):
         index = tuple(int(i) for i in bad.nonzero()[0])
         raise ValueError(
@@ -81,6 +82,13 @@ def check_unit_interval(x: torch.Tensor, name: str = "x") -> torch.Tensor:
             "to [0, 1] (pvae.data.from_levels) or use a Normal likelihood"
         )
     return x
+
+
+def check_num_levels(value, name: str = "num_levels") -> int:
+    """Check that ``value`` is an integer number of grey levels, at least 2 (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise ValueError(f"{name} must be an integer >= 2, got {value!r}")
+    return value
 
 
 def check_choice(value, name: str, choices) -> str:

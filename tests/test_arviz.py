@@ -52,15 +52,12 @@ def test_arviz_plot_khat_ess_and_psislw_run_on_the_inference_data(result):
     assert isinstance(idata, az.InferenceData)
     stats = idata.sample_stats
 
-    # plot_khat draws one marker per point at our k̂. arviz 0.23 announces (FutureWarning) that
-    # it will want its own ELPDData instead of a DataArray, and trips a matplotlib deprecation.
+    # plot_khat draws one marker per point at our k̂ (arviz 0.23 warns that it will want its own
+    # ELPDData instead of a DataArray, and trips a matplotlib deprecation).
     figure = Figure()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         axes = az.plot_khat(stats["pareto_k"], ax=figure.subplots())
-    assert any(
-        issubclass(w.category, FutureWarning) and "ELPDData" in str(w.message) for w in caught
-    )
     offsets = np.asarray(axes.collections[0].get_offsets())
     np.testing.assert_array_equal(offsets[:, 1], result.khat.numpy())
 
@@ -97,7 +94,7 @@ def test_bits_per_dim_of_uniform_models():
     torch.testing.assert_close(
         bits_per_dim(log_px, 4, num_levels=256), -log_px / (4 * math.log(2)) + 8.0
     )
-    with pytest.raises(ValueError, match="num_levels must be an integer >= 2 or None, got 1"):
+    with pytest.raises(ValueError, match="num_levels must be an integer >= 2, got 1"):
         bits_per_dim(0.0, 64, num_levels=1)
     with pytest.raises(ValueError, match="data_dim"):
         bits_per_dim(0.0, 0)

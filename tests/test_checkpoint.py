@@ -224,3 +224,43 @@ def test_a_wrong_or_truncated_checkpoint_is_named(case, good, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("pvae evaluate: error: ") and repr(str(path)) in err
     assert raised.value.args[0] in err
+
+
+def test_optimizer_state_is_never_dropped_silently(tmp_path):
+    # After pyro.clear_param_store() the state cannot be matched to the parameters by name:
+    # saving it must fail and name a parameter, not write an empty optimizer state.
+    model, guide = small_pair()
+    optimizer = JointOptim(torch.optim.Adam, {"lr": 0.01})
+    pvae.fit(
+        model, guide, pvae.load_digits().train[:64], epochs=1, optimizer=optimizer, progress=False
+    )
+    pyro.clear_param_store()
+    with pytest.raises(ValueError, match=r"parameter '.*' is not in Pyro's param store"):
+        pvae.save(tmp_path / "run.pt", model, guide, optimizer=optimizer)
+    assert not (tmp_path / "run.pt").exists()
+    # The state of another pair belongs to neither this model nor this guide.
+    pairs = [small_pair(), small_pair()]
+    optimizers = [JointOptim(torch.optim.Adam, {"lr": 0.01}) for _ in pairs]
+    for (model, guide), optimizer in zip(pairs, optimizers, strict=True):
+        pvae.fit(
+            model,
+            guide,
+            pvae.load_digits().train[:64],
+            epochs=1,
+            optimizer=optimizer,
+            progress=False,
+        )
+    with pytest.raises(ValueError, match="belong to neither the model nor the guide"):
+        pvae.save(tmp_path / "run.pt", *pairs[0], optimizer=optimizers[1])
+
+
+def test_joint_optim_refuses_state_another_optimizer_wrote():
+    # pyro.optim.Adam keeps one torch optimizer per parameter: its state is a state_dict.
+    model, guide = small_pair()
+    x = pvae.load_digits().train[:32]
+    adam = pyro.optim.Adam({"lr": 0.01})
+    SVI(model, guide, adam, TraceMeanField_ELBO()).step(x)
+    joint = JointOptim(torch.optim.Adam, {"lr": 0.01})
+    joint.set_state(adam.get_state())
+    with pytest.raises(ValueError, match=r"not a JointOptim state .* pyro\.optim\.Adam"):
+        SVI(model, guide, joint, TraceMeanField_ELBO()).step(x)

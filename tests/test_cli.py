@@ -84,7 +84,7 @@ def test_bad_input_exits_with_a_named_error(tmp_path, capsys):
     assert cli(f"evaluate {bare}") == 2
     assert "config names no data set" in capsys.readouterr().err
     assert cli("train --data linear-gaussian --dequantize") == 2
-    assert "--dequantize apply to --data digits" in capsys.readouterr().err
+    assert "--dequantize) apply to data (--data) digits" in capsys.readouterr().err
     assert cli("train --model normal-network --variance-floor 0.01") == 2
     assert "use normal-floor" in capsys.readouterr().err
     assert cli("train --guide per-point") == 2

@@ -140,3 +140,9 @@ def test_continuous_bernoulli_takes_grey_levels_and_refuses_values_outside_the_u
         decoder.check_data(torch.tensor([[0.0, 0.5, 1.0], [-0.1, 0.0, 0.0]]), "data")
     with pytest.raises(ValueError, match="must be binary"):
         BernoulliDecoder(2, 3, ()).check_data(grey)
+
+
+def test_continuous_bernoulli_refuses_nan_naming_its_index():
+    decoder = ContinuousBernoulliDecoder(2, 3, ())
+    with pytest.raises(ValueError, match=r"x\[0, 1\] = nan"):
+        decoder.check_data(torch.tensor([[0.5, math.nan, 0.2]]))
