@@ -250,8 +250,8 @@ def plot_log_marginal(
     standard errors (none where the standard error is ``nan``, K = 1), and the mean ELBO
     beside it: one column per entry of ``results`` (models, splits, numbers of samples K). The
     ELBO is a lower bound, so its marker lies below the estimate; the dotted line between
-    them, labelled with its length, is the gap log p̂(x) − ELBO, an estimate of the mean
-    KL(q(z|x) ‖ p(z|x)).
+    them, labelled with its length, is the gap log p̂(x) − ELBO, an estimate of a lower bound
+    on the mean KL(q(z|x) ‖ p(z|x)) (log p̂ is itself below log p(x) in expectation).
 
     :param results: label → an :class:`~pvae.marginal.ImportanceEstimate` (from
         :func:`pvae.log_marginal`) or its :meth:`~pvae.marginal.ImportanceEstimate.summary`
