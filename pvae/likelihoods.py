@@ -171,7 +171,32 @@ class NormalDecoder(PyroModule):
         return -0.5 * self.data_dim * math.log(2 * math.pi * xi)
 
 
-class BernoulliDecoder(PyroModule):
+class _LogitsDecoder(PyroModule):
+    """A decoder whose MLP outputs one logit per pixel for ``family(logits=...)``; data pass
+    ``check`` before they are scored."""
+
+    family: type[dist.TorchDistribution]
+    check: staticmethod
+
+    def __init__(self, latent_dim: int, data_dim: int, hidden_sizes=(256,)):
+        super().__init__()
+        self.latent_dim = check_positive_int(latent_dim, "latent_dim")
+        self.data_dim = check_positive_int(data_dim, "data_dim")
+        self.net = MLP(latent_dim, data_dim, hidden_sizes)
+
+    def check_data(self, x: torch.Tensor, name: str = "x") -> None:
+        """Refuse data the likelihood cannot score, naming ``name`` and the first offending
+        index."""
+        self.check(x, name)
+
+    def x_dist(self, z: torch.Tensor, x: torch.Tensor | None = None) -> dist.Independent:
+        """The distribution of ``x`` given ``z``; ``x``, when given, is checked first."""
+        if x is not None:
+            self.check(x, "x")
+        return self.family(logits=self.net(z)).to_event(1)
+
+
+class BernoulliDecoder(_LogitsDecoder):
     r"""Bernoulli decoder :math:`p(x|z) = \prod_j \mathrm{Bernoulli}(x_j \mid
     \mathrm{sigmoid}(\ell_j(z)))` on binary data, parameterized by logits.
 
@@ -183,28 +208,15 @@ class BernoulliDecoder(PyroModule):
     :param hidden_sizes: MLP hidden widths; ``()`` gives an affine decoder.
     """
 
-    def __init__(self, latent_dim: int, data_dim: int, hidden_sizes=(256,)):
-        super().__init__()
-        self.latent_dim = check_positive_int(latent_dim, "latent_dim")
-        self.data_dim = check_positive_int(data_dim, "data_dim")
-        self.net = MLP(latent_dim, data_dim, hidden_sizes)
-
-    def check_data(self, x: torch.Tensor, name: str = "x") -> None:
-        """Refuse non-binary data, naming ``name`` and the first offending index."""
-        check_binary(x, name)
-
-    def x_dist(self, z: torch.Tensor, x: torch.Tensor | None = None) -> dist.Independent:
-        """The distribution of ``x`` given ``z``; ``x``, when given, must be binary."""
-        if x is not None:
-            check_binary(x, "x")
-        return dist.Bernoulli(logits=self.net(z)).to_event(1)
+    family = dist.Bernoulli
+    check = staticmethod(check_binary)
 
     def log_density_bound(self) -> float:
         """0: a probability mass is at most 1."""
         return 0.0
 
 
-class ContinuousBernoulliDecoder(PyroModule):
+class ContinuousBernoulliDecoder(_LogitsDecoder):
     r"""Continuous Bernoulli decoder [5] for grey levels in [0, 1], parameterized by logits:
 
     .. math:: p(x \mid z) = \prod_j C(\lambda_j)\, \lambda_j^{x_j} (1 - \lambda_j)^{1 - x_j},
@@ -232,21 +244,8 @@ class ContinuousBernoulliDecoder(PyroModule):
     :param hidden_sizes: MLP hidden widths; ``()`` gives an affine decoder.
     """
 
-    def __init__(self, latent_dim: int, data_dim: int, hidden_sizes=(256,)):
-        super().__init__()
-        self.latent_dim = check_positive_int(latent_dim, "latent_dim")
-        self.data_dim = check_positive_int(data_dim, "data_dim")
-        self.net = MLP(latent_dim, data_dim, hidden_sizes)
-
-    def check_data(self, x: torch.Tensor, name: str = "x") -> None:
-        """Refuse data outside [0, 1], naming ``name`` and the first offending index."""
-        check_unit_interval(x, name)
-
-    def x_dist(self, z: torch.Tensor, x: torch.Tensor | None = None) -> dist.Independent:
-        """The distribution of ``x`` given ``z``; ``x``, when given, must lie in [0, 1]."""
-        if x is not None:
-            check_unit_interval(x, "x")
-        return dist.ContinuousBernoulli(logits=self.net(z)).to_event(1)
+    family = dist.ContinuousBernoulli
+    check = staticmethod(check_unit_interval)
 
     def log_density_bound(self) -> float:
         """``inf``: at pixels exactly 0 or 1 the density has no maximum (see the class

@@ -60,26 +60,35 @@ def check_data(x, name: str = "data", *, dim: int | None = None) -> torch.Tensor
 
 def check_binary(x: torch.Tensor, name: str = "x") -> torch.Tensor:
     """Check that every entry of ``x`` is exactly 0 or 1 (for Bernoulli likelihoods)."""
-    bad = (x != 0) & (x != 1)
-    if bool(bad.any()):
-        index = tuple(int(i) for i in bad.nonzero()[0])
-        raise ValueError(
-            f"{name} must be binary (every entry 0 or 1) for a Bernoulli likelihood, but "
-            f"{name}[{', '.join(map(str, index))}] = {x[index].item():g}; binarize the data "
-            "(pvae.data.load_digits(binarize=True)) or use a Normal likelihood"
-        )
-    return x
+    return _refuse_entries(
+        x,
+        (x != 0) & (x != 1),
+        name,
+        "must be binary (every entry 0 or 1) for a Bernoulli likelihood",
+        "binarize the data (pvae.data.load_digits(binarize=True)) or use a Normal likelihood",
+    )
 
 
 def check_unit_interval(x: torch.Tensor, name: str = "x") -> torch.Tensor:
     """Check that every entry of ``x`` lies in [0, 1] (for continuous Bernoulli likelihoods)."""
-    bad = ~((x >= 0) & (x <= 1))  # NaN fails both comparisons
+    return _refuse_entries(
+        x,
+        ~((x >= 0) & (x <= 1)),  # NaN fails both comparisons
+        name,
+        "must lie in [0, 1] for a continuous Bernoulli likelihood",
+        "scale grey levels to [0, 1] (pvae.data.from_levels) or use a Normal likelihood",
+    )
+
+
+def _refuse_entries(
+    x: torch.Tensor, bad: torch.Tensor, name: str, requirement: str, remedy: str
+) -> torch.Tensor:
+    """Raise if any entry of ``bad`` is set, naming the first such index of ``x`` and its value."""
     if bool(bad.any()):
         index = tuple(int(i) for i in bad.nonzero()[0])
         raise ValueError(
-            f"{name} must lie in [0, 1] for a continuous Bernoulli likelihood, but "
-            f"{name}[{', '.join(map(str, index))}] = {x[index].item():g}; scale grey levels "
-            "to [0, 1] (pvae.data.from_levels) or use a Normal likelihood"
+            f"{name} {requirement}, but {name}[{', '.join(map(str, index))}] = "
+            f"{x[index].item():g}; {remedy}"
         )
     return x
 
