@@ -14,10 +14,10 @@ before building): time and memory do not depend on the weights. The data are
   importance sampler must do. Everything else the call does (the encoder, sampling,
   log-densities, logsumexp, the PSIS k̂ fits, Pyro's tracing) counts against it; that is the
   point.
-- Ceiling = the FLOP/s of the same matmuls done bare: ``torch.nn.functional.linear`` with copies
-  of the decoder's weights and biases, ``torch.relu`` between them as in the decoder's MLP, on a
-  ``(rows, 64)`` standard-normal input under ``torch.inference_mode()``, where ``rows`` is the
-  most (sample, point) rows the decoder saw in one pass of the call (``rows/pass``). It is
+- Ceiling = the FLOP/s of the same matmuls done bare: the chain of
+  ``torch.nn.functional.linear`` calls with copies of the decoder's weights and biases (no
+  activations: only the matrix products), on a ``(rows, 64)`` standard-normal input under
+  ``torch.inference_mode()``, where ``rows`` is the most (sample, point) rows the decoder saw in one pass of the call (``rows/pass``). It is
   timed in the same process right before the call (``--ceiling-reps`` runs after two untimed
   ones) and right after it, and the median of all of them is taken, so both sides see the same
   machine state.
@@ -147,10 +147,8 @@ def time_ceiling(
             synchronize(device)
             start = time.perf_counter()
             h = z
-            for i, (weight, bias) in enumerate(weights):
+            for weight, bias in weights:
                 h = nn.functional.linear(h, weight, bias)
-                if i < len(weights) - 1:
-                    h = torch.relu(h)
             synchronize(device)
             seconds.append(time.perf_counter() - start)
     return seconds
@@ -458,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print()
     print(
         f"GFLOP/s = decoder FLOPs ({rows[0]['decoder_flops_per_row']:,} per row, n·K rows) / "
-        "wall time of the whole call; ceiling = the decoder's F.linear+ReLU chain on rows/pass "
+        "wall time of the whole call; ceiling = the decoder's F.linear chain on rows/pass "
         f"rows, median of {args.ceiling_reps} runs before and after the call; "
         "ratio = GFLOP/s / ceiling."
     )

@@ -36,7 +36,54 @@ from pvae.validation import (
     check_unit_interval,
 )
 
-__all__ = ["VARIANCES", "BernoulliDecoder", "ContinuousBernoulliDecoder", "NormalDecoder"]
+__all__ = [
+    "VARIANCES",
+    "BernoulliDecoder",
+    "ContinuousBernoulliDecoder",
+    "NormalDecoder",
+    "SharedScaleNormal",
+]
+
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+class SharedScaleNormal(dist.Independent):
+    r"""``Normal(loc, scale).to_event(1)`` for a scale shared by the d entries of each event
+    (one variance γ for every pixel), with the same density computed in fewer passes:
+
+    .. math:: \log p(x) = -\frac{\lVert x - \mu \rVert^2}{2\sigma^2} - d \log \sigma
+        - \frac{d}{2} \log 2\pi.
+
+    ``torch.distributions.Normal`` broadcasts the scale to the shape of ``loc`` and takes its
+    square and logarithm entry by entry; over K importance samples of a 784-pixel image that
+    costs as much as the decoder's matrix products. Here they are taken once per event.
+    Everything else (``base_dist``, sampling, ``mean``, masking, KL) is the plain
+    ``Independent(Normal)``.
+
+    :param torch.Tensor loc: means, shape ``(..., d)``.
+    :param torch.Tensor scale: standard deviations, broadcastable to ``loc.shape[:-1]`` (no
+        event dimension), e.g. a 0-d tensor.
+    """
+
+    def __init__(self, loc: torch.Tensor, scale: torch.Tensor, validate_args=None):
+        self.shared_scale = scale
+        super().__init__(dist.Normal(loc, scale.unsqueeze(-1)), 1, validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(SharedScaleNormal, _instance)
+        new.shared_scale = self.shared_scale
+        return super().expand(batch_shape, _instance=new)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        squares = value - self.base_dist.loc
+        squares = squares.square() if squares.requires_grad else squares.square_()
+        scale = self.shared_scale
+        return -0.5 * squares.sum(-1) / scale.square() - self.event_shape[0] * (
+            scale.log() + _LOG_SQRT_2PI
+        )
+
 
 VARIANCES = ("fixed", "shared", "optimal", "network")
 
@@ -133,11 +180,8 @@ class NormalDecoder(PyroModule):
         out = self.net(z)
         if self.variance == "network":
             loc, raw_log_variance = out.split(self.data_dim, dim=-1)
-            log_variance = self._floored(raw_log_variance)
-        else:
-            loc = out
-            log_variance = self._shared_log_variance(loc, x)
-        return dist.Normal(loc, torch.exp(0.5 * log_variance)).to_event(1)
+            return dist.Normal(loc, torch.exp(0.5 * self._floored(raw_log_variance))).to_event(1)
+        return SharedScaleNormal(out, torch.exp(0.5 * self._shared_log_variance(out, x)))
 
     def _shared_log_variance(self, loc: torch.Tensor, x: torch.Tensor | None) -> torch.Tensor:
         if self.variance == "fixed":

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
+from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
 from torch.distributions import kl_divergence
 from tqdm import tqdm
 
+from pvae.memory import parse_memory, peak_memory
 from pvae.validation import (
+    check_bool,
     check_choice,
     check_data,
     check_dtypes,
     check_model_data,
+    check_nonnegative_int,
     check_num_levels,
     check_positive_int,
 )
@@ -38,7 +44,12 @@ __all__ = [
 ]
 
 PROPOSALS = ("guide", "prior")
-DEFAULT_CHUNK_SIZE = 16384
+#: The memory budget of one estimate when neither ``chunk_size`` nor ``max_memory`` is given.
+DEFAULT_MAX_MEMORY = "1GiB"
+#: On CPU, the most memory the temporaries of one pass take when a budget picks the rows:
+#: larger passes are no faster (the matrix products are full long before), and the allocator
+#: hands their memory back to the system after every pass, to fault it in again on the next.
+CPU_PASS_BYTES = 64 * 2**20
 
 
 class ContractError(ValueError):
@@ -169,14 +180,14 @@ def _in_data_plate(site) -> bool:
     return any(frame.name == "data" for frame in site["cond_indep_stack"])
 
 
-def _site_log_prob(site, num_rows: int) -> torch.Tensor:
+def _site_log_prob(site, shape: tuple[int, ...]) -> torch.Tensor:
     log_prob = site["fn"].log_prob(site["value"])
     if site["mask"] is not None:  # poutine.mask: masked-out entries contribute nothing
         log_prob = log_prob.masked_fill(~site["mask"], 0.0)
-    if log_prob.shape != (num_rows,):
+    if log_prob.shape != shape:
         raise ContractError(
             f"site {site['name']!r} has log-density shape {tuple(log_prob.shape)}, expected "
-            f"({num_rows},): one value per data point. Put every site inside "
+            f"{shape}: one value per data point (and sample). Put every site inside "
             "pyro.plate('data', x.shape[0]) and sum pixel dimensions with .to_event(1)"
         )
     return log_prob
@@ -220,13 +231,21 @@ def _check_traces(model_trace, guide_trace) -> None:
             )
 
 
-def _traces(model, guide, x: torch.Tensor, proposal: str, check: bool):
-    if proposal == "guide":
-        guide_trace = poutine.trace(guide).get_trace(x)
-        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(x)
-    else:
-        guide_trace = None
-        model_trace = poutine.trace(model).get_trace(x)
+def _traces(model, guide, x: torch.Tensor, proposal: str, check: bool, noise=None, particles=None):
+    """Trace the proposal, then the model replaying it, on ``x``. ``noise`` (a
+    :class:`_CommonNoise`) supplies the proposal's draws; ``particles`` a ``pyro.plate`` of
+    samples outside every plate of the pair (vectorized layout)."""
+    with contextlib.ExitStack() as stack:
+        if noise is not None:
+            stack.enter_context(noise)
+        if particles is not None:
+            stack.enter_context(particles)
+        if proposal == "guide":
+            guide_trace = poutine.trace(guide).get_trace(x)
+            model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(x)
+        else:
+            guide_trace = None
+            model_trace = poutine.trace(model).get_trace(x)
     if check:
         _check_traces(model_trace, guide_trace)
     return model_trace, guide_trace
@@ -244,20 +263,246 @@ def _check_has_density(guide_trace) -> None:
             )
 
 
-def _log_weights(model, guide, x: torch.Tensor, proposal: str, check: bool) -> torch.Tensor:
-    """log p(x, z) − log q(z | x) for one z ~ q per row of ``x`` (prior proposal: log p(x | z))."""
-    num_rows = x.shape[0]
-    model_trace, guide_trace = _traces(model, guide, x, proposal, check)
-    if check and guide_trace is not None:
-        _check_has_density(guide_trace)
-    log_weight = x.new_zeros(num_rows)
+def _log_weights(model_trace, guide_trace, proposal: str, shape: tuple[int, ...]) -> torch.Tensor:
+    """log p(x, z) − log q(z | x) for the traced draws (prior proposal: log p(x | z)), with
+    ``shape`` (one value per row, or per (sample, point) in the vectorized layout)."""
+    log_weight = 0.0
     for site in _sample_sites(model_trace):
         if proposal == "guide" or site["is_observed"]:
-            log_weight = log_weight + _site_log_prob(site, num_rows)
+            log_weight = log_weight + _site_log_prob(site, shape)
     if guide_trace is not None:
         for site in _sample_sites(guide_trace):
-            log_weight = log_weight - _site_log_prob(site, num_rows)
+            log_weight = log_weight - _site_log_prob(site, shape)
     return log_weight
+
+
+#: Importance samples per block of common random numbers (see :class:`_CommonNoise`).
+SAMPLE_BLOCK = 1024
+_PARTICLES = "_pvae_particles"
+_SUMMARY_TEMPORARIES = 8
+
+
+class _CommonNoise(Messenger):
+    """Draw the proposal's latent values from noise keyed to (data point, sample index), so that
+    log-weights do not depend on how points and samples are split into passes.
+
+    A reparameterizable site (Normal, MultivariateNormal, and Independent, masked or transformed
+    versions of these) is drawn as its own ``rsample`` would, from standard-normal noise in which
+    the block of :data:`SAMPLE_BLOCK` samples ``b`` of point ``i`` comes from a
+    :class:`torch.Generator` seeded by a hash of ``(seed, site, draw, i, b)``. Other
+    distributions draw from torch's global RNG as usual (they are then not split-invariant).
+
+    :param int seed: the key of this call's draws.
+    :param points: global indices of the pass's points.
+    :param int first: index of the pass's first sample; ``size`` samples per point.
+    :param bool vectorized: samples on the ``_pvae_particles`` plate (else rows point-major).
+    """
+
+    def __init__(self, seed: int, points: range, first: int, size: int, vectorized: bool):
+        super().__init__()
+        self.seed, self.points, self.first, self.size = seed, points, first, size
+        self.vectorized = vectorized
+        self.fallbacks: set[str] = set()
+        self._draws: dict[str, int] = {}
+        self._generator: torch.Generator | None = None
+
+    def _pyro_sample(self, msg) -> None:
+        if msg["is_observed"] or msg["value"] is not None or site_is_subsample(msg):
+            return  # observed, replayed from the guide, or a plate's index
+        fn = msg["fn"]
+        frames = {frame.name: frame.dim for frame in msg["cond_indep_stack"]}
+        batch = len(fn.batch_shape)
+        if "data" not in frames or (self.vectorized and _PARTICLES not in frames):
+            self.fallbacks.add(msg["name"])
+            return
+        data = batch + frames["data"]
+        particles = batch + frames[_PARTICLES] if self.vectorized else None
+
+        def noise(shape: torch.Size, like: torch.Tensor) -> torch.Tensor | None:
+            return self._noise(msg["name"], shape, data, particles, like)
+
+        value = _reparameterized(fn, noise)
+        if value is None:
+            self.fallbacks.add(msg["name"])
+        else:
+            msg["value"] = value
+
+    def _noise(self, name, shape, data, particles, like) -> torch.Tensor | None:
+        rows = len(self.points) * (1 if self.vectorized else self.size)
+        if shape[data] != rows or (particles is not None and shape[particles] != self.size):
+            return None
+        rest = [size for dim, size in enumerate(shape) if dim not in (data, particles)]
+        draw = self._draws.get(name, 0)
+        self._draws[name] = draw + 1
+        blocks = [self._point_noise(name, draw, i, rest, like) for i in self.points]
+        noise = torch.stack(blocks)  # (points, samples, *rest)
+        if self.vectorized:
+            return noise.movedim((0, 1), (data, particles))
+        return noise.reshape(rows, *rest).movedim(0, data)
+
+    def _point_noise(self, name, draw, point, rest, like) -> torch.Tensor:
+        """Samples ``first`` to ``first + size`` of ``point``'s noise, shape ``(size, *rest)``."""
+        if self._generator is None:
+            self._generator = torch.Generator(device=like.device)
+        parts = []
+        first_block = self.first // SAMPLE_BLOCK
+        last_block = (self.first + self.size - 1) // SAMPLE_BLOCK
+        for block in range(first_block, last_block + 1):
+            key = f"{self.seed}/{name}/{draw}/{point}/{block}".encode()
+            self._generator.manual_seed(
+                int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
+            )
+            noise = torch.randn(
+                SAMPLE_BLOCK, *rest, generator=self._generator, dtype=like.dtype, device=like.device
+            )
+            low = max(self.first - block * SAMPLE_BLOCK, 0)
+            high = min(self.first + self.size - block * SAMPLE_BLOCK, SAMPLE_BLOCK)
+            parts.append(noise[low:high])
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def _reparameterized(fn, noise: Callable) -> torch.Tensor | None:
+    """``fn.rsample()`` computed from ``noise(shape, like)`` (standard normal), or ``None`` where
+    ``fn`` is not a distribution handled here or the noise does not fit its shape."""
+    if isinstance(fn, (dist.Independent, dist.MaskedDistribution)):
+        return _reparameterized(fn.base_dist, noise)
+    if isinstance(fn, torch.distributions.Normal):
+        eps = noise(fn.batch_shape, fn.loc)
+        return None if eps is None else fn.loc + fn.scale * eps
+    if isinstance(fn, torch.distributions.MultivariateNormal):
+        eps = noise(fn.batch_shape + fn.event_shape, fn.loc)
+        if eps is None:
+            return None
+        return fn.loc + (fn.scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
+    if isinstance(fn, torch.distributions.TransformedDistribution):
+        value = _reparameterized(fn.base_dist, noise)
+        if value is None:
+            return None
+        for transform in fn.transforms:
+            value = transform(value)
+        return value
+    return None
+
+
+def _max_plate_nesting(*traces) -> int:
+    dims = [
+        -frame.dim
+        for trace in traces
+        if trace is not None
+        for site in trace.nodes.values()
+        if site["type"] == "sample"
+        for frame in site["cond_indep_stack"]
+        if frame.vectorized and frame.dim is not None
+    ]
+    return max(dims, default=1)
+
+
+@dataclass
+class _Plan:
+    """How :func:`_iter_log_weights` lays out its passes."""
+
+    vectorized: bool
+    nesting: int  # plates in the pair; the particle plate goes just outside them
+    rows: int  # (sample, point) rows per pass
+    seed: int
+
+
+class _Evaluator:
+    """Log-weights of ``size`` samples (from ``first``) of each of ``points`` in one pass."""
+
+    def __init__(self, model, guide, x: torch.Tensor, proposal: str, plan: _Plan):
+        self.model, self.guide, self.x, self.proposal, self.plan = model, guide, x, proposal, plan
+        self.fallbacks: set[str] = set()  # sites drawn from the global RNG, not common noise
+
+    def __call__(self, points: range, first: int, size: int) -> torch.Tensor:
+        """Shape ``(len(points), size)``."""
+        plan, block = self.plan, self.x[points.start : points.stop]
+        noise = _CommonNoise(plan.seed, points, first, size, plan.vectorized)
+        self.fallbacks = noise.fallbacks
+        if plan.vectorized:
+            particles = pyro.plate(_PARTICLES, size, dim=-plan.nesting - 1)
+            traces = _traces(self.model, self.guide, block, self.proposal, False, noise, particles)
+            return _log_weights(*traces, self.proposal, (size, len(points))).T.contiguous()
+        rows = block.repeat_interleave(size, dim=0)
+        traces = _traces(self.model, self.guide, rows, self.proposal, False, noise)
+        return _log_weights(*traces, self.proposal, (rows.shape[0],)).reshape(len(points), size)
+
+
+def _plan(
+    model,
+    guide,
+    x: torch.Tensor,
+    *,
+    num_samples: int,
+    chunk_size: int | None,
+    max_memory,
+    proposal: str,
+    vectorize: bool | None,
+    seed: int | None,
+    extra_bytes_per_point: int,
+) -> _Plan:
+    """Check the pair on one point, choose the layout (vectorized particles where the pair
+    broadcasts over them) and the rows per pass (``chunk_size``, or the most that fit in
+    ``max_memory`` as measured on a probe pass)."""
+    if seed is None:
+        seed = int(torch.randint(2**62, ()))
+    model_trace, guide_trace = _traces(model, guide, x[:1], proposal, check=True)
+    if guide_trace is not None:
+        _check_has_density(guide_trace)
+    plan = _Plan(False, _max_plate_nesting(model_trace, guide_trace), 1, seed)
+    probe_size = min(num_samples, 64)
+    stacked = _Evaluator(model, guide, x, proposal, plan)(range(1), 0, probe_size)
+    if vectorize is not False:
+        plan.vectorized = True
+        failure = _check_vectorized(_Evaluator(model, guide, x, proposal, plan), stacked)
+        if failure is not None:
+            if vectorize:
+                raise ContractError(
+                    f"vectorize=True, but the pair does not broadcast over a plate of samples "
+                    f"at dim {-plan.nesting - 1} ({failure}); write the networks and sites to "
+                    "broadcast over leading dims, or pass vectorize=None or False"
+                )
+            plan.vectorized = False
+    if chunk_size is not None:
+        plan.rows = chunk_size
+        return plan
+    budget = parse_memory(DEFAULT_MAX_MEMORY if max_memory is None else max_memory)
+    evaluate = _Evaluator(model, guide, x, proposal, plan)
+    # A row's share of the probe pass, and of the summaries of its log-weight (several
+    # temporaries of the pass's (points, K) weights: logsumexp, exp, std, PSIS).
+    per_row = math.ceil(peak_memory(lambda: evaluate(range(1), 0, probe_size)) / probe_size)
+    per_row += _SUMMARY_TEMPORARIES * x.element_size()
+    # Beyond the passes: the results, and a point's K weights gathered from several passes.
+    fixed = x.shape[0] * (extra_bytes_per_point + 5 * x.element_size())
+    fixed += _SUMMARY_TEMPORARIES * num_samples * x.element_size()
+    available = budget - fixed
+    if available < per_row:
+        raise ValueError(
+            f"max_memory={max_memory!r} is too small for this pair and data: the results "
+            f"need {fixed:,} bytes and each (sample, point) row of a pass about {per_row:,} "
+            "(measured on a probe pass)"
+        )
+    plan.rows = available // per_row
+    if x.device.type == "cpu":
+        plan.rows = min(plan.rows, max(CPU_PASS_BYTES // per_row, 1))
+    return plan
+
+
+def _check_vectorized(evaluate: _Evaluator, stacked: torch.Tensor) -> str | None:
+    """Why the vectorized layout fails on the probe, or ``None`` if it matches the stacked one."""
+    try:
+        vectorized = evaluate(range(1), 0, stacked.shape[1])
+    except Exception as error:  # any failure to broadcast: the stacked layout always works
+        return f"{type(error).__name__}: {error}"
+    if vectorized.shape != stacked.shape:
+        return f"its log-weights have shape {tuple(vectorized.shape)}, not {tuple(stacked.shape)}"
+    if evaluate.fallbacks:  # draws from the global RNG: the two layouts cannot be compared
+        return None
+    tolerance = 1e-4 if stacked.dtype == torch.float32 else 1e-9
+    if not torch.allclose(vectorized, stacked, rtol=tolerance, atol=tolerance, equal_nan=True):
+        gap = (vectorized - stacked).abs().max().item()
+        return f"its log-weights differ from the stacked evaluation by up to {gap:.3g}"
+    return None
 
 
 def _iter_log_weights(
@@ -266,38 +511,56 @@ def _iter_log_weights(
     x: torch.Tensor,
     *,
     num_samples: int,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
+    max_memory=None,
     proposal: str = "guide",
     progress: bool = False,
+    vectorize: bool | None = None,
+    seed: int | None = None,
+    extra_bytes_per_point: int = 0,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield ``(start, log_weights)`` blocks: ``log_weights[i, k]`` is the k-th log importance
     weight of data point ``x[start + i]``, shape ``(points in block, num_samples)``.
 
-    Points and samples are stacked along the data plate, at most ``chunk_size`` rows a pass, so
-    memory is bounded by the chunk (plus K weights per point), not by ``num_samples``. The
-    callers validate the arguments and set eval mode and ``no_grad`` (see :func:`log_marginal`).
+    A pass evaluates at most ``rows`` (sample, point) pairs (:func:`_plan`): whole points while
+    K fits in a pass, else one point's samples in passes of a multiple of
+    :data:`SAMPLE_BLOCK`. The draws are keyed to (point, sample) (:class:`_CommonNoise`), so
+    the log-weights do not depend on the split. The callers validate the arguments and set
+    eval mode and inference mode (see :func:`log_marginal`).
     """
     num_points = x.shape[0]
-    check = True
-    with tqdm(total=num_points, disable=not progress, desc="log p(x)", unit="pt") as bar:
-        if num_samples <= chunk_size:
-            points_per_pass = chunk_size // num_samples
+    plan = _plan(
+        model,
+        guide,
+        x,
+        num_samples=num_samples,
+        chunk_size=chunk_size,
+        max_memory=max_memory,
+        proposal=proposal,
+        vectorize=vectorize,
+        seed=seed,
+        extra_bytes_per_point=extra_bytes_per_point,
+    )
+    evaluate = _Evaluator(model, guide, x, proposal, plan)
+    # The probe passes ran with Pyro's and torch's checks (if enabled); the rest need not.
+    with (
+        tqdm(total=num_points, disable=not progress, desc="log p(x)", unit="pt") as bar,
+        pyro.validation_enabled(False),
+    ):
+        if num_samples <= plan.rows:
+            points_per_pass = plan.rows // num_samples
             for start in range(0, num_points, points_per_pass):
-                block = x[start : start + points_per_pass]
-                rows = block.expand(num_samples, *block.shape).reshape(-1, block.shape[-1])
-                log_weights = _log_weights(model, guide, rows, proposal, check)
-                check = False
-                yield start, log_weights.reshape(num_samples, -1).T
-                bar.update(block.shape[0])
+                points = range(start, min(start + points_per_pass, num_points))
+                yield start, evaluate(points, 0, num_samples)
+                bar.update(len(points))
         else:
+            step = plan.rows // SAMPLE_BLOCK * SAMPLE_BLOCK or plan.rows
             for start in range(num_points):
-                parts = []
-                for first in range(0, num_samples, chunk_size):
-                    size = min(chunk_size, num_samples - first)
-                    rows = x[start : start + 1].expand(size, -1)
-                    parts.append(_log_weights(model, guide, rows, proposal, check))
-                    check = False
-                yield start, torch.cat(parts).unsqueeze(0)
+                parts = [
+                    evaluate(range(start, start + 1), first, min(step, num_samples - first))
+                    for first in range(0, num_samples, step)
+                ]
+                yield start, torch.cat(parts, dim=1)
                 bar.update(1)
 
 
@@ -382,13 +645,63 @@ def check_contract(model: Callable, guide: Callable | None, x: torch.Tensor) -> 
         _traces(model, guide, x, "guide" if guide is not None else "prior", check=True)
 
 
-def _check_estimator_args(model, x, num_samples, chunk_size, proposal, guide=None):
+def _check_estimator_args(
+    model, x, num_samples, chunk_size, max_memory, proposal, guide, vectorize, seed
+):
     check_data(x, "x")
     check_model_data(model, x, "x")
     check_dtypes(model, guide, x, "x")
     check_positive_int(num_samples, "num_samples")
-    check_positive_int(chunk_size, "chunk_size")
+    if chunk_size is not None:
+        check_positive_int(chunk_size, "chunk_size")
+        if max_memory is not None:
+            raise ValueError(
+                f"give chunk_size ({chunk_size!r}) or max_memory ({max_memory!r}), not both: "
+                "chunk_size fixes the rows per pass, max_memory picks them"
+            )
+    if max_memory is not None:
+        parse_memory(max_memory, "max_memory")
     check_choice(proposal, "proposal", PROPOSALS)
+    check_bool(vectorize, "vectorize", allow_none=True)
+    if seed is not None:
+        check_nonnegative_int(seed, "seed")
+    if proposal == "guide" and guide is None:
+        raise ValueError("guide is None, but proposal='guide' needs a guide")
+
+
+@contextlib.contextmanager
+def _estimating(model, guide):
+    """Eval mode and ``torch.inference_mode`` (no autograd bookkeeping at all)."""
+    with evaluating(model, guide), torch.inference_mode():
+        yield
+
+
+_PASSES_DOC = """
+    Points and samples are evaluated in passes of at most ``chunk_size`` (sample, point) rows;
+    by default the rows per pass are chosen to fit ``max_memory`` (default 1 GiB; on CPU at
+    most 64 MiB of temporaries a pass, past which passes get no faster), as measured on a
+    probe pass. Memory is bounded by the pass, not by K. The
+    samples of a point come from noise keyed to (``seed``, point, sample index), so the
+    results do not depend on ``chunk_size``, ``max_memory`` or the layout (up to float
+    rounding) for guides built from Normal and multivariate Normal distributions (also
+    independent, masked and transformed); other distributions draw from torch's global RNG.
+    Where the pair broadcasts over a leading plate of samples (``vectorize``), the guide runs
+    once per point and only the model once per sample.
+
+"""
+
+_PASSES_PARAMS = """
+    :param int chunk_size: the most (sample, point) rows evaluated in one pass; overrides
+        ``max_memory`` (give one of them).
+    :param max_memory: the memory budget of the passes and results, in bytes or as a string
+        like ``"512MiB"`` (default ``"1GiB"``; used when ``chunk_size`` is ``None``).
+    :param int seed: the key of the draws; ``None`` (default) draws one from torch's global
+        RNG, so ``torch.manual_seed`` makes a call repeatable.
+    :param vectorize: ``None`` (default): evaluate the K samples of a point on a
+        ``pyro.plate`` of particles where the pair broadcasts over it (checked on one point
+        against the one-row-per-sample layout), else one row per sample; ``True``: require the
+        particle plate; ``False``: one row per sample.
+"""
 
 
 def log_marginal(
@@ -397,10 +710,13 @@ def log_marginal(
     x: torch.Tensor,
     *,
     num_samples: int = 1000,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
+    max_memory: int | str | None = None,
     proposal: str = "guide",
     return_log_weights: bool = False,
     progress: bool = True,
+    seed: int | None = None,
+    vectorize: bool | None = None,
 ) -> ImportanceEstimate:
     r"""Importance-sampled :math:`\log p(x)` of every data point, with its diagnostics.
 
@@ -420,17 +736,16 @@ def log_marginal(
     delta-method standard error [3] :math:`\mathrm{sd}(w)/(\sqrt{K}\,\bar w)` is itself
     unreliable when k̂ > 0.7 [2].
 
-    ``model`` and ``guide``, where they are modules, are evaluated in eval mode without
-    gradients, so evaluation never changes their parameters or buffers (networks a plain
-    function closes over are the caller's to put in eval mode). Memory is bounded by
-    ``chunk_size`` rows of model evaluations, not by K (plus K weights per point in flight).
-
+    ``model`` and ``guide``, where they are modules, are evaluated in eval mode under
+    ``torch.inference_mode``, so evaluation never changes their parameters or buffers
+    (networks a plain function closes over are the caller's to put in eval mode).
+    PASSES_DOC
     :param model: a model keeping the site contract of :mod:`pvae.models`.
     :param guide: its guide (ignored, and may be ``None``, for ``proposal="prior"``).
     :param torch.Tensor x: data, shape ``(n, d)``.
     :param int num_samples: K, the number of importance samples per point, exactly
         (default 1000).
-    :param int chunk_size: the most (sample, point) rows evaluated in one pass (default 16384).
+    PASSES_PARAMS
     :param str proposal: ``"guide"`` (default) or ``"prior"``.
     :param bool return_log_weights: also return the ``(n, K)`` log-weights (default ``False``).
     :param bool progress: show a tqdm progress bar over the points (default ``True``).
@@ -444,23 +759,27 @@ def log_marginal(
         Importance Sampling. JMLR 25.
     [3] Owen, A. B. (2013). Monte Carlo Theory, Methods and Examples, Ch. 9 (ratio estimates).
     """
-    _check_estimator_args(model, x, num_samples, chunk_size, proposal, guide)
-    if proposal == "guide" and guide is None:
-        raise ValueError("guide is None, but proposal='guide' needs a guide")
+    _check_estimator_args(
+        model, x, num_samples, chunk_size, max_memory, proposal, guide, vectorize, seed
+    )
     # Results go into tensors allocated up front: small long-lived allocations between the
     # large per-pass temporaries would fragment the heap and raise the peak memory.
     fields = {key: x.new_empty(x.shape[0]) for key in ("estimate", "stderr", "ess", "khat", "elbo")}
     if return_log_weights:
         fields["log_weights"] = x.new_empty(x.shape[0], num_samples)
-    with evaluating(model, guide):
+    with _estimating(model, guide):
         for start, log_weights in _iter_log_weights(
             model,
             guide,
             x,
             num_samples=num_samples,
             chunk_size=chunk_size,
+            max_memory=max_memory,
             proposal=proposal,
             progress=progress,
+            seed=seed,
+            vectorize=vectorize,
+            extra_bytes_per_point=num_samples * x.element_size() if return_log_weights else 0,
         ):
             block = _summarize(log_weights)
             if return_log_weights:
@@ -476,8 +795,11 @@ def elbo_per_point(
     x: torch.Tensor,
     *,
     num_samples: int = 100,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
+    max_memory: int | str | None = None,
     progress: bool = False,
+    seed: int | None = None,
+    vectorize: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Monte Carlo ELBO of every data point and its standard error, each shape ``(n,)``:
 
@@ -485,21 +807,32 @@ def elbo_per_point(
         = \mathcal{L}_1 \le \log p(x).
 
     Estimated as the mean of ``num_samples`` log-weights; the standard error is their
-    standard deviation over :math:`\sqrt{K}` (``nan`` for K = 1).
+    standard deviation over :math:`\sqrt{K}` (``nan`` for K = 1). Passes and draws as in
+    :func:`log_marginal`.
 
     :param model: a model keeping the site contract of :mod:`pvae.models`.
     :param guide: its guide.
     :param torch.Tensor x: data, shape ``(n, d)``.
     :param int num_samples: samples per point (default 100).
-    :param int chunk_size: the most (sample, point) rows evaluated in one pass (default 16384).
+    PASSES_PARAMS
     :param bool progress: show a tqdm progress bar (default ``False``: usually short).
     :returns: ``(elbo, stderr)``, each shape ``(n,)``.
     """
-    _check_estimator_args(model, x, num_samples, chunk_size, "guide", guide)
+    _check_estimator_args(
+        model, x, num_samples, chunk_size, max_memory, "guide", guide, vectorize, seed
+    )
     means, errors = x.new_empty(x.shape[0]), x.new_full((x.shape[0],), math.nan)
-    with evaluating(model, guide):
+    with _estimating(model, guide):
         for start, log_weights in _iter_log_weights(
-            model, guide, x, num_samples=num_samples, chunk_size=chunk_size, progress=progress
+            model,
+            guide,
+            x,
+            num_samples=num_samples,
+            chunk_size=chunk_size,
+            max_memory=max_memory,
+            progress=progress,
+            seed=seed,
+            vectorize=vectorize,
         ):
             rows = slice(start, start + log_weights.shape[0])
             means[rows] = log_weights.mean(-1)
@@ -515,8 +848,11 @@ def iwae_bound(
     *,
     num_samples: int,
     num_repeats: int = 10,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
+    max_memory: int | str | None = None,
     progress: bool = False,
+    seed: int | None = None,
+    vectorize: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""The IWAE bound :math:`\mathcal{L}_K` [1] of every data point and its standard error:
 
@@ -524,30 +860,36 @@ def iwae_bound(
         \frac{p(x, z_k)}{q(z_k \mid x)}\Big], \qquad
         \mathrm{ELBO} = \mathcal{L}_1 \le \mathcal{L}_K \le \mathcal{L}_{K+1} \le \log p(x),
 
-    estimated by averaging ``num_repeats`` independent K-sample estimates.
+    estimated by averaging ``num_repeats`` independent K-sample estimates. Passes and draws as
+    in :func:`log_marginal`.
 
     :param model: a model keeping the site contract of :mod:`pvae.models`.
     :param guide: its guide.
     :param torch.Tensor x: data, shape ``(n, d)``.
     :param int num_samples: K.
     :param int num_repeats: independent K-sample estimates averaged (default 10).
-    :param int chunk_size: the most (sample, point) rows evaluated in one pass (default 16384).
+    PASSES_PARAMS
     :param bool progress: show a tqdm progress bar (default ``False``).
     :returns: ``(bound, stderr)``, each shape ``(n,)``; ``stderr`` is ``nan`` for one repeat.
 
     [1] Burda, Y., Grosse, R. & Salakhutdinov, R. (2016). Importance Weighted Autoencoders. ICLR.
     """
     check_positive_int(num_repeats, "num_repeats")
-    _check_estimator_args(model, x, num_samples, chunk_size, "guide", guide)
+    _check_estimator_args(
+        model, x, num_samples, chunk_size, max_memory, "guide", guide, vectorize, seed
+    )
     means, errors = x.new_empty(x.shape[0]), x.new_full((x.shape[0],), math.nan)
-    with evaluating(model, guide):
+    with _estimating(model, guide):
         for start, log_weights in _iter_log_weights(
             model,
             guide,
             x,
             num_samples=num_samples * num_repeats,
             chunk_size=chunk_size,
+            max_memory=max_memory,
             progress=progress,
+            seed=seed,
+            vectorize=vectorize,
         ):
             rows = slice(start, start + log_weights.shape[0])
             grouped = log_weights.reshape(log_weights.shape[0], num_repeats, num_samples)
@@ -558,8 +900,14 @@ def iwae_bound(
     return means, errors
 
 
+for _function in (log_marginal, elbo_per_point, iwae_bound):
+    _function.__doc__ = _function.__doc__.replace("    PASSES_DOC\n", _PASSES_DOC).replace(
+        "    PASSES_PARAMS\n", _PASSES_PARAMS.lstrip("\n")
+    )
+
+
 def elbo_terms(
-    model: Callable, guide: Callable, x: torch.Tensor, *, chunk_size: int = DEFAULT_CHUNK_SIZE
+    model: Callable, guide: Callable, x: torch.Tensor, *, chunk_size: int = 16384
 ) -> dict[str, torch.Tensor]:
     r"""One-sample ELBO decomposition of every data point, in eval mode without gradients:
 
@@ -600,13 +948,13 @@ def _elbo_terms(model: Callable, guide: Callable, x: torch.Tensor) -> dict[str, 
         guide_sites = {site["name"]: site for site in _sample_sites(guide_trace)}
         for site in _sample_sites(model_trace):
             if site["is_observed"]:
-                recon = recon + _site_log_prob(site, num_rows)
+                recon = recon + _site_log_prob(site, (num_rows,))
                 continue
             q_site = guide_sites[site["name"]]
             try:
                 site_kl = kl_divergence(q_site["fn"], site["fn"])
             except NotImplementedError:
-                site_kl = _site_log_prob(q_site, num_rows) - _site_log_prob(site, num_rows)
+                site_kl = _site_log_prob(q_site, (num_rows,)) - _site_log_prob(site, (num_rows,))
             kl = kl + site_kl.expand(num_rows)
         variance, point, pixel = _min_variance(model_trace.nodes["x"]["fn"], x)
         return {

@@ -107,6 +107,15 @@ def check_choice(value, name: str, choices) -> str:
     return value
 
 
+def check_bool(value, name: str, *, allow_none: bool = False) -> bool | None:
+    """Check that ``value`` is ``True`` or ``False`` (or ``None`` where allowed): no truthy
+    stand-ins such as 0, 1 or "yes"."""
+    if isinstance(value, bool) or (allow_none and value is None):
+        return value
+    allowed = "True, False or None" if allow_none else "True or False"
+    raise ValueError(f"{name} must be {allowed}, got {value!r}")
+
+
 def check_positive_int(value, name: str) -> int:
     """Check that ``value`` is an integer ≥ 1 (bools refused)."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
@@ -118,6 +127,13 @@ def _check_real(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite real number, got {value!r}")
     return float(value)
+
+
+def check_nonnegative_int(value, name: str) -> int:
+    """Check that ``value`` is an integer ≥ 0 (bools refused), e.g. a seed."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
 
 
 def check_positive_float(value, name: str) -> float:

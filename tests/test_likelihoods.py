@@ -4,10 +4,16 @@ continuous Bernoulli's normaliser."""
 import itertools
 import math
 
+import pyro.distributions as dist
 import pytest
 import torch
 
-from pvae.likelihoods import BernoulliDecoder, ContinuousBernoulliDecoder, NormalDecoder
+from pvae.likelihoods import (
+    BernoulliDecoder,
+    ContinuousBernoulliDecoder,
+    NormalDecoder,
+    SharedScaleNormal,
+)
 
 
 def test_floor_bounds_every_variance_and_the_log_density():
@@ -146,3 +152,39 @@ def test_continuous_bernoulli_refuses_nan_naming_its_index():
     decoder = ContinuousBernoulliDecoder(2, 3, ())
     with pytest.raises(ValueError, match=r"x\[0, 1\] = nan"):
         decoder.check_data(torch.tensor([[0.5, math.nan, 0.2]]))
+
+
+@pytest.mark.parametrize("scale_shape", [(), (4, 1), (3,)])
+def test_shared_scale_normal_is_the_independent_normal(scale_shape):
+    # The same density, sample path and gradients as Normal(loc, scale).to_event(1), for a
+    # 0-d scale and for one scale per event, with the value broadcast against loc.
+    loc = torch.randn(4, 3, 6, requires_grad=True)
+    scale = (torch.rand(scale_shape) + 0.1).requires_grad_()
+    value = torch.randn(3, 6)
+    fast = SharedScaleNormal(loc, scale)
+    plain = dist.Normal(loc, scale.unsqueeze(-1)).to_event(1)
+    assert (fast.batch_shape, fast.event_shape) == (plain.batch_shape, plain.event_shape)
+    got, expected = fast.log_prob(value), plain.log_prob(value)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    grads = torch.autograd.grad(got.sum(), (loc, scale))
+    for grad, other in zip(grads, torch.autograd.grad(expected.sum(), (loc, scale)), strict=True):
+        torch.testing.assert_close(grad, other, rtol=1e-12, atol=1e-12)
+    with torch.inference_mode():  # the in-place path
+        torch.testing.assert_close(fast.log_prob(value), expected.detach(), rtol=1e-12, atol=0)
+    expanded = fast.expand((2, 4, 3))
+    assert isinstance(expanded, SharedScaleNormal) and expanded.batch_shape == (2, 4, 3)
+    torch.testing.assert_close(
+        expanded.log_prob(value), plain.expand((2, 4, 3)).log_prob(value), rtol=1e-12, atol=0
+    )
+    torch.manual_seed(3)
+    draw = fast.rsample()
+    torch.manual_seed(3)
+    torch.testing.assert_close(draw, plain.rsample())
+
+
+def test_shared_variance_decoders_use_the_fast_density():
+    for variance in ("fixed", "shared", "optimal"):
+        decoder = NormalDecoder(2, 5, (4,), variance=variance).eval()
+        assert isinstance(decoder.x_dist(torch.randn(3, 2)), SharedScaleNormal)
+    network = NormalDecoder(2, 5, (4,), variance="network")
+    assert not isinstance(network.x_dist(torch.randn(3, 2)), SharedScaleNormal)

@@ -214,6 +214,51 @@ def test_joint_optimizer_updates_like_pyro_adam():
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
+def test_default_optimizer_is_fused_adam_with_pyro_adams_update():
+    # fit's default: one fused torch Adam over all parameters (torch >= 2.4 on CPU), the same
+    # update as Pyro's per-parameter Adam up to float rounding.
+    assert pvae.training._adam_args(1e-2, torch.zeros(1)) == {"lr": 1e-2, "fused": True}
+    fused, per_parameter = train_copies(
+        [
+            lambda: JointOptim(torch.optim.Adam, {"lr": 1e-2, "fused": True}),
+            lambda: pyro.optim.Adam({"lr": 1e-2}),
+        ]
+    )
+    for a, b in zip(fused, per_parameter, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("validation", [True, False])
+@pytest.mark.parametrize("every_step", [True, False])
+def test_pyro_checks_run_on_each_epochs_first_step(ppca, validation, every_step):
+    # A model that records, at every step, whether distributions validate their arguments:
+    # the user's pyro.enable_validation setting on the first step of each epoch, and on every
+    # step with validate_every_step=True.
+    model, data = ppca
+    seen = []
+
+    def recording_model(x):
+        seen.append(torch.distributions.Distribution._validate_args)
+        return model(x)
+
+    pyro.enable_validation(validation)
+    pvae.fit(
+        recording_model,
+        LinearGaussianPosterior(model),
+        data,
+        epochs=2,
+        batch_size=100,
+        monitor_size=0,
+        validate_every_step=every_step,
+        progress=False,
+    )
+    seen = seen[1:]  # the contract check before training
+    first_steps = [True, False, False] * 2
+    expected = [validation and (every_step or first) for first in first_steps]
+    assert seen == expected
+    assert torch.distributions.Distribution._validate_args is validation  # restored
+
+
 def test_joint_optimizer_state_round_trips_through_pyro_param_names(ppca):
     # Two fits with one optimizer equal two fits with a state hand-over to a fresh optimizer
     # in between (the same seeds, so the same random numbers); without the hand-over they differ.
