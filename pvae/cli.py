@@ -17,6 +17,7 @@ import torch
 from pvae import checkpoint
 from pvae.data import linear_gaussian_data, load_digits
 from pvae.marginal import log_marginal
+from pvae.memory import parse_memory
 from pvae.registry import GUIDES, MODELS, build_guide, build_model
 from pvae.tables import write_table
 from pvae.training import ELBOS, JointOptim, fit
@@ -189,6 +190,14 @@ def _positive(kind):
     return parse
 
 
+def _memory(text: str) -> str:
+    try:
+        parse_memory(text, "--max-memory")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def _nonnegative_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -296,6 +305,13 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--num-points", type=_positive(int), default=200, help="per split")
     evaluate.add_argument("--proposal", default="guide", choices=("guide", "prior"))
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument(
+        "--max-memory",
+        type=_memory,
+        metavar="SIZE",
+        help="memory budget of the estimate, e.g. 512MiB or 2GB (default 1GiB); it sets the "
+        "rows per pass, not the result",
+    )
     evaluate.add_argument("--table", type=Path, help="also write the table (.csv or .json)")
     evaluate.add_argument(
         "--figures",
@@ -549,7 +565,16 @@ def _experiment(args) -> int:
 
 
 def _evaluation_results(
-    model, guide, data, *, num_samples: int, num_points: int, proposal: str, seed: int, progress
+    model,
+    guide,
+    data,
+    *,
+    num_samples: int,
+    num_points: int,
+    proposal: str,
+    seed: int,
+    progress,
+    max_memory=None,
 ) -> dict:
     """log p̂(x) by importance sampling on the first ``num_points`` training and held-out
     points of ``data``, each split from ``torch.manual_seed(seed)``: what ``pvae evaluate`` and
@@ -564,6 +589,7 @@ def _evaluation_results(
             num_samples=num_samples,
             proposal=proposal,
             progress=progress,
+            max_memory=max_memory,
         )
     return results
 
@@ -594,7 +620,12 @@ def _evaluate(args) -> int:
         "seed": args.seed,
     }
     results = _evaluation_results(
-        loaded.model, loaded.guide, data, **settings, progress=not args.no_progress
+        loaded.model,
+        loaded.guide,
+        data,
+        **settings,
+        progress=not args.no_progress,
+        max_memory=args.max_memory,
     )
     rows = _evaluation_rows(results, proposal=args.proposal, seed=args.seed)
     _print_evaluation(loaded, rows, **settings)

@@ -72,6 +72,17 @@ def test_evaluate_matches_the_library(tmp_path, capsys):
     )
     row = json.loads(table.read_text())[0]
     assert row["log_marginal"] == pytest.approx(direct.summary()["log_marginal"], rel=1e-12)
+    # a memory budget changes the passes, not the estimate
+    budgeted = tmp_path / "budgeted.json"
+    cli(
+        f"evaluate {checkpoint} --num-samples 30 --num-points 10 --seed 7 --max-memory 300KiB "
+        f"--table {budgeted}"
+    )
+    again = json.loads(budgeted.read_text())[0]
+    assert again["log_marginal"] == pytest.approx(row["log_marginal"], rel=1e-6)
+    with pytest.raises(SystemExit):
+        cli(f"evaluate {checkpoint} --max-memory lots")
+    assert "--max-memory must be a number of bytes" in capsys.readouterr().err
 
 
 def test_bad_input_exits_with_a_named_error(tmp_path, capsys):
