@@ -50,7 +50,10 @@ class MLP(nn.Sequential):
         layers: list[nn.Module] = []
         widths = (in_features, *hidden_sizes)
         for width_in, width_out in itertools.pairwise(widths):
-            layers += [nn.Linear(width_in, width_out), activation()]
+            # ReLU in place spares a copy of every hidden activation; it is safe for autograd
+            # here, as the linear layer before it does not keep its output for backward.
+            act = activation(inplace=True) if activation is nn.ReLU else activation()
+            layers += [nn.Linear(width_in, width_out), act]
         layers.append(nn.Linear(widths[-1], out_features))
         super().__init__(*layers)
         self.in_features = in_features
