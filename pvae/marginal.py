@@ -49,7 +49,7 @@ DEFAULT_MAX_MEMORY = "1GiB"
 #: On CPU, the most memory the temporaries of one pass take when a budget picks the rows:
 #: larger passes are no faster (the matrix products are full long before), and the allocator
 #: hands their memory back to the system after every pass, to fault it in again on the next.
-CPU_PASS_BYTES = 64 * 2**20
+CPU_PASS_BYTES = 32 * 2**20
 
 
 class ContractError(ValueError):
@@ -679,7 +679,7 @@ def _estimating(model, guide):
 _PASSES_DOC = """
     Points and samples are evaluated in passes of at most ``chunk_size`` (sample, point) rows;
     by default the rows per pass are chosen to fit ``max_memory`` (default 1 GiB; on CPU at
-    most 64 MiB of temporaries a pass, past which passes get no faster), as measured on a
+    most 32 MiB of temporaries a pass, past which passes get no faster), as measured on a
     probe pass. Memory is bounded by the pass, not by K. The
     samples of a point come from noise keyed to (``seed``, point, sample index), so the
     results do not depend on ``chunk_size``, ``max_memory`` or the layout (up to float
