@@ -214,3 +214,17 @@ def test_peak_memory_counts_live_tensors():
 
     # a and b, then b and c (and three 8-byte sums at the end)
     assert 2_800_000 <= peak_memory(compute) <= 2_800_000 + 3 * 8
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"vectorize": 1}, "vectorize must be True, False or None, got 1"),
+        ({"seed": -1}, "seed must be a non-negative integer, got -1"),
+        ({"seed": 1.5}, "seed must be a non-negative integer, got 1.5"),
+    ],
+)
+def test_bad_layout_and_seed_are_named(pair, options, message):
+    model, guide, x = pair
+    with pytest.raises(ValueError, match=message):
+        pvae.log_marginal(model, guide, x, **options)
