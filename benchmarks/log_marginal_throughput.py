@@ -17,10 +17,10 @@ before building): time and memory do not depend on the weights. The data are
 - Ceiling = the FLOP/s of the same matmuls done bare: the chain of
   ``torch.nn.functional.linear`` calls with copies of the decoder's weights and biases (no
   activations: only the matrix products), on a ``(rows, 64)`` standard-normal input under
-  ``torch.inference_mode()``, where ``rows`` is the most (sample, point) rows the decoder saw in one pass of the call (``rows/pass``). It is
-  timed in the same process right before the call (``--ceiling-reps`` runs after two untimed
-  ones) and right after it, and the median of all of them is taken, so both sides see the same
-  machine state.
+  ``torch.inference_mode()``, where ``rows`` is the most (sample, point) rows the decoder saw in
+  one pass of the call (``rows/pass``). It is timed in the same process right before the call
+  (``--ceiling-reps`` runs after two untimed ones) and right after it, and the median of all of
+  them is taken, so both sides see the same machine state.
 - Before the clock starts: one untimed call on the first point with the same K and chunk
   options (first-call costs: Pyro's checks, importing arviz for k̂, one full pass), then the
   timed call's own arguments in a call stopped, by a hook on the decoder, as soon as its
