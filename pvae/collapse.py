@@ -16,10 +16,15 @@ from torch.nn import functional
 
 from pvae.networks import unique_name
 from pvae.validation import (
+    SEED_LIMIT,
+    check_bool,
     check_data,
+    check_dtypes,
     check_nonnegative_float,
     check_positive_float,
     check_positive_int,
+    check_seed,
+    check_sizes,
 )
 
 __all__ = [
@@ -175,8 +180,20 @@ def collapsed_log_likelihood(data: torch.Tensor) -> float:
     """
     check_data(data, "data")
     num_points, data_dim = data.shape
-    variance = float(((data - data.mean(0)) ** 2).mean())
+    variance = _check_spread(data, "data")
     return -0.5 * num_points * data_dim * (1 + math.log(2 * math.pi * variance))
+
+
+def _check_spread(data: torch.Tensor, name: str) -> float:
+    """γ̄, the mean squared deviation per dimension of ``data``, refusing 0: then every point is
+    the mean, log p(X) at the collapsed point is +∞ and the collapsed γ is 0."""
+    variance = float(((data - data.mean(0)) ** 2).mean())
+    if not variance > 0:
+        raise ValueError(
+            f"{name} must have points that differ (a positive variance about their mean), got "
+            f"{data.shape[0]} point(s) all equal to {data[0].tolist()}"
+        )
+    return variance
 
 
 @dataclass
@@ -226,6 +243,13 @@ class Proposition1:
         if not isinstance(theta, torch.Tensor) or theta.shape != (size,):
             shape = tuple(theta.shape) if isinstance(theta, torch.Tensor) else type(theta).__name__
             raise ValueError(f"theta must be a vector of shape ({size},) like flat(), got {shape}")
+        finite = torch.isfinite(theta.detach())
+        if not bool(finite.all()):
+            first = int((~finite).nonzero()[0])
+            raise ValueError(
+                f"theta must be finite, but theta[{first}] ({self.names()[first]}) = "
+                f"{theta[first].item()}"
+            )
 
     def load(self, theta: torch.Tensor) -> None:
         """Set every parameter from a vector like :meth:`flat`."""
@@ -339,6 +363,7 @@ def proposition1(alpha: float = 0.5, *, data: torch.Tensor | None = None) -> Pro
     if data is None:
         data = torch.tensor([[1.0, 1.0], [-1.0, -1.0]])
     check_data(data, "data")
+    _check_spread(data, "data")
     decoder = SoftThresholdDecoder(1, data.shape[1], alpha=alpha).to(data.device, data.dtype)
     setup = Proposition1(data, VAE(decoder), PerPointNormalGuide(data, 1))
     setup.set_collapsed()
@@ -350,7 +375,8 @@ def active_dimensions(eigenvalues: torch.Tensor, variance: float, latent_dim: in
     fixed decoder variance γ (Tipping & Bishop [1]; Dai et al. [2, Sec. 4], Lucas et al. [3]):
     those whose data-covariance eigenvalue exceeds γ, at most ``latent_dim``.
 
-    :param torch.Tensor eigenvalues: the eigenvalues of the data's sample covariance.
+    :param torch.Tensor eigenvalues: the eigenvalues of the data's sample covariance, a
+        finite 1-D tensor.
     :param float variance: the fixed γ > 0.
     :param int latent_dim: q.
 
@@ -358,6 +384,19 @@ def active_dimensions(eigenvalues: torch.Tensor, variance: float, latent_dim: in
     [2] Dai, B., Wang, Z. & Wipf, D. (2020). The Usual Suspects? ICML.
     [3] Lucas, J., Tucker, G., Grosse, R. & Norouzi, M. (2019). Don't Blame the ELBO! NeurIPS.
     """
+    if not isinstance(eigenvalues, torch.Tensor) or eigenvalues.dim() != 1:
+        shape = (
+            f"shape {tuple(eigenvalues.shape)}"
+            if isinstance(eigenvalues, torch.Tensor)
+            else type(eigenvalues).__name__
+        )
+        raise ValueError(f"eigenvalues must be a 1-D torch.Tensor, got {shape}")
+    finite = torch.isfinite(eigenvalues)
+    if not bool(finite.all()):
+        first = int((~finite).nonzero()[0])
+        raise ValueError(
+            f"eigenvalues must be finite, but eigenvalues[{first}] = {eigenvalues[first].item()}"
+        )
     check_positive_float(variance, "variance")
     check_positive_int(latent_dim, "latent_dim")
     return min(int((eigenvalues > variance).sum()), latent_dim)
@@ -372,10 +411,17 @@ def exact_posterior_guide(model, data: torch.Tensor):
     :meth:`~pvae.models.LinearGaussian.maximum_likelihood`; so that
     :func:`pvae.diagnostics.diagnose` can read off the closed-form solution's active units.
 
-    :raises ValueError: if the posterior covariance is not diagonal.
+    :raises TypeError: if ``model`` is not a :class:`~pvae.models.LinearGaussian`.
+    :raises ValueError: if ``data`` does not fit the model, or the posterior covariance is not
+        diagonal.
     """
     from pvae.guides import PerPointNormalGuide
+    from pvae.models import LinearGaussian
 
+    if not isinstance(model, LinearGaussian):
+        raise TypeError(f"model must be a pvae.models.LinearGaussian, got {type(model).__name__}")
+    check_data(data, "data", dim=model.data_dim)
+    check_dtypes(model, None, data, "data")
     with torch.no_grad():
         posterior = model.posterior(data)
         covariance = posterior.covariance_matrix[0]
@@ -444,10 +490,24 @@ def gamma_sweep(
     from pvae.training import JointOptim, fit
 
     check_data(data, "data")
-    variances = [check_positive_float(v, "variances") for v in variances]
+    if data.shape[0] < 2:
+        raise ValueError(
+            f"data needs at least 2 points for a covariance, got shape {tuple(data.shape)}"
+        )
+    if isinstance(variances, (str, bytes)) or not hasattr(variances, "__iter__"):
+        raise ValueError(f"variances must be a sequence of numbers γ > 0, got {variances!r}")
+    variances = [check_positive_float(v, "every entry of variances") for v in variances]
     if not variances:
         raise ValueError("variances must name at least one γ")
     check_positive_int(latent_dim, "latent_dim")
+    hidden_sizes = check_sizes(hidden_sizes, "hidden_sizes")
+    check_seed(seed)
+    if seed + len(variances) > SEED_LIMIT:  # the i-th fit's seed is seed + i
+        raise ValueError(
+            f"seed must leave room for one seed per γ (seed + {len(variances)} <= "
+            f"{SEED_LIMIT}), got {seed}"
+        )
+    check_bool(progress, "progress")
     check_positive_int(epochs, "epochs")
     check_positive_int(batch_size, "batch_size")
     check_positive_float(lr, "lr")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -24,9 +25,14 @@ from pvae.registry import build_guide, build_model
 from pvae.tables import write_table
 from pvae.training import fit, kl_warmup
 from pvae.validation import (
+    check_bool,
     check_data,
+    check_dtypes,
+    check_float_dtype,
+    check_model_data,
     check_positive_float,
     check_positive_int,
+    check_seed,
     check_sizes,
 )
 from pvae.watchdog import IllPosedWarning
@@ -128,10 +134,13 @@ class CollapseDepthSettings:
                 f"warmup_epochs must be < epochs (={self.epochs}) so that the last epochs of "
                 f"vae-warmup train the ELBO, got {self.warmup_epochs!r}"
             )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        check_seed(self.seed)
         if not isinstance(self.data, str) or not self.data:
             raise ValueError(f"data must be a non-empty name, got {self.data!r}")
+        if self.data_root is not None and not isinstance(self.data_root, (str, os.PathLike)):
+            raise ValueError(
+                f"data_root must be a folder or base URL (a str) or None, got {self.data_root!r}"
+            )
         if self.max_points is not None:
             check_positive_int(self.max_points, "max_points")
 
@@ -192,6 +201,10 @@ def reconstruction_error(
         Posterior Collapse. ICML.
     """
     check_data(x, "x")
+    check_model_data(model, x, "x")
+    check_dtypes(model, guide, x, "x")
+    if not isinstance(site, str):
+        raise ValueError(f"site must be the name of a latent site (a str), got {site!r}")
     check_positive_int(chunk_size, "chunk_size")
     errors = []
     with evaluating(model, guide):
@@ -366,11 +379,23 @@ def run_collapse_depth(
     elif not isinstance(data, Split):
         raise TypeError(f"data must be a pvae.data.Split, got {type(data).__name__}")
     check_data(data.train, "data.train")
+    check_float_dtype(data.train.dtype, "data.train.dtype", allow_none=False)
     check_data(data.test, "data.test", dim=data.data_dim)
+    if data.test.dtype != data.train.dtype:
+        raise TypeError(
+            f"data.test has dtype {data.test.dtype} but data.train has {data.train.dtype}; "
+            "convert one of them explicitly"
+        )
+    check_bool(progress, "progress")
     data = Split(
         train=_subset(data.train, settings.max_points, settings.seed),
         test=_subset(data.test, settings.max_points, settings.seed),
     )
+    if data.train.shape[0] < 2:
+        raise ValueError(
+            f"the training data need at least 2 points (γ starts at their variance), got "
+            f"{data.train.shape[0]} (max_points={settings.max_points!r})"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(variant, depth) for variant in VARIANTS for depth in settings.depths]

@@ -15,6 +15,7 @@ from torch.distributions import constraints
 from pvae.priors import standard_normal
 from pvae.validation import (
     check_data,
+    check_finite_float,
     check_nonnegative_float,
     check_positive_float,
     check_positive_int,
@@ -179,6 +180,7 @@ class MatteiFrellsen(pyro.nn.PyroModule):
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """The exact :math:`\\log p_k(x)` of every row of ``x``, shape ``(n,)``."""
+        check_data(x, "x", dim=self.data_dim)
         spike = NormalLogVariance(self.spike, x.new_tensor(self.spike_log_variance))
         rest = NormalLogVariance(self.center, x.new_zeros(()))
         components = torch.stack([spike.log_prob(x).sum(-1), rest.log_prob(x).sum(-1)], dim=-1)
@@ -215,10 +217,14 @@ class OneDimensional(pyro.nn.PyroModule):
     :param float precision: :math:`\lambda > 0`.
     """
 
+    #: One data dimension and one latent dimension.
+    data_dim = 1
+    latent_dim = 1
+
     def __init__(self, weight: float, bias: float, precision: float):
         super().__init__()
-        self.weight = float(weight)
-        self.bias = float(bias)
+        self.weight = check_finite_float(weight, "weight")
+        self.bias = check_finite_float(bias, "bias")
         self.precision = check_positive_float(precision, "precision")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -230,12 +236,16 @@ class OneDimensional(pyro.nn.PyroModule):
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Exact :math:`\\log p(x)`, per row of ``x`` (shape ``(n, 1)``)."""
+        check_data(x, "x", dim=1)
         variance = self.weight**2 + 1 / self.precision
         return dist.Normal(self.bias, math.sqrt(variance)).log_prob(x).sum(-1)
 
     def elbo(self, x: torch.Tensor, loc: float, scale: float) -> torch.Tensor:
         """Closed-form ELBO for the guide :math:`q(z) = \\mathcal{N}(\\text{loc},
         \\text{scale}^2)`, per row of ``x``."""
+        check_data(x, "x", dim=1)
+        check_finite_float(loc, "loc")
+        check_positive_float(scale, "scale")
         residual = (x - self.weight * loc - self.bias).pow(2).sum(-1)
         spread = self.weight**2 * scale**2
         recon = 0.5 * math.log(self.precision / (2 * math.pi)) - 0.5 * self.precision * (
@@ -246,6 +256,7 @@ class OneDimensional(pyro.nn.PyroModule):
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
         """The exact posterior's mean (per row) and standard deviation."""
+        check_data(x, "x", dim=1)
         precision = 1 + self.precision * self.weight**2
         loc = self.precision * self.weight * (x.sum(-1) - self.bias) / precision
         return loc, precision**-0.5
@@ -257,7 +268,7 @@ class OneDimensionalGuide(pyro.nn.PyroModule):
 
     def __init__(self, loc: float, scale: float):
         super().__init__()
-        self.loc = float(loc)
+        self.loc = check_finite_float(loc, "loc")
         self.scale = check_positive_float(scale, "scale")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

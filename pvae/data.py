@@ -13,6 +13,7 @@ import secrets
 import struct
 import urllib.parse
 import urllib.request
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +22,16 @@ import numpy as np
 import torch
 
 from pvae.validation import (
+    check_bool,
     check_choice,
     check_data,
+    check_finite_float,
+    check_float_dtype,
+    check_labels,
     check_num_levels,
     check_positive_float,
     check_positive_int,
+    check_seed,
 )
 
 __all__ = [
@@ -70,20 +76,25 @@ def split(
     test_fraction: float = 0.2,
     seed: int = 0,
 ) -> Split:
-    """Shuffle ``data`` (and ``labels``) with ``seed`` and hold out ``test_fraction`` of it."""
+    """Shuffle ``data`` (and ``labels``) with ``seed`` and hold out ``test_fraction`` of it.
+
+    :param torch.Tensor data: ``(n, d)``, finite.
+    :param labels: integer class labels, shape ``(n,)``, or ``None``.
+    :param float test_fraction: held-out share, in (0, 1) (default 0.2).
+    :param int seed: seed of the shuffle, in ``[0, 2**32 − 1]`` (default 0).
+    """
     check_data(data, "data")
-    if not 0 < test_fraction < 1:
+    if not 0 < check_finite_float(test_fraction, "test_fraction") < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    check_seed(seed)
     num_points = data.shape[0]
     num_test = round(test_fraction * num_points)
     if num_test in (0, num_points):
         raise ValueError(
             f"test_fraction={test_fraction} of {num_points} points leaves an empty split"
         )
-    if labels is not None and labels.shape[0] != num_points:
-        raise ValueError(
-            f"labels must have one entry per point ({num_points}), got shape {tuple(labels.shape)}"
-        )
+    if labels is not None:
+        check_labels(labels, num_points)
     order = torch.randperm(num_points, generator=torch.Generator().manual_seed(seed))
     test, train = order[:num_test], order[num_test:]
     return Split(
@@ -113,18 +124,25 @@ def from_levels(
       continuous density cannot grow without bound merely because the data are discrete;
     - ``binarize=True``: :math:`x / (L - 1) > 0.5` as 0/1 values, for Bernoulli likelihoods.
 
-    :param torch.Tensor levels: floating-point tensor ``(n, d)`` of whole numbers in
+    :param torch.Tensor levels: float32 or float64 tensor ``(n, d)`` of whole numbers in
         ``[0, num_levels − 1]``.
     :param int num_levels: L, the number of grey levels (17 for sklearn's digits, 256 for 8-bit).
-    :param labels: class labels, one per image, or ``None``.
+    :param labels: integer class labels, one per image, or ``None``.
+    :param bool binarize: threshold at one half (default ``False``).
+    :param bool dequantize: uniform dequantization (default ``False``).
     :param float test_fraction: held-out share (default 0.2).
-    :param int seed: seed of the shuffle and of the dequantization noise.
+    :param int seed: seed of the shuffle and of the dequantization noise, in
+        ``[0, 2**32 − 1]``.
 
     [1] Theis, L., van den Oord, A. & Bethge, M. (2016). A note on the evaluation of generative
         models. ICLR.
     """
     check_data(levels, "levels")
-    check_num_levels(num_levels)
+    check_float_dtype(levels.dtype, "levels.dtype", allow_none=False)
+    num_levels = check_num_levels(num_levels)
+    check_bool(binarize, "binarize")
+    check_bool(dequantize, "dequantize")
+    check_seed(seed)
     if binarize and dequantize:
         raise ValueError("binarize and dequantize exclude each other; choose one")
     bad = (levels != levels.round()) | (levels < 0) | (levels > num_levels - 1)
@@ -154,13 +172,19 @@ def _scale_levels(
 ) -> torch.Tensor:
     """The scaling of :func:`from_levels` (see there), for levels already checked to be whole
     numbers in ``[0, num_levels − 1]``. Dequantization noise is drawn from ``generator``, so
-    that a caller scaling several arrays can give each its own stream."""
+    that a caller scaling several arrays can give each its own stream.
+
+    Dequantized values lie in [0, 1) in the levels' dtype too: the sum ``L − 1 + u`` at the
+    top level rounds up to ``L`` when ``u`` is within half a spacing of 1 (in float32 for
+    L = 256, a draw in 2**17), which would put the pixel at exactly 1; such values are set to
+    the largest number below 1 instead."""
     if dequantize:
         noise = torch.rand(levels.shape, generator=generator, dtype=levels.dtype)
         data = levels + noise
         # In place: for MNIST-sized data each temporary costs hundreds of megabytes.
         data /= num_levels
-        return data
+        below_one = torch.nextafter(data.new_ones(()), data.new_zeros(()))
+        return data.clamp_(max=below_one)
     if binarize:
         return (levels / (num_levels - 1) > 0.5).to(levels.dtype)
     return levels / (num_levels - 1)
@@ -178,10 +202,11 @@ def load_digits(
     17 grey levels, split and scaled by :func:`from_levels` (see there for ``binarize``,
     ``dequantize``, ``test_fraction`` and ``seed``).
 
-    :param dtype: tensor dtype (default: torch's default dtype).
+    :param dtype: ``torch.float32`` or ``torch.float64`` (default: torch's default dtype).
     """
     from sklearn.datasets import load_digits as sklearn_digits
 
+    check_float_dtype(dtype)
     bunch = sklearn_digits()
     levels = torch.as_tensor(bunch.data, dtype=dtype or torch.get_default_dtype())
     return from_levels(
@@ -212,26 +237,54 @@ def load_array(
 
     :param path: the ``.npy`` or ``.npz`` file.
     :param int num_levels: grey levels (default 256: 8-bit images).
+    :param dtype: ``torch.float32`` or ``torch.float64`` (default: torch's default dtype).
+    :raises FileNotFoundError: if ``path`` is not a file.
+    :raises ValueError: naming the file, if it cannot be read, holds no ``x``, or holds images
+        that are not a non-empty numeric ``(n, ...)`` array or labels that are not integers,
+        one per image; and as :func:`from_levels` does, naming the first bad pixel.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path, got {type(path).__name__}")
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"data file {str(path)!r} does not exist")
+        raise FileNotFoundError(f"data file {str(path)!r} does not exist (or is not a file)")
     if path.suffix not in (".npy", ".npz"):
         raise ValueError(f"data file must be .npy or .npz, got {str(path)!r}")
+    num_levels = check_num_levels(num_levels)
+    check_float_dtype(dtype)
     labels = None
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
-            if "x" not in archive:
-                raise ValueError(f"{str(path)!r} has no array 'x' (it has {sorted(archive.files)})")
-            array = archive["x"]
-            labels = torch.as_tensor(archive["y"]) if "y" in archive else None
-    else:
-        array = np.load(path, allow_pickle=False)
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                if "x" not in archive:
+                    raise ValueError(
+                        f"{str(path)!r} has no array 'x' (it has {sorted(archive.files)})"
+                    )
+                array = archive["x"]
+                labels = archive["y"] if "y" in archive else None
+        else:
+            array = np.load(path, allow_pickle=False)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
+        if str(path) in str(error):
+            raise
+        raise ValueError(f"data file {str(path)!r} could not be read: {error}") from error
+    if array.dtype.kind not in "biuf":
+        raise ValueError(
+            f"data in {str(path)!r} must be numeric grey levels (bool, integer or float), got "
+            f"dtype {array.dtype}"
+        )
     if array.ndim < 2 or array.size == 0:
         raise ValueError(
             f"data in {str(path)!r} must be a non-empty (n, ...) array of images, "
             f"got shape {array.shape}"
         )
+    if labels is not None:
+        if labels.dtype.kind not in "iu" or labels.shape != (len(array),):
+            raise ValueError(
+                f"labels 'y' in {str(path)!r} must be integer classes, one per image, shape "
+                f"({len(array)},), got shape {labels.shape} of {labels.dtype}"
+            )
+        labels = torch.from_numpy(labels.astype(np.int64))
     levels = torch.as_tensor(
         array.reshape(len(array), -1), dtype=dtype or torch.get_default_dtype()
     )
@@ -635,8 +688,8 @@ def load_mnist(
         checksums.
     :param bool binarize: threshold at one half, for Bernoulli likelihoods (default False).
     :param bool dequantize: uniform dequantization (default False).
-    :param int seed: seed of the dequantization noise (default 0).
-    :param dtype: floating-point dtype of the images (default: torch's default dtype).
+    :param int seed: seed of the dequantization noise, in ``[0, 2**32 − 1]`` (default 0).
+    :param dtype: ``torch.float32`` or ``torch.float64`` (default: torch's default dtype).
     :param checksums: ``"official"`` (default): the published md5 digests of the four ``.gz``
         files of ``kind`` (uncompressed files in a folder are then not checked: no digests are
         published for them); a dict file name → md5 hex digest, which must have an entry for
@@ -655,12 +708,12 @@ def load_mnist(
         benchmarking machine learning algorithms. arXiv:1708.07747.
     """
     check_choice(kind, "kind", _OFFICIAL_MD5)
+    check_bool(binarize, "binarize")
+    check_bool(dequantize, "dequantize")
     if binarize and dequantize:
         raise ValueError("binarize and dequantize exclude each other; choose one")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise ValueError(f"dtype must be a floating-point torch.dtype or None, got {dtype!r}")
+    check_seed(seed)
+    check_float_dtype(dtype)
     checksums = _check_checksums(checksums)
     if not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"root must be a folder or a base URL, got {type(root).__name__}")
@@ -746,6 +799,8 @@ def linear_gaussian_data(
     ``W`` has standard-normal entries, ``b`` is standard normal,
     :math:`\varepsilon \sim \mathcal{N}(0, \text{noise\_variance}\, I)`.
 
+    :param int seed: seed of the draws, in ``[0, 2**32 − 1]`` (default 0).
+    :param dtype: ``torch.float32`` or ``torch.float64`` (default: torch's default dtype).
     :returns: ``(data, model)``: the ``(num_points, data_dim)`` tensor and the
         :class:`~pvae.models.LinearGaussian` that generated it (its ``log_prob`` is exact).
     """
@@ -755,7 +810,8 @@ def linear_gaussian_data(
     check_positive_int(data_dim, "data_dim")
     check_positive_int(latent_dim, "latent_dim")
     check_positive_float(noise_variance, "noise_variance")
-    dtype = dtype or torch.get_default_dtype()
+    check_seed(seed)
+    dtype = check_float_dtype(dtype) or torch.get_default_dtype()
     generator = torch.Generator().manual_seed(seed)
     model = LinearGaussian(data_dim, latent_dim, variance=noise_variance).to(dtype)
     with torch.no_grad():
@@ -783,9 +839,16 @@ def data_with_spectrum(
 
     :param eigenvalues: d non-negative numbers.
     :param int num_points: n > d.
+    :param int seed: seed of the draws, in ``[0, 2**32 − 1]`` (default 0).
+    :param dtype: ``torch.float32`` or ``torch.float64`` (default: torch's default dtype).
     """
-    dtype = dtype or torch.get_default_dtype()
-    eigenvalues = torch.as_tensor(eigenvalues, dtype=dtype)
+    dtype = check_float_dtype(dtype) or torch.get_default_dtype()
+    try:
+        eigenvalues = torch.as_tensor(eigenvalues, dtype=dtype)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(
+            f"eigenvalues must be a non-empty 1-D sequence of numbers, got {eigenvalues!r}"
+        ) from None
     if eigenvalues.ndim != 1 or len(eigenvalues) == 0:
         raise ValueError(f"eigenvalues must be a non-empty 1-D sequence, got {eigenvalues!r}")
     if not bool(torch.isfinite(eigenvalues).all()) or bool((eigenvalues < 0).any()):
@@ -796,8 +859,7 @@ def data_with_spectrum(
             f"num_points must exceed the dimension {data_dim} (one more for the mean), "
             f"got {num_points}"
         )
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+    check_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn(num_points, data_dim, generator=generator, dtype=dtype)
     # Centred columns, orthonormalised: zero mean and identity (1/n)-covariance after scaling.

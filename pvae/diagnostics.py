@@ -14,7 +14,13 @@ from torch.distributions import Independent, Normal, kl_divergence
 
 from pvae.collapse import active_dimensions
 from pvae.marginal import _traces, evaluating
-from pvae.validation import check_data, check_positive_float, check_positive_int
+from pvae.validation import (
+    check_data,
+    check_dtypes,
+    check_model_data,
+    check_positive_float,
+    check_positive_int,
+)
 
 __all__ = [
     "ACTIVE_UNIT_THRESHOLD",
@@ -130,6 +136,10 @@ def diagnose(
         Posterior Collapse. ICML.
     """
     check_data(x, "x")
+    check_model_data(model, x, "x")
+    check_dtypes(model, guide, x, "x")
+    if not isinstance(site, str):
+        raise ValueError(f"site must be the name of a latent site (a str), got {site!r}")
     check_positive_float(threshold, "threshold")
     check_positive_int(num_samples, "num_samples")
     check_positive_int(chunk_size, "chunk_size")

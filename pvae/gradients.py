@@ -11,7 +11,14 @@ from pyro import poutine
 from tqdm import tqdm
 
 from pvae.marginal import evaluating
-from pvae.validation import check_choice, check_data, check_model_data, check_positive_int
+from pvae.validation import (
+    check_bool,
+    check_choice,
+    check_data,
+    check_dtypes,
+    check_model_data,
+    check_positive_int,
+)
 
 __all__ = ["GradientMoments", "gradient_variance"]
 
@@ -87,11 +94,13 @@ def gradient_variance(
 
     check_data(x, "x")
     check_model_data(model, x, "x")
+    check_dtypes(model, guide, x, "x")
     check_choice(elbo, "elbo", ELBOS)
     num_draws = check_positive_int(num_draws, "num_draws")
     if num_draws < 2:
         raise ValueError(f"num_draws must be at least 2 to estimate a variance, got {num_draws}")
     num_particles = check_positive_int(num_particles, "num_particles")
+    check_bool(progress, "progress")
     loss_fn = ELBOS[elbo](num_particles=num_particles, vectorize_particles=num_particles > 1)
     # Welford's running mean and sum of squared deviations, per parameter element.
     means: dict[str, torch.Tensor] = {}

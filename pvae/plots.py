@@ -136,6 +136,34 @@ def _check_extent(extent) -> tuple[tuple[float, float], tuple[float, float]]:
     return (float(array[0, 0]), float(array[0, 1])), (float(array[1, 0]), float(array[1, 1]))
 
 
+def _check_rows(rows, name: str, keys: tuple[str, ...], source: str) -> list:
+    """``rows`` as a non-empty list of dicts that each have ``keys``; ``source`` names the
+    function whose output they should be."""
+    if not isinstance(rows, (list, tuple)):
+        raise TypeError(f"{name} must be a list of dicts ({source}), got {type(rows).__name__}")
+    if not rows:
+        raise ValueError(f"{name} is empty: nothing to plot")
+    for i, row in enumerate(rows):
+        missing = [key for key in keys if not isinstance(row, Mapping) or key not in row]
+        if missing:
+            raise ValueError(
+                f"{name}[{i}] must be a dict with the keys {list(keys)} ({source}); it lacks "
+                f"{missing}" + ("" if isinstance(row, Mapping) else f": got {row!r}")
+            )
+    return list(rows)
+
+
+def _check_curve(pair, name: str) -> None:
+    """``pair`` = (x values, energies) of equal, non-zero length."""
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise ValueError(f"{name} must be a pair (x values, energies), got {pair!r}")
+    sizes = [len(_check_array(values, name, "(n,)", finite=False)) for values in pair]
+    if sizes[0] != sizes[1]:
+        raise ValueError(
+            f"{name} must pair as many x values as energies, got {sizes[0]} and {sizes[1]}"
+        )
+
+
 def _check_grid_size(grid_size) -> int:
     if check_positive_int(grid_size, "grid_size") < 2:
         raise ValueError(f"grid_size must be at least 2, got {grid_size!r}")
@@ -654,8 +682,16 @@ def plot_gamma_sweep(
     rows}``) and, given the data-covariance ``eigenvalues`` and ``latent_dim``, the closed-form
     pPCA count min(#{λ > γ}, q) as an exact step function, with the eigenvalues as ticks along
     the top (a dimension switches off where γ passes one)."""
-    if not sweeps or not all(sweeps.values()):
+    if not isinstance(sweeps, Mapping) or not sweeps or not all(sweeps.values()):
         raise ValueError("sweeps must map labels to non-empty lists of rows")
+    for label, rows in sweeps.items():
+        _check_rows(rows, f"sweeps[{label!r}]", ("gamma", "active"), "pvae.collapse.gamma_sweep")
+        for i, row in enumerate(rows):
+            if not (isinstance(row["gamma"], Real) and row["gamma"] > 0):
+                raise ValueError(
+                    f"sweeps[{label!r}][{i}]['gamma'] must be a number > 0 (a log axis), got "
+                    f"{row['gamma']!r}"
+                )
     figure = Figure(figsize=(6.5, 4), layout="constrained")
     axes = figure.subplots()
     gammas = [row["gamma"] for rows in sweeps.values() for row in rows]
@@ -708,6 +744,13 @@ def plot_proposition1(slices: dict[str, tuple], family: tuple, *, collapsed: flo
     point, ``slices[label] = (steps, energies)`` (e.g. α = 0.5 and α = 0 along the affine
     model's descent direction), and the energy of the reconstructing family against δ,
     ``family = (deltas, energies)``, with the collapsed energy ``collapsed`` marked."""
+    if not isinstance(slices, Mapping) or not slices:
+        raise ValueError(
+            f"slices must be a non-empty dict label → (steps, energies), got {slices!r}"
+        )
+    for label, pair in slices.items():
+        _check_curve(pair, f"slices[{label!r}]")
+    _check_curve(family, "family")
     figure = Figure(figsize=(10, 3.8), layout="constrained")
     slice_axes, family_axes = figure.subplots(1, 2)
     for label, (steps, energies) in slices.items():
@@ -744,8 +787,24 @@ def plot_demo(runs: Mapping[tuple[str, str], dict]) -> Figure:
         records with the keys ``epoch``, ``train_log_px``, ``test_log_px`` and
         ``min_variance``. Versions and variants are drawn in the order they first appear.
     """
+    if not isinstance(runs, Mapping):
+        raise TypeError(
+            f"runs must be a dict (version, label) → run (pvae.demo.run_demo), got "
+            f"{type(runs).__name__}"
+        )
     if not runs:
         raise ValueError("runs is empty: nothing to plot")
+    for key, run in runs.items():
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise ValueError(f"runs must be keyed by (version, variant label), got key {key!r}")
+        if not isinstance(run, Mapping) or "history" not in run:
+            raise ValueError(f"runs[{key!r}] must be a dict with a 'history', got {run!r}")
+        _check_rows(
+            run["history"],
+            f"runs[{key!r}]['history']",
+            ("epoch", "train_log_px", "test_log_px", "min_variance"),
+            "pvae.demo.run_demo",
+        )
     versions = list(dict.fromkeys(version for version, _ in runs))
     figure = Figure(figsize=(14, 4.2 * len(versions)), layout="constrained")
     axes = figure.subplots(len(versions), 3, squeeze=False)
@@ -780,8 +839,12 @@ def plot_construction(rows: list[dict]) -> Figure:
     :param rows: the rows of :func:`pvae.demo.construction_table`: keys ``k``,
         ``free_log_px``, ``floored_log_px`` and ``bound``.
     """
-    if not rows:
-        raise ValueError("rows is empty: nothing to plot")
+    rows = _check_rows(
+        rows,
+        "rows",
+        ("k", "free_log_px", "floored_log_px", "bound"),
+        "pvae.demo.construction_table",
+    )
     figure = Figure(figsize=(6, 4), layout="constrained")
     axis = figure.subplots()
     k = [row["k"] for row in rows]
@@ -823,8 +886,16 @@ def plot_collapse_depth(
     [1] Dai, B., Wang, Z. & Wipf, D. (2020). The Usual Suspects? Reassessing Blame for VAE
         Posterior Collapse. ICML.
     """
-    if not rows:
-        raise ValueError("rows is empty: nothing to plot")
+    rows = _check_rows(
+        rows,
+        "rows",
+        ("variant", "depth", "train_recon_error", "test_recon_error", "gamma", "active_units"),
+        "pvae.collapse_depth.run_collapse_depth",
+    )
+    if not isinstance(scales, Mapping):
+        raise TypeError(
+            f"scales must be a dict (variant, depth) → σ_z, got {type(scales).__name__}"
+        )
     depths = sorted({row["depth"] for row in rows})
     variants = list(dict.fromkeys(row["variant"] for row in rows))
     colors = {"ae": "C0", "vae": "C3", "vae-warmup": "C2"}

@@ -8,18 +8,30 @@ from numbers import Integral, Real
 import torch
 
 __all__ = [
+    "SEED_LIMIT",
     "check_binary",
+    "check_bool",
+    "check_callable",
     "check_choice",
     "check_data",
     "check_dtypes",
+    "check_finite_float",
+    "check_float_dtype",
+    "check_labels",
     "check_model_data",
     "check_nonnegative_float",
+    "check_nonnegative_int",
     "check_num_levels",
     "check_positive_float",
     "check_positive_int",
+    "check_seed",
     "check_sizes",
     "check_unit_interval",
 ]
+
+#: Seeds are integers in ``[0, SEED_LIMIT)``: what :func:`pyro.set_rng_seed` (NumPy's
+#: generator) accepts, and so what every pvae seed accepts.
+SEED_LIMIT = 2**32
 
 
 def check_data(x, name: str = "data", *, dim: int | None = None) -> torch.Tensor:
@@ -95,14 +107,18 @@ def _refuse_entries(
 
 def check_num_levels(value, name: str = "num_levels") -> int:
     """Check that ``value`` is an integer number of grey levels, at least 2 (bools refused)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 2:
         raise ValueError(f"{name} must be an integer >= 2, got {value!r}")
-    return value
+    return int(value)
 
 
 def check_choice(value, name: str, choices) -> str:
-    """Check that ``value`` is one of ``choices``."""
-    if value not in choices:
+    """Check that ``value`` is one of ``choices`` (an unhashable value is simply not one)."""
+    try:
+        known = value in choices
+    except TypeError:  # e.g. a list looked up in a dict
+        known = False
+    if not known:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
     return value
 
@@ -116,6 +132,15 @@ def check_bool(value, name: str, *, allow_none: bool = False) -> bool | None:
     raise ValueError(f"{name} must be {allowed}, got {value!r}")
 
 
+def check_callable(value, name: str, *, allow_none: bool = False):
+    """Check that ``value`` can be called (or is ``None`` where allowed), before it is first
+    called deep inside a loop."""
+    if callable(value) or (allow_none and value is None):
+        return value
+    allowed = "callable or None" if allow_none else "callable"
+    raise TypeError(f"{name} must be {allowed}, got {type(value).__name__}")
+
+
 def check_positive_int(value, name: str) -> int:
     """Check that ``value`` is an integer ≥ 1 (bools refused)."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
@@ -123,7 +148,8 @@ def check_positive_int(value, name: str) -> int:
     return int(value)
 
 
-def _check_real(value, name: str) -> float:
+def check_finite_float(value, name: str) -> float:
+    """Check that ``value`` is a finite real number (bools and numeric strings refused)."""
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite real number, got {value!r}")
     return float(value)
@@ -136,16 +162,38 @@ def check_nonnegative_int(value, name: str) -> int:
     return int(value)
 
 
+def check_seed(value, name: str = "seed") -> int:
+    """Check that ``value`` is a seed: an integer in ``[0, 2**32 − 1]`` (bools refused), the
+    range :func:`pyro.set_rng_seed` accepts."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if not 0 <= value < SEED_LIMIT:
+        raise ValueError(f"{name} must be in [0, {SEED_LIMIT - 1}], got {value!r}")
+    return int(value)
+
+
+def check_float_dtype(value, name: str = "dtype", *, allow_none: bool = True):
+    """Check that ``value`` is ``torch.float32`` or ``torch.float64`` (or ``None``, for
+    torch's default dtype, where allowed). Half precision is refused: its 11-bit significand
+    cannot hold dequantization noise (near 255, values are multiples of 1/8)."""
+    if value is None and allow_none:
+        return None
+    if value not in (torch.float32, torch.float64):
+        allowed = "torch.float32 or torch.float64" + (" (or None)" if allow_none else "")
+        raise ValueError(f"{name} must be a floating-point torch.dtype, {allowed}, got {value!r}")
+    return value
+
+
 def check_positive_float(value, name: str) -> float:
     """Check that ``value`` is a finite real number > 0."""
-    if _check_real(value, name) <= 0:
+    if check_finite_float(value, name) <= 0:
         raise ValueError(f"{name} must be > 0, got {value!r}")
     return float(value)
 
 
 def check_nonnegative_float(value, name: str) -> float:
     """Check that ``value`` is a finite real number ≥ 0."""
-    if _check_real(value, name) < 0:
+    if check_finite_float(value, name) < 0:
         raise ValueError(f"{name} must be >= 0, got {value!r}")
     return float(value)
 
@@ -160,23 +208,60 @@ def check_sizes(value, name: str) -> tuple[int, ...]:
     return sizes
 
 
+def check_labels(labels, num_points: int, name: str = "labels") -> torch.Tensor:
+    """Check that ``labels`` are class labels, one per point: an integer :class:`torch.Tensor`
+    of shape ``(num_points,)``."""
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(labels).__name__}")
+    if labels.dim() != 1 or labels.shape[0] != num_points:
+        raise ValueError(
+            f"{name} must have one entry per point, shape ({num_points},), got shape "
+            f"{tuple(labels.shape)}"
+        )
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"{name} must be integer class labels, got dtype {labels.dtype}")
+    return labels
+
+
 def check_model_data(model, x: torch.Tensor, name: str) -> None:
-    """Run the model's own data check, if it has one (``model.check_data(x, name)``), e.g. a
-    Bernoulli likelihood refusing grey levels, so that the error names the user's argument
-    and index rather than a position inside a minibatch."""
+    """Check that ``x`` fits ``model`` before anything runs it: its width is the model's
+    ``data_dim``, its dtype and device those of the model's parameters (where it has them),
+    then the model's own data check, if it has one (``model.check_data(x, name)``), e.g. a
+    Bernoulli likelihood refusing grey levels. The errors name the user's argument and index
+    rather than a position inside a minibatch or a matmul deep in the decoder."""
+    _check_module_fits(model, "model", x, name)
     check = getattr(model, "check_data", None)
     if callable(check):
         check(x, name)
 
 
 def check_dtypes(model, guide, x: torch.Tensor, name: str) -> None:
-    """Check that ``x`` has the dtype of the parameters of ``model`` and ``guide`` (where they
-    are modules with parameters): torch would otherwise fail deep inside a matmul."""
+    """Check that ``x`` fits the parameters of ``model`` and ``guide``: their ``data_dim``
+    (where they state one), and their dtype and device (where they are modules with
+    parameters). Torch would otherwise fail deep inside a matmul."""
     for module, role in ((model, "model"), (guide, "guide")):
-        if isinstance(module, torch.nn.Module):
-            dtype = next((p.dtype for p in module.parameters()), None)
-            if dtype is not None and dtype != x.dtype:
-                raise TypeError(
-                    f"{name} has dtype {x.dtype} but the {role}'s parameters are {dtype}; "
-                    f"convert one of them explicitly (e.g. {name}.to({dtype}))"
-                )
+        _check_module_fits(module, role, x, name)
+
+
+def _check_module_fits(module, role: str, x: torch.Tensor, name: str) -> None:
+    data_dim = getattr(module, "data_dim", None)
+    if isinstance(data_dim, Integral) and not isinstance(data_dim, bool) and x.dim() == 2:
+        if x.shape[1] != data_dim:
+            raise ValueError(
+                f"{name} has {x.shape[1]} columns (shape {tuple(x.shape)}) but the {role} "
+                f"expects data_dim = {data_dim}"
+            )
+    if isinstance(module, torch.nn.Module):
+        parameter = next(module.parameters(), None)
+        if parameter is not None and parameter.dtype != x.dtype:
+            raise TypeError(
+                f"{name} has dtype {x.dtype} but the {role}'s parameters are "
+                f"{parameter.dtype}; convert one of them explicitly (e.g. "
+                f"{name}.to({parameter.dtype}))"
+            )
+        if parameter is not None and parameter.device != x.device:
+            raise TypeError(
+                f"{name} is on device {x.device} but the {role}'s parameters are on "
+                f"{parameter.device}; move one of them explicitly (e.g. "
+                f"{name}.to('{parameter.device}'))"
+            )
