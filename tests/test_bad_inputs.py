@@ -2565,7 +2565,18 @@ def cli_cases() -> list[Case]:
             "demo",
             "`--seed -1`",
             lambda tmp: cli("demo", "--quick", "--no-progress", "--out", str(tmp), "--seed", "-1"),
-            f"exit 2: pvae demo: error: seed {SEED_RANGE}, got -1",
+            f"exit 2: pvae demo: error: argument --seed: must be an integer in [0, {TOP}], "
+            "got '-1'",
+            seed_type + f"; today 'pvae demo: error: seed {SEED_RANGE}, got -1' (the data "
+            "loader's, naming seed, not --seed)",
+        ),
+        flag(
+            "evaluate",
+            "`--seed -1`",
+            lambda tmp: evaluate(tmp, "--seed", "-1"),
+            f"exit 2: pvae evaluate: error: argument --seed: must be an integer in [0, {TOP}], "
+            "got '-1'",
+            seed_type + "; today it is accepted (torch.manual_seed takes -1)",
         ),
     ]
     experiment = ["experiment", "collapse-depth", "--no-progress"]
@@ -2583,10 +2594,20 @@ def cli_cases() -> list[Case]:
             (("--depths", "1,1"), "argument --depths: --depths must not repeat a depth"),
             (("--depths", "x"), "argument --depths: --depths must be comma-separated integers"),
             (("--max-points", "0"), "argument --max-points: must be > 0, got '0'"),
-            (("--seed", "-1"), f"seed {SEED_RANGE}, got -1"),
             (("--fashion-mnist", "missing"), "MNIST folder 'missing' does not exist"),
         )
     ]
+    cases.append(
+        flag(
+            "experiment collapse-depth",
+            "`--seed -1`",
+            lambda tmp: cli(*experiment, "--out", str(tmp), "--seed", "-1"),
+            "exit 2: pvae experiment collapse-depth: error: argument --seed: must be an integer "
+            f"in [0, {TOP}], got '-1'",
+            seed_type + f"; today 'seed {SEED_RANGE}, got -1' (CollapseDepthSettings', naming "
+            "seed, not --seed)",
+        )
+    )
     cases += [
         flag(
             "experiment",
