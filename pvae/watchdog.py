@@ -66,6 +66,43 @@ class Watchdog:
         self.initial_variance = initial_variance
         self.bounded = bounded
 
+    def get_state(self) -> dict:
+        """What the watchdog has seen of a run, as plain values: its baseline variance, whether
+        the likelihood is bounded, and the warnings already given (for
+        :class:`pvae.training.FitState`, so that a resumed run warns as the whole run would)."""
+        return {
+            "initial_variance": float(self.initial_variance),
+            "bounded": bool(self.bounded),
+            "warned": sorted(self.warned),
+        }
+
+    def set_state(self, state: dict) -> None:
+        """Continue watching a run from :meth:`get_state` (instead of :meth:`reset`).
+
+        :raises ValueError: for a state without those keys or with values of the wrong kind,
+            naming the key.
+        """
+        if not isinstance(state, dict):
+            raise ValueError(f"a watchdog state must be a dict, got {type(state).__name__}")
+        kinds = {"initial_variance": (int, float), "bounded": (bool,), "warned": (list,)}
+        for key, kind in kinds.items():
+            if key not in state:
+                raise ValueError(f"the watchdog state has no key {key!r}")
+            if not isinstance(state[key], kind) or (
+                key == "initial_variance" and isinstance(state[key], bool)
+            ):
+                raise ValueError(
+                    f"the watchdog state's {key!r} must be a {kind[-1].__name__}, got "
+                    f"{state[key]!r}"
+                )
+        if not all(isinstance(name, str) for name in state["warned"]):
+            raise ValueError(
+                f"the watchdog state's 'warned' must list names, got {state['warned']!r}"
+            )
+        self.initial_variance = float(state["initial_variance"])
+        self.bounded = state["bounded"]
+        self.warned = set(state["warned"])
+
     def check(self, history, point_index=None) -> None:
         """Inspect the newest record of ``history``; ``point_index`` maps a monitored row to
         its index in the training data."""
