@@ -15,14 +15,15 @@ import torch
 from pyro.nn import PyroModule
 
 from pvae.registry import GUIDES, MODELS, build_guide, build_model
-from pvae.training import History
+from pvae.training import FitState, History
 
 __all__ = ["Checkpoint", "CheckpointError", "load", "save"]
 
 FORMAT = "pvae-checkpoint"
-#: Version 2 adds ``optimizer_state`` and ``versions``; :func:`load` reads 1 and 2.
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: Version 2 adds ``optimizer_state`` and ``versions``, version 3 ``fit_state`` (where an
+#: interrupted run stands); :func:`load` reads 1, 2 and 3.
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
 
 
@@ -50,6 +51,9 @@ class Checkpoint:
         saved learning rate of each parameter (as decayed by ``lr_decay``) then replaces the
         ``lr`` given to the new optimizer, so that the schedule continues where it stood.
     :ivar versions: the pvae, torch and pyro versions that wrote the file (empty for version 1).
+    :ivar fit_state: where the run stood when the file was written (a
+        :class:`~pvae.training.FitState`: epochs done, the training RNG states), for
+        ``pvae.fit(..., resume=checkpoint.fit_state)``; ``None`` if none was saved.
     """
 
     model: PyroModule
@@ -58,6 +62,7 @@ class Checkpoint:
     config: dict = field(default_factory=dict)
     optimizer_state: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
+    fit_state: FitState | None = None
 
 
 def _versions() -> dict[str, str]:
@@ -78,7 +83,19 @@ def _spec(module, name: str) -> dict:
             f"{name} was not built by pvae.build_model/build_guide, so a checkpoint could not "
             f"rebuild it; save its state_dict() with torch.save instead ({type(module).__name__})"
         )
+    known, other = (MODELS, "build_guide") if name == "model" else (GUIDES, "build_model")
+    if spec.get("name") not in known:
+        raise ValueError(
+            f"{name} was built by pvae.{other} ({spec.get('name')!r}), not "
+            f"pvae.build_{name}: are the model and guide swapped?"
+        )
     return spec
+
+
+def _path(path) -> Path:
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a file path (str or os.PathLike), got {type(path).__name__}")
+    return Path(path)
 
 
 def _check_finite(module, name: str, path: Path) -> None:
@@ -166,10 +183,10 @@ def _restored_optimizer_state(portable: dict, model, guide) -> dict:
     return state
 
 
-def save(path, model, guide, *, history=None, config=None, optimizer=None) -> Path:
+def save(path, model, guide, *, history=None, config=None, optimizer=None, fit_state=None) -> Path:
     """Write ``model``, ``guide`` (built by :func:`pvae.build_model` / :func:`pvae.build_guide`),
     the state of their ``optimizer``, their ``history`` and a JSON-like ``config`` to ``path``
-    (format version 2; the pvae, torch and pyro versions are recorded too).
+    (format version 3; the pvae, torch and pyro versions are recorded too).
 
     The file is written to a temporary file beside ``path``, flushed to disk, then renamed over
     ``path``, so an interrupted save never leaves a half-written checkpoint.
@@ -186,12 +203,23 @@ def save(path, model, guide, *, history=None, config=None, optimizer=None) -> Pa
         is saved for the parameters of ``model`` and ``guide`` (keyed by their names inside
         the modules, since param-store names carry the module's session-unique name, and
         re-keyed by :func:`load` for the modules it builds); default ``None`` saves none.
+    :param fit_state: a :class:`~pvae.training.FitState` (from ``fit(..., on_epoch_end=...)``)
+        saved so that the run can be resumed; default ``None``.
     :returns: ``path`` as a :class:`~pathlib.Path`.
     :raises ValueError: if a parameter or buffer of ``model`` or ``guide`` is NaN or infinite
         (a non-finite checkpoint is never written).
     """
-    path = Path(path)
+    path = _path(path)
     model_spec, guide_spec = _spec(model, "model"), _spec(guide, "guide")
+    if config is not None and not isinstance(config, dict):
+        raise TypeError(f"config must be a dict of plain values, got {type(config).__name__}")
+    if history is not None and (
+        not isinstance(history, list) or not all(isinstance(r, dict) for r in history)
+    ):
+        raise TypeError(
+            "history must be a list of per-epoch dicts (pvae.fit's History), got "
+            f"{type(history).__name__}"
+        )
     _check_finite(model, "model", path)
     _check_finite(guide, "guide", path)
     if optimizer is not None and not callable(getattr(optimizer, "get_state", None)):
@@ -214,6 +242,7 @@ def save(path, model, guide, *, history=None, config=None, optimizer=None) -> Pa
         ),
         "history": [_plain(record, f"history[{i}]") for i, record in enumerate(history or [])],
         "config": _plain(dict(config or {}), "config"),
+        "fit_state": None if fit_state is None else _fit_state(fit_state).to_dict(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
@@ -276,7 +305,7 @@ def _written_by(payload: dict) -> str:
 
 
 def load(path) -> Checkpoint:
-    """Read a checkpoint written by :func:`save` (format version 1 or 2) and rebuild its model
+    """Read a checkpoint written by :func:`save` (format version 1, 2 or 3) and rebuild its model
     and guide, on the CPU, in eval mode, in the dtype of the saved weights.
 
     :param path: the checkpoint file.
@@ -286,7 +315,7 @@ def load(path) -> Checkpoint:
         checkpoint, of a newer format version, names a model or guide this pvae does not have,
         or holds weights that do not fit its model and guide.
     """
-    path = Path(path)
+    path = _path(path)
     name = str(path)
     payload = _read(path)
     version = payload.get("version")
@@ -346,6 +375,14 @@ def load(path) -> Checkpoint:
             ) from error
     model.eval()
     guide.eval()
+    fit_state = payload.get("fit_state")
+    if fit_state is not None:
+        try:
+            fit_state = FitState.from_dict(fit_state)
+        except (TypeError, ValueError) as error:
+            raise CheckpointError(
+                f"checkpoint {name!r} is damaged: its fit state is unreadable: {error}"
+            ) from error
     return Checkpoint(
         model,
         guide,
@@ -353,4 +390,14 @@ def load(path) -> Checkpoint:
         payload["config"],
         _restored_optimizer_state(payload.get("optimizer_state", {}), model, guide),
         payload.get("versions", {}),
+        fit_state,
     )
+
+
+def _fit_state(value) -> FitState:
+    if not isinstance(value, FitState):
+        raise TypeError(
+            f"fit_state must be a pvae.training.FitState (from fit's on_epoch_end), got "
+            f"{type(value).__name__}"
+        )
+    return value

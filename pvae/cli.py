@@ -20,7 +20,8 @@ from pvae.marginal import log_marginal
 from pvae.memory import parse_memory
 from pvae.registry import GUIDES, MODELS, build_guide, build_model
 from pvae.tables import write_table
-from pvae.training import ELBOS, JointOptim, fit
+from pvae.training import ELBOS, JointOptim, _adam_args, fit
+from pvae.validation import SEED_LIMIT
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -64,7 +65,11 @@ def _is_positive_real(value) -> bool:
     return real and math.isfinite(value) and value > 0
 
 
-_INTEGER = ("an integer", _is_int, int)
+_SEED = (
+    f"an integer in [0, {SEED_LIMIT - 1}]",
+    lambda v: _is_int(v) and 0 <= v < SEED_LIMIT,
+    int,
+)
 _POSITIVE_INTEGER = ("a positive integer", lambda v: _is_int(v) and v > 0, int)
 _POSITIVE_REAL = ("a positive number", _is_positive_real, float)
 _BOOLEAN = ("true or false", lambda v: isinstance(v, bool), bool)
@@ -93,8 +98,8 @@ _TRAIN_TYPES: dict[str, tuple] = {
     "lr": _POSITIVE_REAL,
     "elbo": _one_of(ELBOS),
     "num_particles": _POSITIVE_INTEGER,
-    "seed": _INTEGER,
-    "data_seed": _INTEGER,
+    "seed": _SEED,
+    "data_seed": _SEED,
     "out": ("a path (a string)", lambda v: isinstance(v, str) and v != "", str),
     "eval_samples": ("an integer >= 0", lambda v: _is_int(v) and v >= 0, int),
     "eval_points": _POSITIVE_INTEGER,
@@ -185,9 +190,29 @@ def _positive(kind):
         value = kind(text)
         if not value > 0:
             raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
         return value
 
     return parse
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"must be an integer in [0, {SEED_LIMIT - 1}], got {text!r}"
+        )
+    return value
+
+
+def _out(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must name a file, got {text!r}")
+    return Path(text)
 
 
 def _memory(text: str) -> str:
@@ -265,15 +290,23 @@ def _parser() -> argparse.ArgumentParser:
     option("--lr", "Adam learning rate", type=_positive(float))
     option("--elbo", "ELBO estimator", choices=ELBOS)
     option("--num-particles", "samples of z per point and step", type=_positive(int))
-    option("--seed", "training seed", type=int)
-    option("--data-seed", "split and dequantization seed", type=int)
-    option("--out", "checkpoint; the config, figure and tables go beside it", type=Path)
+    option("--seed", "training seed", type=_seed)
+    option("--data-seed", "split and dequantization seed", type=_seed)
+    option("--out", "checkpoint; the config, figure and tables go beside it", type=_out)
     option(
         "--eval-samples",
         "K for the final log p(x) estimate, as 'pvae evaluate --num-samples' (0: none)",
         type=_nonnegative_int,
     )
     option("--eval-points", "points per split for the final estimate", type=_positive(int))
+    train.add_argument(
+        "--resume",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="continue the run saved in CHECKPOINT ('pvae train' saves it after every epoch) "
+        "with its saved settings, to the same result as a run never interrupted; --epochs "
+        "may extend it",
+    )
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     demo = commands.add_parser(
@@ -291,7 +324,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="results folder")
     demo.add_argument("--epochs", type=_positive(int), help="epochs per variant (default 40)")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=_seed, default=0)
     demo.add_argument(
         "--quick", action="store_true", help="a seconds-long smoke run (3 epochs, 20 points)"
     )
@@ -304,7 +337,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--num-samples", type=_positive(int), default=1000, help="K")
     evaluate.add_argument("--num-points", type=_positive(int), default=200, help="per split")
     evaluate.add_argument("--proposal", default="guide", choices=("guide", "prior"))
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--seed", type=_seed, default=0)
     evaluate.add_argument(
         "--max-memory",
         type=_memory,
@@ -361,7 +394,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive(int),
         help="use at most N training and N held-out points (a seeded random subset)",
     )
-    collapse.add_argument("--seed", type=int, default=0)
+    collapse.add_argument("--seed", type=_seed, default=0)
     collapse.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 
@@ -382,6 +415,8 @@ def _train_config(args) -> dict:
 
 
 def _train(args) -> int:
+    if args.resume is not None:
+        return _resume(args)
     config = _train_config(args)
     options = {}
     if config["variance_floor"] is not None:
@@ -403,7 +438,58 @@ def _train(args) -> int:
             "--guide per-point has no posterior for the held-out points 'pvae train' monitors "
             "and 'pvae evaluate' scores; use it from Python (pvae.guides.PerPointNormalGuide)"
         )
-    out = Path(config["out"])
+    _train_outputs(Path(config["out"]))
+    data = load_data(config)
+    torch.manual_seed(config["seed"])
+    hidden = tuple(config["hidden"])
+    model_hidden = () if config["model"] == "linear-gaussian" else hidden
+    model = build_model(
+        config["model"], data.data_dim, config["latent_dim"], model_hidden, **options
+    )
+    guide = build_guide(config["guide"], model, hidden)
+    optimizer = JointOptim(torch.optim.Adam, _adam_args(config["lr"], data.train))
+    return _run_training(args, config, data, model, guide, optimizer, resume=None)
+
+
+def _resume(args) -> int:
+    """Continue the run saved in ``args.resume`` with its saved settings (``--epochs`` may
+    extend it), from its weights, optimizer state and fit state."""
+    given = [key for key in TRAIN_DEFAULTS if hasattr(args, key) and key != "epochs"]
+    if args.config is not None:
+        given.insert(0, "config")
+    if given:
+        flags = ", ".join("--" + key.replace("_", "-") for key in given)
+        raise ValueError(
+            f"--resume continues a run with the settings saved in its checkpoint; {flags} "
+            "cannot change them (only --epochs, to train longer)"
+        )
+    path = args.resume
+    loaded = checkpoint.load(path)
+    if loaded.fit_state is None or not loaded.config:
+        raise ValueError(
+            f"checkpoint {str(path)!r} holds no fit state to resume: it was not written by "
+            "'pvae train' during a run (or by a pvae older than its format 3)"
+        )
+    config = {**loaded.config, "out": str(path)}
+    if hasattr(args, "epochs"):
+        config["epochs"] = args.epochs
+    done = loaded.fit_state.epochs_done
+    if done >= config["epochs"]:
+        raise ValueError(
+            f"checkpoint {str(path)!r} has already trained {done} of {config['epochs']} "
+            f"epochs; pass --epochs N with N > {done} to train on"
+        )
+    _train_outputs(path)
+    data = load_data(config)
+    optimizer = JointOptim(torch.optim.Adam, _adam_args(config["lr"], data.train))
+    optimizer.set_state(loaded.optimizer_state)
+    print(f"resuming {str(path)!r} after epoch {done} of {config['epochs']}")
+    return _run_training(
+        args, config, data, loaded.model, loaded.guide, optimizer, resume=loaded.fit_state
+    )
+
+
+def _train_outputs(out: Path) -> dict[str, Path]:
     outputs = {
         "config": out.with_suffix(".toml"),
         "figure": out.with_suffix(".png"),
@@ -415,15 +501,27 @@ def _train(args) -> int:
             f"--out {str(out)!r} would be overwritten by the run's other files; give the "
             "checkpoint another suffix, e.g. .pt"
         )
-    data = load_data(config)
-    torch.manual_seed(config["seed"])
-    hidden = tuple(config["hidden"])
-    model_hidden = () if config["model"] == "linear-gaussian" else hidden
-    model = build_model(
-        config["model"], data.data_dim, config["latent_dim"], model_hidden, **options
-    )
-    guide = build_guide(config["guide"], model, hidden)
-    optimizer = JointOptim(torch.optim.Adam, {"lr": config["lr"]})
+    return outputs
+
+
+def _run_training(args, config, data, model, guide, optimizer, *, resume) -> int:
+    """Train (or go on training), saving the checkpoint atomically after every epoch so that
+    an interrupted run loses at most one epoch, then write the run's files."""
+    out = Path(config["out"])
+    outputs = _train_outputs(out)
+    _write_train_config(outputs["config"], config)
+
+    def save_epoch(state) -> None:
+        checkpoint.save(
+            out,
+            model,
+            guide,
+            history=state.history,
+            config=config,
+            optimizer=optimizer,
+            fit_state=state,
+        )
+
     history = fit(
         model,
         guide,
@@ -435,10 +533,11 @@ def _train(args) -> int:
         seed=config["seed"],
         validation_data=data.test,
         optimizer=optimizer,
+        on_epoch_end=save_epoch,
+        resume=resume,
         progress=not args.no_progress,
     )
-    path = checkpoint.save(out, model, guide, history=history, config=config, optimizer=optimizer)
-    _write_train_config(outputs["config"], config)
+    path = out  # saved by save_epoch after the last epoch
     from pvae.plots import plot_history
 
     figure = plot_history(

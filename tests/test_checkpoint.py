@@ -168,7 +168,7 @@ def changed(change):
 
 
 def future_version(payload):
-    payload["version"] = 3
+    payload["version"] = 4
     payload["versions"]["pvae"] = "9.0"
 
 
@@ -197,7 +197,7 @@ BAD = {
     "future version": (
         changed(future_version),
         CheckpointError,
-        r"format version 3 \(written by pvae 9.0, .*\); this pvae .* reads versions 1, 2",
+        r"format version 4 \(written by pvae 9.0, .*\); this pvae .* reads versions 1, 2, 3",
     ),
     "unknown model": (
         changed(unknown_model),

@@ -1,0 +1,108 @@
+"""pvae train --resume: a run killed with SIGKILL mid-training and resumed reaches bit for bit
+the parameters of a run never interrupted; checkpoints are written whole after every epoch."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import pvae
+from pvae.checkpoint import CheckpointError
+from pvae.cli import main as cli
+
+TRAIN = [
+    "train",
+    "--model",
+    "normal-shared",
+    "--hidden",
+    "32",
+    "--latent-dim",
+    "3",
+    "--batch-size",
+    "32",
+    "--seed",
+    "5",
+    "--eval-samples",
+    "0",
+    "--no-progress",
+]
+
+
+def pvae_command(*argv: str) -> list[str]:
+    return [sys.executable, "-c", "import sys; from pvae.cli import main; sys.exit(main())", *argv]
+
+
+def epochs_done(path) -> int:
+    try:
+        state = pvae.load(path).fit_state
+    except (FileNotFoundError, CheckpointError):
+        return 0
+    return 0 if state is None else state.epochs_done
+
+
+def weights(path) -> list[torch.Tensor]:
+    loaded = pvae.load(path)
+    return [*loaded.model.state_dict().values(), *loaded.guide.state_dict().values()]
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
+    epochs = "30"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole = tmp_path / "whole.pt"
+    subprocess.run(
+        pvae_command(*TRAIN, "--epochs", epochs, "--out", str(whole)), check=True, env=env
+    )
+
+    killed = tmp_path / "killed.pt"
+    process = subprocess.Popen(
+        pvae_command(*TRAIN, "--epochs", epochs, "--out", str(killed)), env=env
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while epochs_done(killed) < 3:
+            assert process.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "no checkpoint after 3 epochs in 300 s"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    stopped_at = epochs_done(killed)
+    assert 3 <= stopped_at < int(epochs)  # killed mid-run, and the file it left is whole
+
+    subprocess.run(
+        pvae_command("train", "--resume", str(killed), "--no-progress"), check=True, env=env
+    )
+    assert epochs_done(killed) == int(epochs)
+    for a, b in zip(weights(whole), weights(killed), strict=True):
+        assert torch.equal(a, b)  # bitwise: the same draws, the same kernels, one thread
+    assert pvae.load(whole).history == pvae.load(killed).history
+
+
+def test_resume_refuses_settings_and_finished_runs(tmp_path, capsys):
+    out = tmp_path / "run.pt"
+    assert cli([*TRAIN, "--epochs", "2", "--hidden", "8", "--out", str(out)]) == 0
+    assert cli(["train", "--resume", str(out), "--lr", "0.1"]) == 2
+    assert "--resume continues a run with the settings saved in its checkpoint; --lr" in (
+        capsys.readouterr().err
+    )
+    assert cli(["train", "--resume", str(out)]) == 2
+    assert "has already trained 2 of 2 epochs; pass --epochs N with N > 2" in (
+        capsys.readouterr().err
+    )
+    # --epochs extends a finished run: the same as training 3 epochs from the start
+    assert cli(["train", "--resume", str(out), "--epochs", "3", "--no-progress"]) == 0
+    straight = tmp_path / "straight.pt"
+    assert cli([*TRAIN, "--epochs", "3", "--hidden", "8", "--out", str(straight)]) == 0
+    for a, b in zip(weights(out), weights(straight), strict=True):
+        assert torch.equal(a, b)
+    bare = tmp_path / "bare.pt"
+    model = pvae.build_model("normal-fixed", 64, 2, (8,))
+    pvae.save(bare, model, pvae.build_guide("diag-normal", model, (8,)))
+    assert cli(["train", "--resume", str(bare)]) == 2
+    assert "holds no fit state to resume" in capsys.readouterr().err
