@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import numbers
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,9 +27,9 @@ from pvae.validation import (
     check_data,
     check_dtypes,
     check_model_data,
-    check_nonnegative_int,
     check_num_levels,
     check_positive_int,
+    check_seed,
 )
 
 __all__ = [
@@ -631,6 +632,8 @@ def bits_per_dim(log_px, data_dim: int, *, num_levels: int | None = None) -> tor
     [1] Theis, L., van den Oord, A. & Bethge, M. (2016). A note on the evaluation of generative
         models. ICLR.
     """
+    if isinstance(log_px, bool) or not isinstance(log_px, numbers.Real | torch.Tensor):
+        raise TypeError(f"log_px must be a number or a tensor, got {type(log_px).__name__}")
     check_positive_int(data_dim, "data_dim")
     offset = 0.0
     if num_levels is not None:
@@ -664,7 +667,7 @@ def _check_estimator_args(
     check_choice(proposal, "proposal", PROPOSALS)
     check_bool(vectorize, "vectorize", allow_none=True)
     if seed is not None:
-        check_nonnegative_int(seed, "seed")
+        check_seed(seed)
     if proposal == "guide" and guide is None:
         raise ValueError("guide is None, but proposal='guide' needs a guide")
 
@@ -762,6 +765,8 @@ def log_marginal(
     _check_estimator_args(
         model, x, num_samples, chunk_size, max_memory, proposal, guide, vectorize, seed
     )
+    check_bool(return_log_weights, "return_log_weights")
+    check_bool(progress, "progress")
     # Results go into tensors allocated up front: small long-lived allocations between the
     # large per-pass temporaries would fragment the heap and raise the peak memory.
     fields = {key: x.new_empty(x.shape[0]) for key in ("estimate", "stderr", "ess", "khat", "elbo")}
@@ -821,6 +826,7 @@ def elbo_per_point(
     _check_estimator_args(
         model, x, num_samples, chunk_size, max_memory, "guide", guide, vectorize, seed
     )
+    check_bool(progress, "progress")
     means, errors = x.new_empty(x.shape[0]), x.new_full((x.shape[0],), math.nan)
     with _estimating(model, guide):
         for start, log_weights in _iter_log_weights(
@@ -878,6 +884,7 @@ def iwae_bound(
     _check_estimator_args(
         model, x, num_samples, chunk_size, max_memory, "guide", guide, vectorize, seed
     )
+    check_bool(progress, "progress")
     means, errors = x.new_empty(x.shape[0]), x.new_full((x.shape[0],), math.nan)
     with _estimating(model, guide):
         for start, log_weights in _iter_log_weights(
@@ -927,6 +934,7 @@ def elbo_terms(
     """
     check_data(x, "x")
     check_model_data(model, x, "x")
+    check_dtypes(model, guide, x, "x")
     check_positive_int(chunk_size, "chunk_size")
     parts = [_elbo_terms(model, guide, block) for block in x.split(chunk_size)]
     terms = {key: torch.cat([part[key] for part in parts]) for key in ("recon", "kl", "elbo")}

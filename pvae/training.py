@@ -33,6 +33,7 @@ from pvae.validation import (
     check_nonnegative_float,
     check_positive_float,
     check_positive_int,
+    check_seed,
 )
 from pvae.watchdog import Watchdog
 
@@ -919,7 +920,14 @@ def fit(
     num_particles = check_positive_int(num_particles, "num_particles")
     check_positive_int(max_plate_nesting, "max_plate_nesting")
     check_bool(validate_every_step, "validate_every_step")
+    check_bool(progress, "progress")
     check_choice(on_nonfinite, "on_nonfinite", NONFINITE)
+    if seed is not None:
+        check_seed(seed)
+    if not isinstance(watchdog, bool | Watchdog):
+        raise TypeError(
+            f"watchdog must be True, False or a pvae.watchdog.Watchdog, got {watchdog!r}"
+        )
     if isinstance(monitor_size, bool) or not isinstance(monitor_size, int) or monitor_size < 0:
         raise ValueError(f"monitor_size must be a non-negative integer, got {monitor_size!r}")
     if not callable(kl_weight):

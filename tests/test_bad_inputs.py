@@ -439,7 +439,6 @@ def estimator_argument_cases() -> list[Case]:
 
     positive = "must be a positive integer, got"
     memory = "max_memory must be a number of bytes or a string like '512MiB' or '2GB', got"
-    marginal = "marginal.py: check_bool on return_log_weights and progress"
     cases = [
         lm(
             f"`num_samples={value!r}`",
@@ -483,10 +482,10 @@ def estimator_argument_cases() -> list[Case]:
             chunk_size=4,
             max_memory="1GB",
         ),
-        lm("`seed=-1`", ValueError, "seed must be a non-negative integer, got -1", seed=-1),
-        lm("`seed=1.5`", ValueError, "seed must be a non-negative integer, got 1.5", seed=1.5),
-        lm("`seed=True`", ValueError, "seed must be a non-negative integer, got True", seed=True),
-        lm("`seed='0'`", ValueError, "seed must be a non-negative integer, got '0'", seed="0"),
+        lm("`seed=-1`", ValueError, "seed must be in [0, 4294967295], got -1", seed=-1),
+        lm("`seed=1.5`", ValueError, "seed must be an integer, got 1.5", seed=1.5),
+        lm("`seed=True`", ValueError, "seed must be an integer, got True", seed=True),
+        lm("`seed='0'`", ValueError, "seed must be an integer, got '0'", seed="0"),
         lm(
             "`vectorize=1`", ValueError, "vectorize must be True, False or None, got 1", vectorize=1
         ),
@@ -506,14 +505,12 @@ def estimator_argument_cases() -> list[Case]:
             "`return_log_weights='no'`",
             ValueError,
             "return_log_weights must be True or False, got 'no'",
-            f"{marginal}; today 'no' is truthy: the log-weights are returned",
             return_log_weights="no",
         ),
         lm(
             "`progress=1`",
             ValueError,
             "progress must be True or False, got 1",
-            f"{marginal}; today 1 is taken for True",
             progress=1,
         ),
         Case(
@@ -586,9 +583,6 @@ def estimator_argument_cases() -> list[Case]:
             lambda tmp: pvae.elbo_terms(pair()[0], pair()[1].float(), points()),
             TypeError,
             "x has dtype torch.float64 but the guide's parameters are torch.float32",
-            "marginal.py: elbo_terms calls check_dtypes(model, guide, x, 'x') as "
-            "log_marginal does; today the guide fails inside a matmul (RuntimeError: mat1 "
-            "and mat2 must have the same dtype)",
         ),
         Case(
             "pvae.bits_per_dim",
@@ -624,8 +618,6 @@ def estimator_argument_cases() -> list[Case]:
             lambda tmp: pvae.bits_per_dim("1.0", 4),
             TypeError,
             "log_px must be a number or a tensor, got str",
-            "marginal.py: bits_per_dim checks log_px (a real number or a tensor); today "
-            "TypeError: bad operand type for unary -: 'str'",
         ),
     ]
     return cases
@@ -654,8 +646,6 @@ def fit_argument_cases() -> list[Case]:
         return Case("pvae.fit", bad, lambda tmp: fit(**options), error, message, pending)
 
     positive = "must be a positive integer, got"
-    training = "training.py: fit checks {} up front"
-    seed = training.format("check_seed(seed)") + "; today {}"
     cases = [
         case(f"`{key}={value!r}`", ValueError, f"{key} {positive} {value!r}", **{key: value})
         for key, value in (
@@ -751,56 +741,42 @@ def fit_argument_cases() -> list[Case]:
             "`seed=-1`",
             ValueError,
             f"seed {SEED_RANGE}, got -1",
-            seed.format(
-                "ValueError: Seed must be between 0 and 2**32 - 1 (NumPy's, "
-                "not naming the argument)"
-            ),
             seed=-1,
         ),
         case(
             "`seed=1.5`",
             ValueError,
             "seed must be an integer, got 1.5",
-            seed.format("TypeError: Cannot cast scalar from dtype('float64') (NumPy's)"),
             seed=1.5,
         ),
         case(
             "`seed=True`",
             ValueError,
             "seed must be an integer, got True",
-            seed.format("RuntimeError: manual_seed expected a long, but got bool"),
             seed=True,
         ),
         case(
             f"`seed=2**32` ({SEED_LIMIT})",
             ValueError,
             f"seed {SEED_RANGE}, got {SEED_LIMIT}",
-            seed.format("ValueError: Seed must be between 0 and 2**32 - 1"),
             seed=SEED_LIMIT,
         ),
         case(
             "`watchdog='yes'`",
             TypeError,
             "watchdog must be True, False or a pvae.watchdog.Watchdog, got 'yes'",
-            training.format("watchdog (isinstance bool or Watchdog)")
-            + "; today AttributeError: 'str' object has no attribute 'reset'",
             watchdog="yes",
         ),
         case(
             "`watchdog=0`",
             TypeError,
             "watchdog must be True, False or a pvae.watchdog.Watchdog, got 0",
-            training.format("watchdog (isinstance bool or Watchdog)")
-            + "; today 0 is taken for False",
             watchdog=0,
         ),
         case(
             "`callback=3`",
             TypeError,
             "callback must be callable or None, got int",
-            training.format("callback (callable or None; in the working tree's training.py)")
-            + "; today TypeError: 'int' object is not callable, after the first epoch "
-            "trained",
             callback=3,
         ),
         case(
@@ -808,17 +784,12 @@ def fit_argument_cases() -> list[Case]:
             TypeError,
             "optimizer must be a pyro.optim.PyroOptim (e.g. pvae.training.JointOptim or "
             "pyro.optim.Adam), got str",
-            training.format("optimizer (isinstance PyroOptim; in the working tree's training.py)")
-            + "; today Pyro's 'Optimizer should be an instance of pyro.optim.PyroOptim "
-            "class.'",
             optimizer="adam",
         ),
         case(
             "`progress='no'`",
             ValueError,
             "progress must be True or False, got 'no'",
-            training.format("check_bool(progress, 'progress')")
-            + "; today 'no' is truthy: a bar is shown",
             progress="no",
         ),
     ]
@@ -1705,7 +1676,6 @@ def data_loader_cases() -> list[Case]:
 
 
 def checkpoint_cases() -> list[Case]:
-    checkpoint_py = "checkpoint.py: save/load check {}; today {}"
     return [
         Case(
             "pvae.load",
@@ -1755,10 +1725,6 @@ def checkpoint_cases() -> list[Case]:
             lambda tmp: pvae.load(None),
             TypeError,
             "path must be a file path (str or os.PathLike), got NoneType",
-            checkpoint_py.format(
-                "the path's type",
-                "TypeError: expected str, bytes or os.PathLike object, not NoneType (pathlib's)",
-            ),
         ),
         Case(
             "pvae.save",
@@ -1794,10 +1760,6 @@ def checkpoint_cases() -> list[Case]:
             lambda tmp: pvae.save(tmp / "x.pt", *pair(), config=[1, 2]),
             TypeError,
             "config must be a dict of plain values, got list",
-            checkpoint_py.format(
-                "that config is a dict",
-                "TypeError: cannot convert dictionary update sequence element #0 to a sequence",
-            ),
         ),
         Case(
             "pvae.save",
@@ -1805,9 +1767,6 @@ def checkpoint_cases() -> list[Case]:
             lambda tmp: pvae.save(tmp / "x.pt", *pair(), history="abc"),
             TypeError,
             "history must be a list of per-epoch dicts (pvae.fit's History), got str",
-            checkpoint_py.format(
-                "that history is a list of dicts", "it is saved as the records 'a', 'b', 'c'"
-            ),
         ),
         Case(
             "pvae.save",
@@ -1815,10 +1774,6 @@ def checkpoint_cases() -> list[Case]:
             lambda tmp: pvae.save(tmp / "x.pt", *reversed(pair())),
             ValueError,
             "model was built by pvae.build_guide ('diag-normal'), not pvae.build_model",
-            checkpoint_py.format(
-                "that the model's spec names a model (MODELS) and the guide's a guide (GUIDES)",
-                "the file is written and pvae.load fails on it",
-            ),
         ),
     ]
 
@@ -2335,11 +2290,6 @@ def cli_cases() -> list[Case]:
     def flag(command, bad, call, message, pending=""):
         return Case(f"pvae {command} (CLI)", bad, call, ExitStatus, message, pending)
 
-    cli_py = "cli.py: {}"
-    seed_type = cli_py.format(
-        "--seed/--data-seed of every command, and the config keys seed/data_seed, take "
-        "integers in [0, 2**32 - 1] ('must be an integer in [0, 4294967295], got ...')"
-    )
     cases = [
         flag(
             "train",
@@ -2415,8 +2365,6 @@ def cli_cases() -> list[Case]:
             "`--lr inf`",
             lambda tmp: train(tmp, "--lr", "inf"),
             "exit 2: pvae train: error: argument --lr: must be finite, got 'inf'",
-            cli_py.format("_positive refuses inf (math.isfinite: 'must be finite, got ...')")
-            + "; today training starts with lr = inf and its loss turns NaN",
         ),
         flag(
             "train",
@@ -2424,8 +2372,6 @@ def cli_cases() -> list[Case]:
             lambda tmp: train(tmp, "--seed", "-1"),
             "exit 2: pvae train: error: argument --seed: must be an integer in "
             f"[0, {TOP}], got '-1'",
-            seed_type + "; today 'pvae train: error: Seed must be between 0 and 2**32 - 1' "
-            "(NumPy's, naming no flag)",
         ),
         flag(
             "train",
@@ -2433,16 +2379,12 @@ def cli_cases() -> list[Case]:
             lambda tmp: train(tmp, "--data-seed", "-1"),
             "exit 2: pvae train: error: argument --data-seed: must be an integer in "
             f"[0, {TOP}], got '-1'",
-            seed_type + f"; today 'pvae train: error: seed {SEED_RANGE}, got -1' (the "
-            "data loader's, naming seed, not --data-seed)",
         ),
         flag(
             "train",
             "`--out ''`",
             lambda tmp: train(tmp, "--out", ""),
             "exit 2: pvae train: error: argument --out: must name a file, got ''",
-            cli_py.format("--out must name a file")
-            + "; today \"PosixPath('.') has an empty name\"",
         ),
     ]
     cases += [
@@ -2470,8 +2412,7 @@ def cli_cases() -> list[Case]:
             (
                 "seed = -1\n",
                 f"seed must be an integer in [0, {TOP}], got -1",
-                seed_type + "; today 'Seed must be between 0 and 2**32 - 1' (NumPy's, naming "
-                "neither the file nor the key)",
+                "",
             ),
         )
     ]
@@ -2567,8 +2508,6 @@ def cli_cases() -> list[Case]:
             lambda tmp: cli("demo", "--quick", "--no-progress", "--out", str(tmp), "--seed", "-1"),
             f"exit 2: pvae demo: error: argument --seed: must be an integer in [0, {TOP}], "
             "got '-1'",
-            seed_type + f"; today 'pvae demo: error: seed {SEED_RANGE}, got -1' (the data "
-            "loader's, naming seed, not --seed)",
         ),
         flag(
             "evaluate",
@@ -2576,7 +2515,6 @@ def cli_cases() -> list[Case]:
             lambda tmp: evaluate(tmp, "--seed", "-1"),
             f"exit 2: pvae evaluate: error: argument --seed: must be an integer in [0, {TOP}], "
             "got '-1'",
-            seed_type + "; today it is accepted (torch.manual_seed takes -1)",
         ),
     ]
     experiment = ["experiment", "collapse-depth", "--no-progress"]
@@ -2604,8 +2542,6 @@ def cli_cases() -> list[Case]:
             lambda tmp: cli(*experiment, "--out", str(tmp), "--seed", "-1"),
             "exit 2: pvae experiment collapse-depth: error: argument --seed: must be an integer "
             f"in [0, {TOP}], got '-1'",
-            seed_type + f"; today 'seed {SEED_RANGE}, got -1' (CollapseDepthSettings', naming "
-            "seed, not --seed)",
         )
     )
     cases += [

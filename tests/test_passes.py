@@ -220,8 +220,8 @@ def test_peak_memory_counts_live_tensors():
     "options,message",
     [
         ({"vectorize": 1}, "vectorize must be True, False or None, got 1"),
-        ({"seed": -1}, "seed must be a non-negative integer, got -1"),
-        ({"seed": 1.5}, "seed must be a non-negative integer, got 1.5"),
+        ({"seed": -1}, r"seed must be in \[0, 4294967295\], got -1"),
+        ({"seed": 1.5}, "seed must be an integer, got 1.5"),
     ],
 )
 def test_bad_layout_and_seed_are_named(pair, options, message):
