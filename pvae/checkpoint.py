@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import os
 import pickle
 import re
@@ -15,7 +14,7 @@ import torch
 from pyro.nn import PyroModule
 
 from pvae.registry import GUIDES, MODELS, build_guide, build_model
-from pvae.training import FitState, History
+from pvae.training import FitState, History, _plain
 
 __all__ = ["Checkpoint", "CheckpointError", "load", "save"]
 
@@ -106,29 +105,6 @@ def _check_finite(module, name: str, path: Path) -> None:
                 f"{name} parameter {key!r} holds {nan} NaN and {inf} infinite values; refusing "
                 f"to write a non-finite checkpoint to {str(path)!r} (did training diverge?)"
             )
-
-
-def _plain(value, where: str):
-    """``value`` as plain Python values that ``torch.load(weights_only=True)`` reads back."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if isinstance(value, list | tuple):
-        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
-    if isinstance(value, dict):
-        for key in value:
-            if not isinstance(key, str):
-                raise TypeError(f"{where} has a key {key!r} that is not a string")
-        return {key: _plain(item, f"{where}[{key!r}]") for key, item in value.items()}
-    raise TypeError(
-        f"{where} is a {type(value).__name__} ({value!r}); a checkpoint's config and history "
-        "hold plain values (str, int, float, bool, None, and lists and dicts of them)"
-    )
 
 
 def _root(module) -> str:

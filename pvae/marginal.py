@@ -50,7 +50,7 @@ DEFAULT_MAX_MEMORY = "1GiB"
 #: On CPU, the most memory the temporaries of one pass take when a budget picks the rows:
 #: larger passes are no faster (the matrix products are full long before), and the allocator
 #: hands their memory back to the system after every pass, to fault it in again on the next.
-CPU_PASS_BYTES = 32 * 2**20
+CPU_PASS_BYTES = 16 * 2**20
 
 
 class ContractError(ValueError):
@@ -524,10 +524,10 @@ def _iter_log_weights(
     weight of data point ``x[start + i]``, shape ``(points in block, num_samples)``.
 
     A pass evaluates at most ``rows`` (sample, point) pairs (:func:`_plan`): whole points while
-    K fits in a pass, else one point's samples in passes of a multiple of
-    :data:`SAMPLE_BLOCK`. The draws are keyed to (point, sample) (:class:`_CommonNoise`), so
-    the log-weights do not depend on the split. The callers validate the arguments and set
-    eval mode and inference mode (see :func:`log_marginal`).
+    K fits in a pass, else one point's samples in equal passes. The draws are keyed to
+    (point, sample) (:class:`_CommonNoise`), so the log-weights do not depend on the split.
+    The callers validate the arguments and set eval mode and inference mode (see
+    :func:`log_marginal`).
     """
     num_points = x.shape[0]
     plan = _plan(
@@ -555,7 +555,8 @@ def _iter_log_weights(
                 yield start, evaluate(points, 0, num_samples)
                 bar.update(len(points))
         else:
-            step = plan.rows // SAMPLE_BLOCK * SAMPLE_BLOCK or plan.rows
+            passes = -(-num_samples // plan.rows)  # equal passes: no small remainder
+            step = -(-num_samples // passes)
             for start in range(num_points):
                 parts = [
                     evaluate(range(start, start + 1), first, min(step, num_samples - first))
@@ -682,7 +683,7 @@ def _estimating(model, guide):
 _PASSES_DOC = """
     Points and samples are evaluated in passes of at most ``chunk_size`` (sample, point) rows;
     by default the rows per pass are chosen to fit ``max_memory`` (default 1 GiB; on CPU at
-    most 32 MiB of temporaries a pass, past which passes get no faster), as measured on a
+    most 16 MiB of temporaries a pass, past which passes get no faster), as measured on a
     probe pass. Memory is bounded by the pass, not by K. The
     samples of a point come from noise keyed to (``seed``, point, sample index), so the
     results do not depend on ``chunk_size``, ``max_memory`` or the layout (up to float

@@ -662,12 +662,14 @@ class FitState:
         self.check()
         return {
             "epochs_done": int(self.epochs_done),
-            "history": _plain([dict(record) for record in self.history], "history"),
+            "history": _plain([dict(r) for r in self.history], "the fit state's history"),
             "order_seed": int(self.order_seed),
             "order_rng": self.order_rng.clone(),
             "torch_rng": self.torch_rng.clone(),
             "cuda_rng": None if self.cuda_rng is None else [s.clone() for s in self.cuda_rng],
-            "watchdog": None if self.watchdog is None else _plain(self.watchdog, "watchdog"),
+            "watchdog": (
+                None if self.watchdog is None else _plain(self.watchdog, "the fit state's watchdog")
+            ),
         }
 
     @classmethod
@@ -749,7 +751,8 @@ def _describe(value) -> str:
 
 
 def _plain(value, where: str):
-    """``value`` as plain Python values that ``torch.load(weights_only=True)`` reads back."""
+    """``value`` as plain Python values that ``torch.load(weights_only=True)`` reads back (a
+    checkpoint's config and history, a fit state's history); errors name ``where``."""
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, numbers.Integral):
@@ -758,11 +761,15 @@ def _plain(value, where: str):
         return float(value)
     if isinstance(value, list | tuple):
         return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
-    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise TypeError(f"{where} has a key {key!r} that is not a string")
         return {key: _plain(item, f"{where}[{key!r}]") for key, item in value.items()}
     raise TypeError(
-        f"the fit state's {where} is a {type(value).__name__} ({value!r}); it must hold plain "
-        "values (str, int, float, bool, None, and lists and str-keyed dicts of them)"
+        f"{where} is a {type(value).__name__} ({value!r}); a checkpoint's config and history "
+        "and a fit state hold plain values (str, int, float, bool, None, and lists and dicts "
+        "of them)"
     )
 
 
