@@ -509,6 +509,7 @@ def _run_training(args, config, data, model, guide, optimizer, *, resume) -> int
     an interrupted run loses at most one epoch, then write the run's files."""
     out = Path(config["out"])
     outputs = _train_outputs(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     _write_train_config(outputs["config"], config)
 
     def save_epoch(state) -> None:

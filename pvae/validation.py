@@ -20,7 +20,6 @@ __all__ = [
     "check_labels",
     "check_model_data",
     "check_nonnegative_float",
-    "check_nonnegative_int",
     "check_num_levels",
     "check_positive_float",
     "check_positive_int",
@@ -153,13 +152,6 @@ def check_finite_float(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite real number, got {value!r}")
     return float(value)
-
-
-def check_nonnegative_int(value, name: str) -> int:
-    """Check that ``value`` is an integer ≥ 0 (bools refused), e.g. a seed."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    return int(value)
 
 
 def check_seed(value, name: str = "seed") -> int:

@@ -85,7 +85,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
 
 
 def test_resume_refuses_settings_and_finished_runs(tmp_path, capsys):
-    out = tmp_path / "run.pt"
+    out = tmp_path / "new" / "folder" / "run.pt"  # created by train
     assert cli([*TRAIN, "--epochs", "2", "--hidden", "8", "--out", str(out)]) == 0
     assert cli(["train", "--resume", str(out), "--lr", "0.1"]) == 2
     assert "--resume continues a run with the settings saved in its checkpoint; --lr" in (
