@@ -223,6 +223,9 @@ def save(path, model, guide, *, history=None, config=None, optimizer=None, fit_s
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(handle, 0o666 & ~umask)  # mkstemp's 0600 would hide the file from others
         with os.fdopen(handle, "wb") as file:
             torch.save(payload, file)
             file.flush()

@@ -465,7 +465,7 @@ def _resume(args) -> int:
         )
     path = args.resume
     loaded = checkpoint.load(path)
-    if loaded.fit_state is None or not loaded.config:
+    if loaded.fit_state is None or any(key not in loaded.config for key in TRAIN_DEFAULTS):
         raise ValueError(
             f"checkpoint {str(path)!r} holds no fit state to resume: it was not written by "
             "'pvae train' during a run (or by a pvae older than its format 3)"
@@ -474,12 +474,15 @@ def _resume(args) -> int:
     if hasattr(args, "epochs"):
         config["epochs"] = args.epochs
     done = loaded.fit_state.epochs_done
-    if done >= config["epochs"]:
+    if done >= config["epochs"] and hasattr(args, "epochs"):
         raise ValueError(
-            f"checkpoint {str(path)!r} has already trained {done} of {config['epochs']} "
-            f"epochs; pass --epochs N with N > {done} to train on"
+            f"checkpoint {str(path)!r} has already trained {done} epochs; pass --epochs N "
+            f"with N > {done} to train on"
         )
-    _train_outputs(path)
+    outputs = _train_outputs(path)
+    if done >= config["epochs"]:  # stopped after its last epoch, before its files
+        print(f"{str(path)!r} has trained all its {done} epochs; writing the run's files")
+        return _write_run_files(args, config, loaded.history, outputs)
     data = load_data(config)
     optimizer = JointOptim(torch.optim.Adam, _adam_args(config["lr"], data.train))
     optimizer.set_state(loaded.optimizer_state)
@@ -538,7 +541,13 @@ def _run_training(args, config, data, model, guide, optimizer, *, resume) -> int
         resume=resume,
         progress=not args.no_progress,
     )
-    path = out  # saved by save_epoch after the last epoch
+    return _write_run_files(args, config, history, outputs)
+
+
+def _write_run_files(args, config, history, outputs) -> int:
+    """The files of a trained run beside its checkpoint: the learning curves, the history
+    table and the final log p(x) estimate."""
+    path = Path(config["out"])  # saved by fit's on_epoch_end after the last epoch
     from pvae.plots import plot_history
 
     figure = plot_history(

@@ -289,19 +289,24 @@ class _CommonNoise(Messenger):
 
     A reparameterizable site (Normal, MultivariateNormal, and Independent, masked or transformed
     versions of these) is drawn as its own ``rsample`` would, from standard-normal noise in which
-    the block of :data:`SAMPLE_BLOCK` samples ``b`` of point ``i`` comes from a
-    :class:`torch.Generator` seeded by a hash of ``(seed, site, draw, i, b)``. Other
+    the block ``b`` of ``block`` samples (``min(K, SAMPLE_BLOCK)``, so that small K draws no
+    more than it needs) of point ``i`` comes from a :class:`torch.Generator` seeded by a hash of
+    ``(seed, site, draw, i, b)``. Other
     distributions draw from torch's global RNG as usual (they are then not split-invariant).
 
     :param int seed: the key of this call's draws.
     :param points: global indices of the pass's points.
     :param int first: index of the pass's first sample; ``size`` samples per point.
     :param bool vectorized: samples on the ``_pvae_particles`` plate (else rows point-major).
+    :param int block: samples per block of noise.
     """
 
-    def __init__(self, seed: int, points: range, first: int, size: int, vectorized: bool):
+    def __init__(
+        self, seed: int, points: range, first: int, size: int, vectorized: bool, block: int
+    ):
         super().__init__()
         self.seed, self.points, self.first, self.size = seed, points, first, size
+        self.block = block
         self.vectorized = vectorized
         self.fallbacks: set[str] = set()
         self._draws: dict[str, int] = {}
@@ -346,18 +351,18 @@ class _CommonNoise(Messenger):
         if self._generator is None:
             self._generator = torch.Generator(device=like.device)
         parts = []
-        first_block = self.first // SAMPLE_BLOCK
-        last_block = (self.first + self.size - 1) // SAMPLE_BLOCK
+        first_block = self.first // self.block
+        last_block = (self.first + self.size - 1) // self.block
         for block in range(first_block, last_block + 1):
             key = f"{self.seed}/{name}/{draw}/{point}/{block}".encode()
             self._generator.manual_seed(
                 int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
             )
             noise = torch.randn(
-                SAMPLE_BLOCK, *rest, generator=self._generator, dtype=like.dtype, device=like.device
+                self.block, *rest, generator=self._generator, dtype=like.dtype, device=like.device
             )
-            low = max(self.first - block * SAMPLE_BLOCK, 0)
-            high = min(self.first + self.size - block * SAMPLE_BLOCK, SAMPLE_BLOCK)
+            low = max(self.first - block * self.block, 0)
+            high = min(self.first + self.size - block * self.block, self.block)
             parts.append(noise[low:high])
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
@@ -406,6 +411,7 @@ class _Plan:
     nesting: int  # plates in the pair; the particle plate goes just outside them
     rows: int  # (sample, point) rows per pass
     seed: int
+    block: int  # samples per block of common random numbers: min(K, SAMPLE_BLOCK)
 
 
 class _Evaluator:
@@ -418,7 +424,7 @@ class _Evaluator:
     def __call__(self, points: range, first: int, size: int) -> torch.Tensor:
         """Shape ``(len(points), size)``."""
         plan, block = self.plan, self.x[points.start : points.stop]
-        noise = _CommonNoise(plan.seed, points, first, size, plan.vectorized)
+        noise = _CommonNoise(plan.seed, points, first, size, plan.vectorized, plan.block)
         self.fallbacks = noise.fallbacks
         if plan.vectorized:
             particles = pyro.plate(_PARTICLES, size, dim=-plan.nesting - 1)
@@ -450,7 +456,8 @@ def _plan(
     model_trace, guide_trace = _traces(model, guide, x[:1], proposal, check=True)
     if guide_trace is not None:
         _check_has_density(guide_trace)
-    plan = _Plan(False, _max_plate_nesting(model_trace, guide_trace), 1, seed)
+    nesting = _max_plate_nesting(model_trace, guide_trace)
+    plan = _Plan(False, nesting, 1, seed, min(num_samples, SAMPLE_BLOCK))
     probe_size = min(num_samples, 64)
     stacked = _Evaluator(model, guide, x, proposal, plan)(range(1), 0, probe_size)
     if vectorize is not False:
@@ -473,15 +480,24 @@ def _plan(
     # temporaries of the pass's (points, K) weights: logsumexp, exp, std, PSIS).
     per_row = math.ceil(peak_memory(lambda: evaluate(range(1), 0, probe_size)) / probe_size)
     per_row += _SUMMARY_TEMPORARIES * x.element_size()
-    # Beyond the passes: the results, and a point's K weights gathered from several passes.
-    fixed = x.shape[0] * (extra_bytes_per_point + 5 * x.element_size())
-    fixed += _SUMMARY_TEMPORARIES * num_samples * x.element_size()
+    # Beyond the passes: a point's K weights gathered from several passes, and the results
+    # (n numbers per field, n·K log-weights if kept). A budget the caller gives covers the
+    # results too; the default budget is for the passes alone, the results being what the
+    # caller asked for whatever the budget.
+    fixed = _SUMMARY_TEMPORARIES * num_samples * x.element_size()
+    if max_memory is not None:
+        fixed += x.shape[0] * (extra_bytes_per_point + 5 * x.element_size())
     available = budget - fixed
     if available < per_row:
+        given = (
+            f"max_memory={max_memory!r}"
+            if max_memory is not None
+            else (f"the default max_memory ({DEFAULT_MAX_MEMORY!r})")
+        )
         raise ValueError(
-            f"max_memory={max_memory!r} is too small for this pair and data: the results "
-            f"need {fixed:,} bytes and each (sample, point) row of a pass about {per_row:,} "
-            "(measured on a probe pass)"
+            f"{given} is too small for this pair and data (num_samples={num_samples}): the "
+            f"results need {fixed:,} bytes and each (sample, point) row of a pass about "
+            f"{per_row:,} (measured on a probe pass); give a larger max_memory"
         )
     plan.rows = available // per_row
     if x.device.type == "cpu":
@@ -698,7 +714,8 @@ _PASSES_PARAMS = """
     :param int chunk_size: the most (sample, point) rows evaluated in one pass; overrides
         ``max_memory`` (give one of them).
     :param max_memory: the memory budget of the passes and results, in bytes or as a string
-        like ``"512MiB"`` (default ``"1GiB"``; used when ``chunk_size`` is ``None``).
+        like ``"512MiB"`` (used when ``chunk_size`` is ``None``; by default ``"1GiB"`` for the
+        passes, beside the results).
     :param int seed: the key of the draws; ``None`` (default) draws one from torch's global
         RNG, so ``torch.manual_seed`` makes a call repeatable.
     :param vectorize: ``None`` (default): evaluate the K samples of a point on a

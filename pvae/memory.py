@@ -46,7 +46,8 @@ def parse_memory(value, name: str = "max_memory") -> int:
             if size >= 1:
                 return size
     raise ValueError(
-        f"{name} must be a number of bytes or a string like '512MiB' or '2GB', got {value!r}"
+        f"{name} must be an integer number of bytes or a string like '512MiB' or '2GB', "
+        f"got {value!r}"
     )
 
 

@@ -564,9 +564,12 @@ class _LastGood:
         return _all_finite([*self.params.values(), *self.buffer_values])
 
     def step_intact(self, failure: _Failure) -> bool:
-        """Whether the state before the failed step is good: finite parameter values (the
-        update was never applied) and finite buffers before the step."""
-        return not failure.parameters and _all_finite(self._step_buffers)
+        """Whether the state before the failed step is good: its update was never applied
+        (the check came before it, not at the end of the epoch), the parameter values are
+        finite and so were the buffers before the step."""
+        return (
+            not failure.after_update and not failure.parameters and _all_finite(self._step_buffers)
+        )
 
     def undo_step(self, params: Iterable[torch.Tensor]) -> None:
         """Back to the state before the failed step (its update was never applied)."""

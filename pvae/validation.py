@@ -11,7 +11,6 @@ __all__ = [
     "SEED_LIMIT",
     "check_binary",
     "check_bool",
-    "check_callable",
     "check_choice",
     "check_data",
     "check_dtypes",
@@ -129,15 +128,6 @@ def check_bool(value, name: str, *, allow_none: bool = False) -> bool | None:
         return value
     allowed = "True, False or None" if allow_none else "True or False"
     raise ValueError(f"{name} must be {allowed}, got {value!r}")
-
-
-def check_callable(value, name: str, *, allow_none: bool = False):
-    """Check that ``value`` can be called (or is ``None`` where allowed), before it is first
-    called deep inside a loop."""
-    if callable(value) or (allow_none and value is None):
-        return value
-    allowed = "callable or None" if allow_none else "callable"
-    raise TypeError(f"{name} must be {allowed}, got {type(value).__name__}")
 
 
 def check_positive_int(value, name: str) -> int:

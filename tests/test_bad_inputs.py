@@ -438,7 +438,7 @@ def estimator_argument_cases() -> list[Case]:
         )
 
     positive = "must be a positive integer, got"
-    memory = "max_memory must be a number of bytes or a string like '512MiB' or '2GB', got"
+    memory = "max_memory must be an integer number of bytes or a string like '512MiB' or '2GB', got"
     cases = [
         lm(
             f"`num_samples={value!r}`",
@@ -2288,7 +2288,8 @@ def plot_cases() -> list[Case]:
 
 def cli_cases() -> list[Case]:
     def flag(command, bad, call, message, pending=""):
-        return Case(f"pvae {command} (CLI)", bad, call, ExitStatus, message, pending)
+        entry = " ".join(part for part in ("pvae", command, "(CLI)") if part)
+        return Case(entry, bad, call, ExitStatus, message, pending)
 
     cases = [
         flag(
@@ -2431,12 +2432,12 @@ def cli_cases() -> list[Case]:
             (("--seed", "x"), "argument --seed: invalid int value: 'x'"),
             (
                 ("--max-memory", "lots"),
-                "argument --max-memory: --max-memory must be a number "
+                "argument --max-memory: --max-memory must be an integer number "
                 "of bytes or a string like '512MiB' or '2GB', got 'lots'",
             ),
             (
                 ("--max-memory", "0"),
-                "argument --max-memory: --max-memory must be a number of "
+                "argument --max-memory: --max-memory must be an integer number of "
                 "bytes or a string like '512MiB' or '2GB', got '0'",
             ),
             (("--max-memory", "1"), "max_memory='1' is too small for this pair and data"),
@@ -2552,7 +2553,7 @@ def cli_cases() -> list[Case]:
             "exit 2: pvae experiment: error: argument experiment: invalid choice: 'nope'",
         ),
         flag(
-            "(CLI)",
+            "",
             "an unknown command",
             lambda tmp: cli("nope"),
             "exit 2: pvae: error: argument command: invalid choice: 'nope'",

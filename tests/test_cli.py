@@ -82,7 +82,7 @@ def test_evaluate_matches_the_library(tmp_path, capsys):
     assert again["log_marginal"] == pytest.approx(row["log_marginal"], rel=1e-6)
     with pytest.raises(SystemExit):
         cli(f"evaluate {checkpoint} --max-memory lots")
-    assert "--max-memory must be a number of bytes" in capsys.readouterr().err
+    assert "--max-memory must be an integer number of bytes" in capsys.readouterr().err
 
 
 def test_bad_input_exits_with_a_named_error(tmp_path, capsys):

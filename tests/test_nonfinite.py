@@ -360,3 +360,48 @@ def test_the_error_pickles_with_its_diagnosis():
     back = pickle.loads(pickle.dumps(err))
     assert str(back) == "boom" and back.parameters == {"w": "1 NaN"} and back.site == "x"
     assert isinstance(back, FloatingPointError)
+
+
+class BufferBreaking(pyro.nn.PyroModule):
+    """A VAE model whose (unused) buffer turns infinite at the 6th step: only the end-of-epoch
+    check sees it, after that step's update was applied."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.inner = model
+        self.register_buffer("steps", torch.zeros(()))
+
+    def forward(self, x):
+        if self.training:
+            self.steps += 1
+            if self.steps == 6:
+                self.steps.fill_(math.inf)
+        return self.inner(x)
+
+
+def test_a_bad_buffer_seen_at_the_end_of_the_epoch_rewinds_to_the_epoch_before():
+    # At the end of epoch 2 only a buffer is non-finite (it turned during the epoch's last
+    # step, 3 steps of 10 points an epoch). That step's update has been applied, so "before
+    # the step" is not a good state: the pair goes back to the end of epoch 1, parameters and
+    # buffers alike.
+    model, guide = vae()
+    breaking = BufferBreaking(model)
+    ends = {}
+
+    def keep(state):
+        ends[state.epochs_done] = tensors(breaking, guide)
+
+    with pytest.raises(NonFiniteError, match="end of epoch 1"):
+        pvae.fit(
+            breaking,
+            guide,
+            torch.rand(30, 6),
+            epochs=2,
+            batch_size=10,
+            seed=0,
+            monitor_size=0,
+            on_epoch_end=keep,
+            progress=False,
+        )
+    assert list(ends) == [1]
+    assert equal(tensors(breaking, guide), ends[1])

@@ -91,10 +91,13 @@ def test_resume_refuses_settings_and_finished_runs(tmp_path, capsys):
     assert "--resume continues a run with the settings saved in its checkpoint; --lr" in (
         capsys.readouterr().err
     )
-    assert cli(["train", "--resume", str(out)]) == 2
-    assert "has already trained 2 of 2 epochs; pass --epochs N with N > 2" in (
-        capsys.readouterr().err
-    )
+    assert cli(["train", "--resume", str(out), "--epochs", "2"]) == 2
+    assert "has already trained 2 epochs; pass --epochs N with N > 2" in capsys.readouterr().err
+    # a run killed after its last epoch, before its files: --resume writes them
+    out.with_suffix(".png").unlink()
+    out.with_suffix(".history.csv").unlink()
+    assert cli(["train", "--resume", str(out), "--no-progress"]) == 0
+    assert out.with_suffix(".png").is_file() and out.with_suffix(".history.csv").is_file()
     # --epochs extends a finished run: the same as training 3 epochs from the start
     assert cli(["train", "--resume", str(out), "--epochs", "3", "--no-progress"]) == 0
     straight = tmp_path / "straight.pt"
