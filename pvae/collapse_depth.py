@@ -27,12 +27,12 @@ from pvae.training import fit, kl_warmup
 from pvae.validation import (
     check_bool,
     check_data,
-    check_dtypes,
     check_float_dtype,
-    check_model_data,
+    check_pair_data,
     check_positive_float,
     check_positive_int,
     check_seed,
+    check_site,
     check_sizes,
 )
 from pvae.watchdog import IllPosedWarning
@@ -200,11 +200,8 @@ def reconstruction_error(
     [1] Dai, B., Wang, Z. & Wipf, D. (2020). The Usual Suspects? Reassessing Blame for VAE
         Posterior Collapse. ICML.
     """
-    check_data(x, "x")
-    check_model_data(model, x, "x")
-    check_dtypes(model, guide, x, "x")
-    if not isinstance(site, str):
-        raise ValueError(f"site must be the name of a latent site (a str), got {site!r}")
+    check_pair_data(model, guide, x, "x")
+    check_site(site)
     check_positive_int(chunk_size, "chunk_size")
     errors = []
     with evaluating(model, guide):

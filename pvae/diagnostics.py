@@ -15,11 +15,10 @@ from torch.distributions import Independent, Normal, kl_divergence
 from pvae.collapse import active_dimensions
 from pvae.marginal import _traces, evaluating
 from pvae.validation import (
-    check_data,
-    check_dtypes,
-    check_model_data,
+    check_pair_data,
     check_positive_float,
     check_positive_int,
+    check_site,
 )
 
 __all__ = [
@@ -135,11 +134,8 @@ def diagnose(
     [2] Dai, B., Wang, Z. & Wipf, D. (2020). The Usual Suspects? Reassessing Blame for VAE
         Posterior Collapse. ICML.
     """
-    check_data(x, "x")
-    check_model_data(model, x, "x")
-    check_dtypes(model, guide, x, "x")
-    if not isinstance(site, str):
-        raise ValueError(f"site must be the name of a latent site (a str), got {site!r}")
+    check_pair_data(model, guide, x, "x")
+    check_site(site)
     check_positive_float(threshold, "threshold")
     check_positive_int(num_samples, "num_samples")
     check_positive_int(chunk_size, "chunk_size")

@@ -14,9 +14,7 @@ from pvae.marginal import evaluating
 from pvae.validation import (
     check_bool,
     check_choice,
-    check_data,
-    check_dtypes,
-    check_model_data,
+    check_pair_data,
     check_positive_int,
 )
 
@@ -92,9 +90,7 @@ def gradient_variance(
     """
     from pvae.training import ELBOS
 
-    check_data(x, "x")
-    check_model_data(model, x, "x")
-    check_dtypes(model, guide, x, "x")
+    check_pair_data(model, guide, x, "x")
     check_choice(elbo, "elbo", ELBOS)
     num_draws = check_positive_int(num_draws, "num_draws")
     if num_draws < 2:

@@ -24,10 +24,8 @@ from pvae.memory import parse_memory, peak_memory
 from pvae.validation import (
     check_bool,
     check_choice,
-    check_data,
-    check_dtypes,
-    check_model_data,
     check_num_levels,
+    check_pair_data,
     check_positive_int,
     check_seed,
 )
@@ -668,9 +666,7 @@ def check_contract(model: Callable, guide: Callable | None, x: torch.Tensor) -> 
 def _check_estimator_args(
     model, x, num_samples, chunk_size, max_memory, proposal, guide, vectorize, seed
 ):
-    check_data(x, "x")
-    check_model_data(model, x, "x")
-    check_dtypes(model, guide, x, "x")
+    check_pair_data(model, guide, x, "x")
     check_positive_int(num_samples, "num_samples")
     if chunk_size is not None:
         check_positive_int(chunk_size, "chunk_size")
@@ -950,9 +946,7 @@ def elbo_terms(
     :param torch.Tensor x: data, shape ``(n, d)``.
     :param int chunk_size: the most points evaluated at once (default 16384).
     """
-    check_data(x, "x")
-    check_model_data(model, x, "x")
-    check_dtypes(model, guide, x, "x")
+    check_pair_data(model, guide, x, "x")
     check_positive_int(chunk_size, "chunk_size")
     parts = [_elbo_terms(model, guide, block) for block in x.split(chunk_size)]
     terms = {key: torch.cat([part[key] for part in parts]) for key in ("recon", "kl", "elbo")}

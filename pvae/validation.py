@@ -20,9 +20,11 @@ __all__ = [
     "check_model_data",
     "check_nonnegative_float",
     "check_num_levels",
+    "check_pair_data",
     "check_positive_float",
     "check_positive_int",
     "check_seed",
+    "check_site",
     "check_sizes",
     "check_unit_interval",
 ]
@@ -223,6 +225,22 @@ def check_dtypes(model, guide, x: torch.Tensor, name: str) -> None:
     parameters). Torch would otherwise fail deep inside a matmul."""
     for module, role in ((model, "model"), (guide, "guide")):
         _check_module_fits(module, role, x, name)
+
+
+def check_site(value, name: str = "site") -> str:
+    """Check that ``value`` names a sample site (a str)."""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be the name of a latent site (a str), got {value!r}")
+    return value
+
+
+def check_pair_data(model, guide, x, name: str = "x") -> torch.Tensor:
+    """What every estimator and diagnostic checks of its data before it runs the pair:
+    :func:`check_data`, then :func:`check_model_data` and :func:`check_dtypes`."""
+    check_data(x, name)
+    check_model_data(model, x, name)
+    check_dtypes(model, guide, x, name)
+    return x
 
 
 def _check_module_fits(module, role: str, x: torch.Tensor, name: str) -> None:
