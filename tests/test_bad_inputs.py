@@ -3,10 +3,7 @@
 :data:`CASES` is the one list: ``test_bad_input`` runs every case and checks its exception type
 and message, and ``test_the_docs_table_lists_every_case`` checks that ``docs/bad_inputs.md``
 shows exactly these cases with these messages (regenerate it with
-``python tests/test_bad_inputs.py``). A case with ``pending`` set waits for a change in a file
-this module's authors do not own: its row states the error the change gives and what happens
-today, and its test is an ``xfail`` that passes once the change is in (``pytest -rX`` lists
-those; then drop ``pending`` and regenerate the table).
+``python tests/test_bad_inputs.py``).
 """
 
 from __future__ import annotations
@@ -50,8 +47,6 @@ class Case:
     :ivar call: makes the call (``tmp``: a fresh folder for files).
     :ivar error: the exception type (:class:`ExitStatus` for the CLI's exit status 2).
     :ivar message: the stable part of the message, verbatim.
-    :ivar pending: the change, outside the files this test's authors own, that the row waits
-        for, and what happens until then.
     """
 
     entry: str
@@ -59,7 +54,6 @@ class Case:
     call: Callable[[Path], object]
     error: type[Exception]
     message: str
-    pending: str = ""
 
 
 # Helpers: small, fast, deterministic inputs (float64 under tests/conftest.py).
@@ -427,15 +421,8 @@ def likelihood_cases() -> list[Case]:
 
 
 def estimator_argument_cases() -> list[Case]:
-    def lm(bad, error, message, pending="", **options):
-        return Case(
-            "pvae.log_marginal",
-            bad,
-            lambda tmp: estimate(**options),
-            error,
-            message,
-            pending,
-        )
+    def lm(bad, error, message, **options):
+        return Case("pvae.log_marginal", bad, lambda tmp: estimate(**options), error, message)
 
     positive = "must be a positive integer, got"
     memory = "max_memory must be an integer number of bytes or a string like '512MiB' or '2GB', got"
@@ -642,8 +629,8 @@ def non_broadcasting_guide(x):
 
 
 def fit_argument_cases() -> list[Case]:
-    def case(bad, error, message, pending="", **options):
-        return Case("pvae.fit", bad, lambda tmp: fit(**options), error, message, pending)
+    def case(bad, error, message, **options):
+        return Case("pvae.fit", bad, lambda tmp: fit(**options), error, message)
 
     positive = "must be a positive integer, got"
     cases = [
@@ -2287,9 +2274,9 @@ def plot_cases() -> list[Case]:
 
 
 def cli_cases() -> list[Case]:
-    def flag(command, bad, call, message, pending=""):
+    def flag(command, bad, call, message):
         entry = " ".join(part for part in ("pvae", command, "(CLI)") if part)
-        return Case(entry, bad, call, ExitStatus, message, pending)
+        return Case(entry, bad, call, ExitStatus, message)
 
     cases = [
         flag(
@@ -2394,26 +2381,23 @@ def cli_cases() -> list[Case]:
             f"config file `{text.strip()}`",
             lambda tmp, text=text: config(tmp, text),
             message,
-            pending,
         )
-        for text, message, pending in (
-            ("latent_dim = 0\n", "latent_dim must be a positive integer, got 0", ""),
-            ("latent_dim = true\n", "latent_dim must be a positive integer, got True", ""),
-            ("lr = nan\n", "lr must be a positive number, got nan", ""),
-            ("variance_floor = 0.0\n", "variance_floor must be a positive number, got 0.0", ""),
-            ("latent = 3\n", "unknown key 'latent' (did you mean 'latent_dim'?)", ""),
+        for text, message in (
+            ("latent_dim = 0\n", "latent_dim must be a positive integer, got 0"),
+            ("latent_dim = true\n", "latent_dim must be a positive integer, got True"),
+            ("lr = nan\n", "lr must be a positive number, got nan"),
+            ("variance_floor = 0.0\n", "variance_floor must be a positive number, got 0.0"),
+            ("latent = 3\n", "unknown key 'latent' (did you mean 'latent_dim'?)"),
             (
                 "hidden = 8\n",
                 "hidden must be a list of positive integers such as [256, 256] "
                 "([] for none), got 8",
-                "",
             ),
-            ("model = 'nope'\n", "model must be one of ['normal-fixed', ", ""),
-            ("lr = \n", "is not valid TOML", ""),
+            ("model = 'nope'\n", "model must be one of ['normal-fixed', "),
+            ("lr = \n", "is not valid TOML"),
             (
                 "seed = -1\n",
                 f"seed must be an integer in [0, {TOP}], got -1",
-                "",
             ),
         )
     ]
@@ -2582,8 +2566,7 @@ CASES: list[Case] = [
 
 def _parameters():
     for number, case in enumerate(CASES, 1):
-        marks = [pytest.mark.xfail(strict=False, reason=case.pending)] if case.pending else []
-        yield pytest.param(case, id=f"{number}-{case.entry}-{case.bad}", marks=marks)
+        yield pytest.param(case, id=f"{number}-{case.entry}-{case.bad}")
 
 
 @pytest.mark.parametrize("case", list(_parameters()))
@@ -2606,16 +2589,14 @@ def _cell(text: str) -> str:
 def table() -> str:
     """The docs table of :data:`CASES`, one row per case, in order."""
     lines = [
-        "| # | entry point | bad input | error | message (stable part, verbatim) | status |",
-        "| ---: | --- | --- | --- | --- | --- |",
+        "| # | entry point | bad input | error | message (stable part, verbatim) |",
+        "| ---: | --- | --- | --- | --- |",
     ]
     for number, case in enumerate(CASES, 1):
         error = "exit status 2" if case.error is ExitStatus else case.error.__name__
         message = case.message.removeprefix("exit 2: ")
-        status = f"pending: {case.pending}" if case.pending else "ok"
         lines.append(
-            f"| {number} | {_cell(case.entry)} | {_cell(case.bad)} | {error} | "
-            f"`{_cell(message)}` | {_cell(status)} |"
+            f"| {number} | {_cell(case.entry)} | {_cell(case.bad)} | {error} | `{_cell(message)}` |"
         )
     return "\n".join(lines)
 
