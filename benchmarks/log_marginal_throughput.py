@@ -65,7 +65,6 @@ import inspect
 import itertools
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -73,8 +72,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-import pyro
 import torch
+from _machine import describe, machine, synchronize
 from torch import nn
 
 import pvae
@@ -125,11 +124,6 @@ def decoder_linears(model: nn.Module) -> list[nn.Linear]:
 
 def flops_per_row(layers: Sequence[nn.Linear]) -> int:
     return sum(2 * layer.in_features * layer.out_features for layer in layers)
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def time_ceiling(
@@ -304,34 +298,6 @@ def measure(
     }
 
 
-def processor() -> str:
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine(device: torch.device) -> dict[str, object]:
-    info: dict[str, object] = {
-        "platform": platform.platform(),
-        "processor": processor(),
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "pyro": pyro.__version__,
-        "pvae": pvae.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "device": str(device),
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
 def format_table(rows: Sequence[dict], device: torch.device) -> str:
     memory = "alloc" if device.type == "cuda" else "RSS"
     header = (
@@ -431,11 +397,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"n={args.num_points}, K={args.num_samples}, max_memory={args.max_memory}, "
         f"device {device}, one subprocess per chunk size"
     )
-    print(
-        f"machine: {info['processor']}, {info['cpu_count']} CPUs, torch {info['torch']} "
-        f"({info['torch_threads']} threads), pyro {info['pyro']}, pvae {info['pvae']}, "
-        f"python {info['python']}" + (f", {info['gpu']}" if "gpu" in info else "")
-    )
+    print(describe(info))
     start = time.perf_counter()
     rows = []
     for chunk in args.chunk_sizes:

@@ -65,16 +65,14 @@ import argparse
 import copy
 import inspect
 import json
-import os
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import pyro
 import torch
+from _machine import describe, machine, synchronize
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
@@ -138,11 +136,6 @@ def build_pair(device: torch.device) -> tuple[nn.Module, nn.Module]:
     model = pvae.build_model("normal-fixed", DATA_DIM, LATENT_DIM, HIDDEN_SIZES)
     guide = pvae.build_guide("diag-normal", model, HIDDEN_SIZES)
     return model.to(device), guide.to(device)
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 Run = Callable[[], list[float]]
@@ -266,19 +259,6 @@ def measure(data: torch.Tensor, *, elbo: str, batch_size: int, epochs: int, repe
     return result
 
 
-def machine() -> dict[str, object]:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "pyro": pyro.__version__,
-        "pvae": pvae.__version__,
-        "torch_threads": torch.get_num_threads(),
-    }
-
-
 def format_table(results: Sequence[Result]) -> str:
     def ratio(result: Result, variant: str, baseline: str) -> str:
         paired = result.paired_ratios(variant, baseline)
@@ -344,17 +324,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     generator = torch.Generator().manual_seed(SEED)
     data = torch.rand(args.num_points, DATA_DIM, generator=generator).to(device)
 
-    info = machine()
+    info = machine(device)
     print(
         f"svi_overhead: pvae.fit vs a hand-written PyTorch loop, MLP {DATA_DIM}-"
         f"{'-'.join(map(str, HIDDEN_SIZES))}-{LATENT_DIM} (both ways), N={args.num_points}, "
         f"{args.epochs} epoch(s) per run, median of {args.repeats} interleaved rounds, "
         f"device {device}, validation {'off' if args.no_validation else 'on'}"
     )
-    print(
-        f"machine: {info['processor']}, {info['cpu_count']} CPUs, torch {info['torch']} "
-        f"({info['torch_threads']} threads), pyro {info['pyro']}, python {info['python']}"
-    )
+    print(describe(info))
     start = time.perf_counter()
     results = []
     for elbo in args.elbo:
