@@ -20,7 +20,7 @@ from pvae.marginal import log_marginal
 from pvae.memory import parse_memory
 from pvae.registry import GUIDES, MODELS, build_guide, build_model
 from pvae.tables import write_table
-from pvae.training import ELBOS, JointOptim, _adam_args, fit
+from pvae.training import ELBOS, default_optimizer, fit
 from pvae.validation import SEED_LIMIT
 
 if sys.version_info >= (3, 11):
@@ -447,7 +447,7 @@ def _train(args) -> int:
         config["model"], data.data_dim, config["latent_dim"], model_hidden, **options
     )
     guide = build_guide(config["guide"], model, hidden)
-    optimizer = JointOptim(torch.optim.Adam, _adam_args(config["lr"], data.train))
+    optimizer = default_optimizer(config["lr"], data.train)
     return _run_training(args, config, data, model, guide, optimizer, resume=None)
 
 
@@ -484,7 +484,7 @@ def _resume(args) -> int:
         print(f"{str(path)!r} has trained all its {done} epochs; writing the run's files")
         return _write_run_files(args, config, loaded.history, outputs)
     data = load_data(config)
-    optimizer = JointOptim(torch.optim.Adam, _adam_args(config["lr"], data.train))
+    optimizer = default_optimizer(config["lr"], data.train)
     optimizer.set_state(loaded.optimizer_state)
     print(f"resuming {str(path)!r} after epoch {done} of {config['epochs']}")
     return _run_training(

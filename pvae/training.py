@@ -44,6 +44,7 @@ __all__ = [
     "History",
     "KLWeight",
     "NonFiniteError",
+    "default_optimizer",
     "fit",
     "kl_cyclical",
     "kl_warmup",
@@ -787,6 +788,12 @@ def _adam_args(lr: float, data: torch.Tensor) -> dict:
     return {"lr": lr, "fused": True}
 
 
+def default_optimizer(lr: float, data: torch.Tensor) -> JointOptim:
+    """:func:`fit`'s default optimizer for ``data``: Adam at ``lr`` over every parameter at
+    once (:class:`JointOptim`), fused where torch has a kernel for the data's device."""
+    return JointOptim(torch.optim.Adam, _adam_args(lr, data))
+
+
 def _forked_rng(x: torch.Tensor):
     return torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else [])
 
@@ -1023,7 +1030,7 @@ def fit(
         max_plate_nesting=max_plate_nesting,
     )
     if optimizer is None:
-        optimizer = JointOptim(torch.optim.Adam, _adam_args(lr, data))
+        optimizer = default_optimizer(lr, data)
     scaled_model, scaled_guide = scaled(model), scaled(guide)
     checked = is_validation_enabled()  # the user's pyro.enable_validation setting
     modules = [m for m in (model, guide) if isinstance(m, torch.nn.Module)]

@@ -12,7 +12,7 @@ import torch
 
 import pvae
 from pvae.registry import build_guide, build_model
-from pvae.training import FitState, JointOptim, _adam_args
+from pvae.training import FitState, JointOptim, default_optimizer
 from pvae.watchdog import IllPosedWarning, Watchdog
 
 
@@ -41,7 +41,7 @@ def interrupted(pair, data, stop, total, resume_seed="same", **options):
     """Train ``pair`` for ``stop`` epochs, then continue a copy of it, with a fresh optimizer
     and the global RNG disturbed, to ``total`` epochs; return the copy and the history."""
     pyro.clear_param_store()
-    optimizer = JointOptim(torch.optim.Adam, _adam_args(1e-3, data))
+    optimizer = default_optimizer(1e-3, data)
     states = []
     pvae.fit(*pair, data, epochs=stop, optimizer=optimizer, on_epoch_end=states.append, **options)
     assert [s.epochs_done for s in states] == list(range(1, stop + 1))
@@ -50,7 +50,7 @@ def interrupted(pair, data, stop, total, resume_seed="same", **options):
 
     pyro.clear_param_store()  # the copy takes the same Pyro names
     pair = copy.deepcopy(pair)
-    fresh = JointOptim(torch.optim.Adam, _adam_args(1e-3, data))
+    fresh = default_optimizer(1e-3, data)
     fresh.set_state(saved["optimizer"])
     if resume_seed != "same":
         options = {**options, "seed": resume_seed}
@@ -122,7 +122,7 @@ def test_a_resumed_run_warns_as_the_whole_run_would():
     states = []
     pyro.clear_param_store()
     pair = copy.deepcopy(initial)
-    optimizer = JointOptim(torch.optim.Adam, _adam_args(3e-2, data))
+    optimizer = default_optimizer(3e-2, data)
     with pytest.warns(IllPosedWarning):
         pvae.fit(
             *pair,
@@ -138,7 +138,7 @@ def test_a_resumed_run_warns_as_the_whole_run_would():
     for watchdog, expected in ((states[-1].watchdog, 0), (None, 1)):
         state = FitState.from_dict({**states[-1].to_dict(), "watchdog": watchdog})
         pyro.clear_param_store()
-        fresh = JointOptim(torch.optim.Adam, _adam_args(3e-2, data))
+        fresh = default_optimizer(3e-2, data)
         fresh.set_state(saved)
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always", IllPosedWarning)
