@@ -457,11 +457,21 @@ def _plan(
     nesting = _max_plate_nesting(model_trace, guide_trace)
     plan = _Plan(False, nesting, 1, seed, min(num_samples, SAMPLE_BLOCK))
     probe_size = min(num_samples, 64)
-    stacked = _Evaluator(model, guide, x, proposal, plan)(range(1), 0, probe_size)
+
+    def probe(vectorized: bool) -> tuple[torch.Tensor, int, set[str]]:
+        """One point's first ``probe_size`` log-weights in a layout, the bytes that pass held
+        at its peak, and the sites drawn from the global RNG."""
+        plan.vectorized = vectorized
+        evaluate, weights = _Evaluator(model, guide, x, proposal, plan), []
+        used = peak_memory(lambda: weights.append(evaluate(range(1), 0, probe_size)))
+        return weights[0], used, evaluate.fallbacks
+
+    stacked, used, _ = probe(False)
     if vectorize is not False:
-        plan.vectorized = True
-        failure = _check_vectorized(_Evaluator(model, guide, x, proposal, plan), stacked)
-        if failure is not None:
+        failure, vectorized_used = _check_vectorized(lambda: probe(True), stacked)
+        if failure is None:
+            used = vectorized_used
+        else:
             if vectorize:
                 raise ContractError(
                     f"vectorize=True, but the pair does not broadcast over a plate of samples "
@@ -473,10 +483,9 @@ def _plan(
         plan.rows = chunk_size
         return plan
     budget = parse_memory(DEFAULT_MAX_MEMORY if max_memory is None else max_memory)
-    evaluate = _Evaluator(model, guide, x, proposal, plan)
     # A row's share of the probe pass, and of the summaries of its log-weight (several
     # temporaries of the pass's (points, K) weights: logsumexp, exp, std, PSIS).
-    per_row = math.ceil(peak_memory(lambda: evaluate(range(1), 0, probe_size)) / probe_size)
+    per_row = math.ceil(used / probe_size)
     per_row += _SUMMARY_TEMPORARIES * x.element_size()
     # Beyond the passes: a point's K weights gathered from several passes, and the results
     # (n numbers per field, n·K log-weights if kept). A budget the caller gives covers the
@@ -503,21 +512,23 @@ def _plan(
     return plan
 
 
-def _check_vectorized(evaluate: _Evaluator, stacked: torch.Tensor) -> str | None:
-    """Why the vectorized layout fails on the probe, or ``None`` if it matches the stacked one."""
+def _check_vectorized(probe: Callable, stacked: torch.Tensor) -> tuple[str | None, int]:
+    """Why the vectorized layout fails on the probe (``None`` if it matches the stacked one),
+    and the bytes its probe pass held."""
     try:
-        vectorized = evaluate(range(1), 0, stacked.shape[1])
+        vectorized, used, fallbacks = probe()
     except Exception as error:  # any failure to broadcast: the stacked layout always works
-        return f"{type(error).__name__}: {error}"
+        return f"{type(error).__name__}: {error}", 0
     if vectorized.shape != stacked.shape:
-        return f"its log-weights have shape {tuple(vectorized.shape)}, not {tuple(stacked.shape)}"
-    if evaluate.fallbacks:  # draws from the global RNG: the two layouts cannot be compared
-        return None
+        shapes = f"{tuple(vectorized.shape)}, not {tuple(stacked.shape)}"
+        return f"its log-weights have shape {shapes}", used
+    if fallbacks:  # draws from the global RNG: the two layouts cannot be compared
+        return None, used
     tolerance = 1e-4 if stacked.dtype == torch.float32 else 1e-9
     if not torch.allclose(vectorized, stacked, rtol=tolerance, atol=tolerance, equal_nan=True):
         gap = (vectorized - stacked).abs().max().item()
-        return f"its log-weights differ from the stacked evaluation by up to {gap:.3g}"
-    return None
+        return f"its log-weights differ from the stacked evaluation by up to {gap:.3g}", used
+    return None, used
 
 
 def _iter_log_weights(
