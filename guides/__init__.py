@@ -12,6 +12,14 @@ require_installed_name(__name__, "pvae.guides")
 from pvae.guides.delta import DeltaGuide
 from pvae.guides.diag_normal import DiagNormalGuide
 from pvae.guides.linear_gaussian_posterior import LinearGaussianPosterior
-from pvae.guides.per_point_normal import PerPointNormalGuide
+from pvae.guides.one_dimensional import OneDimensionalGuide
+from pvae.guides.per_point_normal import PerPointNormalGuide, exact_posterior_guide
 
-__all__ = ["DeltaGuide", "DiagNormalGuide", "LinearGaussianPosterior", "PerPointNormalGuide"]
+__all__ = [
+    "DeltaGuide",
+    "DiagNormalGuide",
+    "LinearGaussianPosterior",
+    "OneDimensionalGuide",
+    "PerPointNormalGuide",
+    "exact_posterior_guide",
+]

@@ -22,6 +22,8 @@ from pvae.layout import require_installed_name
 require_installed_name(__name__, "pvae.models")
 
 from pvae.models.linear_gaussian import LinearGaussian
+from pvae.models.mattei_frellsen import MatteiFrellsen
+from pvae.models.one_dimensional import OneDimensional
 from pvae.models.vae import VAE
 
-__all__ = ["VAE", "LinearGaussian"]
+__all__ = ["VAE", "LinearGaussian", "MatteiFrellsen", "OneDimensional"]

@@ -10,8 +10,8 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
+from pvae.distributions import standard_normal
 from pvae.networks import unique_name
-from pvae.priors import standard_normal
 from pvae.validation import check_data, check_positive_float, check_positive_int
 
 __all__ = ["LinearGaussian"]

@@ -7,8 +7,8 @@ import pyro.distributions as dist
 import torch
 from pyro.nn import PyroModule
 
+from pvae.distributions import standard_normal
 from pvae.networks import unique_name
-from pvae.priors import standard_normal
 
 __all__ = ["VAE"]
 

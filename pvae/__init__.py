@@ -2,20 +2,19 @@
 SVI training, and per-point marginal-likelihood estimates you can trust."""
 
 from pvae.checkpoint import CheckpointError, load, save
-from pvae.data import load_digits
-from pvae.gradients import gradient_variance
+from pvae.contract import ContractError
+from pvae.data.images import load_digits
+from pvae.diagnostics.gradients import gradient_variance
+from pvae.estimation.estimators import elbo_per_point, iwae_bound, log_marginal
+from pvae.estimation.result import ImportanceEstimate
+from pvae.estimation.terms import elbo_terms
+from pvae.estimation.units import bits_per_dim
 from pvae.likelihoods import BernoulliDecoder, ContinuousBernoulliDecoder, NormalDecoder
-from pvae.marginal import (
-    ContractError,
-    ImportanceEstimate,
-    bits_per_dim,
-    elbo_per_point,
-    elbo_terms,
-    iwae_bound,
-    log_marginal,
-)
 from pvae.registry import build_guide, build_model
-from pvae.training import FitState, History, NonFiniteError, fit, kl_cyclical, kl_warmup
+from pvae.training.fit import fit
+from pvae.training.nonfinite import NonFiniteError
+from pvae.training.schedules import kl_cyclical, kl_warmup
+from pvae.training.state import FitState, History
 
 __version__ = "0.1.0"
 

@@ -13,8 +13,9 @@ import pyro
 import torch
 from pyro.nn import PyroModule
 
+from pvae.files import plain
 from pvae.registry import GUIDES, MODELS, build_guide, build_model
-from pvae.training import FitState, History, _plain
+from pvae.training.state import FitState, History
 
 __all__ = ["Checkpoint", "CheckpointError", "load", "save"]
 
@@ -216,8 +217,8 @@ def save(path, model, guide, *, history=None, config=None, optimizer=None, fit_s
             if optimizer is None
             else _portable_optimizer_state(optimizer.get_state(), model, guide)
         ),
-        "history": [_plain(record, f"history[{i}]") for i, record in enumerate(history or [])],
-        "config": _plain(dict(config or {}), "config"),
+        "history": [plain(record, f"history[{i}]") for i, record in enumerate(history or [])],
+        "config": plain(dict(config or {}), "config"),
         "fit_state": None if fit_state is None else _fit_state(fit_state).to_dict(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,8 +25,10 @@ import pyro.distributions as dist
 import torch
 from pyro.nn import PyroModule
 from torch import nn
+from torch.nn import functional
 
-from pvae.networks import MLP
+from pvae.distributions import SharedScaleNormal
+from pvae.networks import MLP, unique_name
 from pvae.validation import (
     check_binary,
     check_choice,
@@ -41,49 +43,8 @@ __all__ = [
     "BernoulliDecoder",
     "ContinuousBernoulliDecoder",
     "NormalDecoder",
-    "SharedScaleNormal",
+    "SoftThresholdDecoder",
 ]
-
-_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
-
-
-class SharedScaleNormal(dist.Independent):
-    r"""``Normal(loc, scale).to_event(1)`` for a scale shared by the d entries of each event
-    (one variance γ for every pixel), with the same density computed in fewer passes:
-
-    .. math:: \log p(x) = -\frac{\lVert x - \mu \rVert^2}{2\sigma^2} - d \log \sigma
-        - \frac{d}{2} \log 2\pi.
-
-    ``torch.distributions.Normal`` broadcasts the scale to the shape of ``loc`` and takes its
-    square and logarithm entry by entry; over K importance samples of a 784-pixel image that
-    costs as much as the decoder's matrix products. Here they are taken once per event.
-    Everything else (``base_dist``, sampling, ``mean``, masking, KL) is the plain
-    ``Independent(Normal)``.
-
-    :param torch.Tensor loc: means, shape ``(..., d)``.
-    :param torch.Tensor scale: standard deviations, broadcastable to ``loc.shape[:-1]`` (no
-        event dimension), e.g. a 0-d tensor.
-    """
-
-    def __init__(self, loc: torch.Tensor, scale: torch.Tensor, validate_args=None):
-        self.shared_scale = scale
-        super().__init__(dist.Normal(loc, scale.unsqueeze(-1)), 1, validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(SharedScaleNormal, _instance)
-        new.shared_scale = self.shared_scale
-        return super().expand(batch_shape, _instance=new)
-
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        if self._validate_args:
-            self._validate_sample(value)
-        squares = value - self.base_dist.loc
-        squares = squares.square() if squares.requires_grad else squares.square_()
-        scale = self.shared_scale
-        return -0.5 * squares.sum(-1) / scale.square() - self.event_shape[0] * (
-            scale.log() + _LOG_SQRT_2PI
-        )
-
 
 VARIANCES = ("fixed", "shared", "optimal", "network")
 
@@ -295,3 +256,60 @@ class ContinuousBernoulliDecoder(_LogitsDecoder):
         """``inf``: at pixels exactly 0 or 1 the density has no maximum (see the class
         docstring; the growth is only log-log)."""
         return math.inf
+
+
+class SoftThresholdDecoder(PyroModule):
+    r"""Dai et al.'s decoder of Proposition 1 [1]: an affine map followed by soft thresholding,
+
+    .. math::
+
+        p(x \mid z) = \mathcal{N}\big(x \mid \pi_\alpha(W z) + b, \gamma I_d\big), \qquad
+        \pi_\alpha(u) = \operatorname{sign}(u)\,(|u| - \alpha)_+,
+
+    (``torch.nn.functional.softshrink``) with one learned shared variance γ. With
+    :math:`\alpha = 0` it is the affine (linear-Gaussian) decoder; any :math:`\alpha > 0`, however
+    small, creates the bad local minimum of Proposition 1.
+
+    :param int latent_dim: κ.
+    :param int data_dim: d.
+    :param float alpha: the threshold α ≥ 0.
+    :param float init_variance: the initial γ (default 1).
+    :param float init_scale: standard deviation of the random initial entries of W (default 0.1).
+
+    References
+
+    [1] Dai, B., Wang, Z. & Wipf, D. (2020). The Usual Suspects? Reassessing Blame for VAE
+        Posterior Collapse. ICML.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int,
+        data_dim: int,
+        *,
+        alpha: float,
+        init_variance: float = 1.0,
+        init_scale: float = 0.1,
+    ):
+        super().__init__(name=unique_name("SoftThresholdDecoder"))
+        self.latent_dim = check_positive_int(latent_dim, "latent_dim")
+        self.data_dim = check_positive_int(data_dim, "data_dim")
+        self.alpha = check_nonnegative_float(alpha, "alpha")
+        check_positive_float(init_variance, "init_variance")
+        check_positive_float(init_scale, "init_scale")
+        self.weight = nn.Parameter(init_scale * torch.randn(data_dim, latent_dim))
+        self.bias = nn.Parameter(torch.zeros(data_dim))
+        self.log_variance = nn.Parameter(torch.tensor(math.log(init_variance)))
+
+    #: γ is learned.
+    variance_learned = True
+
+    def log_density_bound(self) -> float:
+        """``inf``: a learned γ has no floor, so log p(x) is not bounded a priori."""
+        return math.inf
+
+    def loc(self, z: torch.Tensor) -> torch.Tensor:
+        return functional.softshrink(z @ self.weight.T, self.alpha) + self.bias
+
+    def x_dist(self, z: torch.Tensor, x: torch.Tensor) -> dist.Independent:
+        return dist.Normal(self.loc(z), torch.exp(0.5 * self.log_variance)).to_event(1)

@@ -10,7 +10,7 @@ import torch
 from matplotlib.figure import Figure
 
 import pvae
-from pvae.marginal import bits_per_dim
+from pvae.estimation import bits_per_dim
 from pvae.registry import build_guide
 
 NUM_SAMPLES, NUM_POINTS = 400, 12

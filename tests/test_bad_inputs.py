@@ -21,8 +21,10 @@ import pytest
 import torch
 
 import pvae
-from pvae import collapse, collapse_depth, data, diagnostics, plots
+import pvae.guides
+from pvae import data, diagnostics, experiments, likelihoods, plots, theory
 from pvae.cli import main
+from pvae.experiments import collapse_depth
 from pvae.guides import DiagNormalGuide
 from pvae.likelihoods import BernoulliDecoder, ContinuousBernoulliDecoder, NormalDecoder
 from pvae.training import JointOptim, kl_cyclical, kl_warmup
@@ -150,12 +152,12 @@ def damaged(tmp: Path, content: bytes, name: str = "run.pt") -> Path:
 
 
 def settings(**changes):
-    return collapse_depth.CollapseDepthSettings(**changes)
+    return experiments.CollapseDepthSettings(**changes)
 
 
 def tiny_depth_run(tmp: Path, split, **changes):
     small = {"depths": (1,), "width": 4, "latent_dim": 2, "epochs": 2, "warmup_epochs": 1}
-    return collapse_depth.run_collapse_depth(
+    return experiments.run_collapse_depth(
         tmp, settings=settings(**{**small, **changes}), data=split, progress=False
     )
 
@@ -175,8 +177,8 @@ ESTIMATORS = {
         pvae.gradient_variance, x=x, num_draws=2, progress=False
     ),
     "pvae.diagnostics.diagnose": lambda x: estimate(diagnostics.diagnose, x=x),
-    "pvae.collapse_depth.reconstruction_error": lambda x: estimate(
-        collapse_depth.reconstruction_error, x=x
+    "pvae.diagnostics.reconstruction_error": lambda x: estimate(
+        diagnostics.reconstruction_error, x=x
     ),
 }
 DATA_NAMES = {"pvae.fit": "data"}  # the others call it x
@@ -751,13 +753,13 @@ def fit_argument_cases() -> list[Case]:
         case(
             "`watchdog='yes'`",
             TypeError,
-            "watchdog must be True, False or a pvae.watchdog.Watchdog, got 'yes'",
+            "watchdog must be True, False or a pvae.training.Watchdog, got 'yes'",
             watchdog="yes",
         ),
         case(
             "`watchdog=0`",
             TypeError,
-            "watchdog must be True, False or a pvae.watchdog.Watchdog, got 0",
+            "watchdog must be True, False or a pvae.training.Watchdog, got 0",
             watchdog=0,
         ),
         case(
@@ -1778,49 +1780,51 @@ def poisoned_pair():
 
 
 def collapse_cases() -> list[Case]:
-    def prop(bad, call, error, message, entry="pvae.collapse.proposition1"):
+    def prop(bad, call, error, message, entry="pvae.theory.proposition1"):
         return Case(entry, bad, call, error, message)
 
     def sweep(bad, error, message, x=None, variances=(1.0,), **options):
         options = {"latent_dim": 2, "epochs": 1, "progress": False, **options}
         return Case(
-            "pvae.collapse.gamma_sweep",
+            "pvae.experiments.gamma_sweep",
             bad,
-            lambda tmp: collapse.gamma_sweep(points() if x is None else x(), variances, **options),
+            lambda tmp: experiments.gamma_sweep(
+                points() if x is None else x(), variances, **options
+            ),
             error,
             message,
         )
 
     equal = "data must have points that differ (a positive variance about their mean), got"
-    theta = lambda: collapse.proposition1()  # noqa: E731
+    theta = lambda: theory.proposition1()  # noqa: E731
     return [
         prop(
             "`alpha=-1`",
-            lambda tmp: collapse.proposition1(-1),
+            lambda tmp: theory.proposition1(-1),
             ValueError,
             "alpha must be >= 0, got -1",
         ),
         prop(
             "`alpha=True`",
-            lambda tmp: collapse.proposition1(True),
+            lambda tmp: theory.proposition1(True),
             ValueError,
             "alpha must be a finite real number, got True",
         ),
         prop(
             "`data` with NaN at [3, 2]",
-            lambda tmp: collapse.proposition1(data=put(points(), (3, 2), NAN)),
+            lambda tmp: theory.proposition1(data=put(points(), (3, 2), NAN)),
             ValueError,
             "data contains a non-finite value nan at index [3, 2]",
         ),
         prop(
             "`data` one point",
-            lambda tmp: collapse.proposition1(data=points(1)),
+            lambda tmp: theory.proposition1(data=points(1)),
             ValueError,
             f"{equal} 1 point(s) all equal to",
         ),
         prop(
             "`data` all points equal",
-            lambda tmp: collapse.proposition1(data=torch.ones(3, 2)),
+            lambda tmp: theory.proposition1(data=torch.ones(3, 2)),
             ValueError,
             f"{equal} 3 point(s) all equal to [1.0, 1.0]",
         ),
@@ -1829,49 +1833,49 @@ def collapse_cases() -> list[Case]:
             lambda tmp: theta().energy(torch.zeros(3)),
             ValueError,
             "theta must be a vector of shape (9,) like flat(), got (3,)",
-            "pvae.collapse.Proposition1.energy",
+            "pvae.theory.Proposition1.energy",
         ),
         prop(
             "`theta` with NaN",
             lambda tmp: theta().load(torch.full((9,), NAN)),
             ValueError,
             "theta must be finite, but theta[0] (loc[0, 0]) = nan",
-            "pvae.collapse.Proposition1.load",
+            "pvae.theory.Proposition1.load",
         ),
         prop(
             "`delta=0`",
             lambda tmp: theta().set_reconstructing(0),
             ValueError,
             "delta must be > 0, got 0",
-            "pvae.collapse.Proposition1.set_reconstructing",
+            "pvae.theory.Proposition1.set_reconstructing",
         ),
         prop(
             "`data` all points equal",
-            lambda tmp: collapse.collapsed_log_likelihood(torch.ones(3, 2)),
+            lambda tmp: theory.collapsed_log_likelihood(torch.ones(3, 2)),
             ValueError,
             f"{equal} 3 point(s)",
-            "pvae.collapse.collapsed_log_likelihood",
+            "pvae.theory.collapsed_log_likelihood",
         ),
         prop(
             "`eigenvalues` with NaN",
-            lambda tmp: collapse.active_dimensions(torch.tensor([1.0, NAN]), 1.0, 2),
+            lambda tmp: theory.active_dimensions(torch.tensor([1.0, NAN]), 1.0, 2),
             ValueError,
             "eigenvalues must be finite, but eigenvalues[1] = nan",
-            "pvae.collapse.active_dimensions",
+            "pvae.theory.active_dimensions",
         ),
         prop(
             "`eigenvalues` a list",
-            lambda tmp: collapse.active_dimensions([1.0, 2.0], 1.0, 2),
+            lambda tmp: theory.active_dimensions([1.0, 2.0], 1.0, 2),
             ValueError,
             "eigenvalues must be a 1-D torch.Tensor, got list",
-            "pvae.collapse.active_dimensions",
+            "pvae.theory.active_dimensions",
         ),
         prop(
             "`variance=0`",
-            lambda tmp: collapse.active_dimensions(torch.ones(2), 0, 2),
+            lambda tmp: theory.active_dimensions(torch.ones(2), 0, 2),
             ValueError,
             "variance must be > 0, got 0",
-            "pvae.collapse.active_dimensions",
+            "pvae.theory.active_dimensions",
         ),
         sweep(
             "`variances=[0.0]`",
@@ -1895,25 +1899,25 @@ def collapse_cases() -> list[Case]:
             x=lambda: points(1),
         ),
         Case(
-            "pvae.collapse.exact_posterior_guide",
+            "pvae.guides.per_point_normal.exact_posterior_guide",
             "a VAE (not linear-Gaussian)",
-            lambda tmp: collapse.exact_posterior_guide(pair()[0], points()),
+            lambda tmp: pvae.guides.exact_posterior_guide(pair()[0], points()),
             TypeError,
             "model must be a pvae.models.LinearGaussian, got VAE",
         ),
         Case(
-            "pvae.collapse.exact_posterior_guide",
+            "pvae.guides.per_point_normal.exact_posterior_guide",
             "`data` with 3 columns for data_dim 4",
-            lambda tmp: collapse.exact_posterior_guide(
+            lambda tmp: pvae.guides.exact_posterior_guide(
                 pair("linear-gaussian", "exact")[0], points(d=3)
             ),
             ValueError,
             "data must have 4 columns (data_dim), got shape (10, 3)",
         ),
         Case(
-            "pvae.collapse.SoftThresholdDecoder",
+            "pvae.likelihoods.SoftThresholdDecoder",
             "`alpha=nan`",
-            lambda tmp: collapse.SoftThresholdDecoder(1, 2, alpha=NAN),
+            lambda tmp: likelihoods.SoftThresholdDecoder(1, 2, alpha=NAN),
             ValueError,
             "alpha must be a finite real number, got nan",
         ),
@@ -1923,7 +1927,7 @@ def collapse_cases() -> list[Case]:
 def depth_cases() -> list[Case]:
     def setting(bad, error, message, **changes):
         return Case(
-            "pvae.collapse_depth.CollapseDepthSettings",
+            "pvae.experiments.CollapseDepthSettings",
             bad,
             lambda tmp: settings(**changes),
             error,
@@ -1979,58 +1983,58 @@ def depth_cases() -> list[Case]:
         ),
         setting("`init_gamma=0`", ValueError, "init_gamma must be > 0, got 0", init_gamma=0),
         Case(
-            "pvae.collapse_depth.load_data",
+            "pvae.experiments.collapse_depth.load_data",
             "`data='fashion-mnist'` without `data_root`",
             lambda tmp: collapse_depth.load_data(settings(data="fashion-mnist")),
             ValueError,
             "data='fashion-mnist' needs data_root",
         ),
         Case(
-            "pvae.collapse_depth.load_data",
+            "pvae.experiments.collapse_depth.load_data",
             "`data='cifar'`",
             lambda tmp: collapse_depth.load_data(settings(data="cifar")),
             ValueError,
             "data must be 'digits' or 'fashion-mnist' unless the data are passed",
         ),
         Case(
-            "pvae.collapse_depth.run_collapse_depth",
+            "pvae.experiments.run_collapse_depth",
             "`settings='x'`",
-            lambda tmp: collapse_depth.run_collapse_depth(tmp, settings="x"),
+            lambda tmp: experiments.run_collapse_depth(tmp, settings="x"),
             TypeError,
             "settings must be a CollapseDepthSettings, got str",
         ),
         Case(
-            "pvae.collapse_depth.run_collapse_depth",
+            "pvae.experiments.run_collapse_depth",
             "`data` a tensor",
-            lambda tmp: collapse_depth.run_collapse_depth(tmp, data=points()),
+            lambda tmp: experiments.run_collapse_depth(tmp, data=points()),
             TypeError,
             "data must be a pvae.data.Split, got Tensor",
         ),
         Case(
-            "pvae.collapse_depth.run_collapse_depth",
+            "pvae.experiments.run_collapse_depth",
             "`max_points=1`",
             lambda tmp: tiny_depth_run(tmp, split(), max_points=1),
             ValueError,
             "the training data need at least 2 points (γ starts at their variance), got 1",
         ),
         Case(
-            "pvae.collapse_depth.run_collapse_depth",
+            "pvae.experiments.run_collapse_depth",
             "`progress='no'`",
-            lambda tmp: collapse_depth.run_collapse_depth(tmp, data=split(), progress="no"),
+            lambda tmp: experiments.run_collapse_depth(tmp, data=split(), progress="no"),
             ValueError,
             "progress must be True or False, got 'no'",
         ),
         Case(
-            "pvae.collapse_depth.reconstruction_error",
+            "pvae.diagnostics.reconstruction_error",
             "`site=3`",
-            lambda tmp: estimate(collapse_depth.reconstruction_error, site=3),
+            lambda tmp: estimate(diagnostics.reconstruction_error, site=3),
             ValueError,
             "site must be the name of a latent site (a str), got 3",
         ),
         Case(
-            "pvae.collapse_depth.mean_error",
+            "pvae.diagnostics.mean_error",
             "`x` with NaN at [3, 2]",
-            lambda tmp: collapse_depth.mean_error(put(points(), (3, 2), NAN)),
+            lambda tmp: diagnostics.mean_error(put(points(), (3, 2), NAN)),
             ValueError,
             "x contains a non-finite value nan at index [3, 2]",
         ),
@@ -2038,11 +2042,13 @@ def depth_cases() -> list[Case]:
 
 
 def construction_cases() -> list[Case]:
-    from pvae.constructions import MatteiFrellsen, OneDimensional, OneDimensionalGuide
+    from pvae.guides.one_dimensional import OneDimensionalGuide
+    from pvae.models.mattei_frellsen import MatteiFrellsen
+    from pvae.models.one_dimensional import OneDimensional
 
     def mf(bad, error, message, **options):
         return Case(
-            "pvae.constructions.MatteiFrellsen",
+            "pvae.models.mattei_frellsen.MatteiFrellsen",
             bad,
             lambda tmp: MatteiFrellsen(points(), **options),
             error,
@@ -2084,42 +2090,42 @@ def construction_cases() -> list[Case]:
             "x has 3 columns (shape (10, 3)) but the model expects data_dim = 4",
         ),
         Case(
-            "pvae.constructions.MatteiFrellsen.log_prob",
+            "pvae.models.mattei_frellsen.MatteiFrellsen.log_prob",
             "`x` with 3 columns",
             lambda tmp: MatteiFrellsen(points()).log_prob(points(d=3)),
             ValueError,
             "x must have 4 columns (data_dim), got shape (10, 3)",
         ),
         Case(
-            "pvae.constructions.OneDimensional",
+            "pvae.models.one_dimensional.OneDimensional",
             "`weight='a'`",
             lambda tmp: OneDimensional("a", 0.0, 1.0),
             ValueError,
             "weight must be a finite real number, got 'a'",
         ),
         Case(
-            "pvae.constructions.OneDimensional",
+            "pvae.models.one_dimensional.OneDimensional",
             "`bias=nan`",
             lambda tmp: OneDimensional(1.0, NAN, 1.0),
             ValueError,
             "bias must be a finite real number, got nan",
         ),
         Case(
-            "pvae.constructions.OneDimensional",
+            "pvae.models.one_dimensional.OneDimensional",
             "`precision=0`",
             lambda tmp: OneDimensional(1.0, 0.0, 0),
             ValueError,
             "precision must be > 0, got 0",
         ),
         Case(
-            "pvae.constructions.OneDimensional.elbo",
+            "pvae.models.one_dimensional.OneDimensional.elbo",
             "`scale=0`",
             lambda tmp: OneDimensional(1.0, 0.0, 1.0).elbo(torch.zeros(1, 1), 0.0, 0.0),
             ValueError,
             "scale must be > 0, got 0.0",
         ),
         Case(
-            "pvae.constructions.OneDimensionalGuide",
+            "pvae.guides.one_dimensional.OneDimensionalGuide",
             "`loc=nan`",
             lambda tmp: OneDimensionalGuide(NAN, 1.0),
             ValueError,
@@ -2230,7 +2236,7 @@ def plot_cases() -> list[Case]:
             lambda: plots.plot_gamma_sweep({"a": [{"gamma": 1.0}]}),
             ValueError,
             "sweeps['a'][0] must be a dict with the keys ['gamma', 'active'] "
-            "(pvae.collapse.gamma_sweep); it lacks ['active']",
+            "(pvae.experiments.gamma_sweep); it lacks ['active']",
         ),
         case(
             "plot_demo",
@@ -2245,7 +2251,7 @@ def plot_cases() -> list[Case]:
             lambda: plots.plot_construction([{}]),
             ValueError,
             "rows[0] must be a dict with the keys ['k', 'free_log_px', "
-            "'floored_log_px', 'bound'] (pvae.demo.construction_table)",
+            "'floored_log_px', 'bound'] (pvae.experiments.demo.construction_table)",
         ),
         case(
             "plot_collapse_depth",

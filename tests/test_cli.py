@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import pvae
-from pvae.cli import TRAIN_DEFAULTS, main, read_train_config
+from pvae.cli import main
+from pvae.cli.config import TRAIN_DEFAULTS, read_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

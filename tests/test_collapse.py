@@ -10,7 +10,7 @@ import torch
 from pyro.infer import Trace_ELBO
 
 import pvae
-from pvae.collapse import collapsed_log_likelihood, expected_elbo, proposition1
+from pvae.theory import collapsed_log_likelihood, expected_elbo, proposition1
 
 # log p(X) at the collapsed point for x = (1, 1), (−1, −1): n = d = 2, γ̄ = 1.
 COLLAPSED = -2 * (1 + math.log(2 * math.pi))

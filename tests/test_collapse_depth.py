@@ -1,4 +1,4 @@
-"""Dai et al.'s depth experiment (pvae.collapse_depth) with tiny settings, and its error helper."""
+"""Dai et al.'s depth experiment (pvae.experiments.collapse_depth) with tiny settings."""
 
 import dataclasses
 import json
@@ -10,17 +10,17 @@ import pytest
 import torch
 
 import pvae
-from pvae.collapse_depth import (
+from pvae.data import Split
+from pvae.diagnostics import reconstruction_error
+from pvae.experiments.collapse_depth import (
     DEFAULT,
     FULL,
     VARIANTS,
     CollapseDepthSettings,
     format_table,
-    plot_collapse_depth,
-    reconstruction_error,
     run_collapse_depth,
 )
-from pvae.data import Split
+from pvae.plots import plot_collapse_depth
 
 TINY = CollapseDepthSettings(
     depths=(1, 2), width=16, latent_dim=4, epochs=2, warmup_epochs=1, max_points=120

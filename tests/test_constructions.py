@@ -6,12 +6,10 @@ import pytest
 import torch
 
 import pvae
-from pvae.constructions import (
-    MatteiFrellsen,
-    NormalLogVariance,
-    OneDimensional,
-    OneDimensionalGuide,
-)
+from pvae.distributions import NormalLogVariance
+from pvae.guides.one_dimensional import OneDimensionalGuide
+from pvae.models.mattei_frellsen import MatteiFrellsen
+from pvae.models.one_dimensional import OneDimensional
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from pvae.demo import DemoSettings, run_demo
+from pvae.experiments.demo import DemoSettings, run_demo
 
 
 @pytest.fixture(scope="module")

@@ -84,8 +84,8 @@ EIGENVALUES = [4.0, 2.0, 0.008, 0.008, 0.008, 0.008]
 
 def test_report_names_fixed_gamma_collapse_for_ppca_with_gamma_above_eigenvalues():
     """Category (ii): pPCA with γ = 1.5 fixed keeps only the eigenvalues 4 and 2 (Prop. 2)."""
-    from pvae.collapse import exact_posterior_guide
     from pvae.data import data_with_spectrum
+    from pvae.guides.per_point_normal import exact_posterior_guide
     from pvae.models import LinearGaussian
 
     x = data_with_spectrum([4.0, 2.0, 1.0, 0.5, 0.25, 0.1], 200)
@@ -100,8 +100,8 @@ def test_report_names_fixed_gamma_collapse_for_ppca_with_gamma_above_eigenvalues
 def test_report_names_benign_collapse_when_learned_gamma_leaves_unneeded_dimensions_off():
     """Category (i): data with two strong directions and isotropic noise 0.008; a learned
     γ = 0.01 above the noise eigenvalues keeps exactly the two strong directions."""
-    from pvae.collapse import exact_posterior_guide
     from pvae.data import data_with_spectrum
+    from pvae.guides.per_point_normal import exact_posterior_guide
     from pvae.models import LinearGaussian
 
     x = data_with_spectrum(EIGENVALUES, 200)
@@ -138,7 +138,7 @@ def test_report_names_degenerate_variance_for_an_unfloored_variance_network():
 def test_report_names_a_bad_local_minimum_at_proposition_1s_collapsed_point():
     """Category (v): the collapsed point of Proposition 1, γ = γ̄ learned, no active unit
     although the data covariance has an eigenvalue (2) above γ; (iv) stays only possible."""
-    from pvae.collapse import proposition1
+    from pvae.theory import proposition1
 
     setup = proposition1(0.5)
     report = diagnose(setup.model, setup.guide, setup.data).report()

@@ -12,8 +12,7 @@ import torch
 
 import pvae
 from pvae.registry import build_guide, build_model
-from pvae.training import FitState, JointOptim, default_optimizer
-from pvae.watchdog import IllPosedWarning, Watchdog
+from pvae.training import FitState, IllPosedWarning, JointOptim, Watchdog, default_optimizer
 
 
 def tensors(*modules):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.distributions import constraints
 
-from pvae.gradients import gradient_variance
+from pvae.diagnostics import gradient_variance
 
 X, LOC, SCALE = 1.2, 0.3, 0.7
 

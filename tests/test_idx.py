@@ -10,15 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from pvae.data import (
-    fetch,
-    from_levels,
-    load_fashion_mnist,
-    load_mnist,
-    read_idx,
-    split,
-    write_idx,
-)
+from pvae.data import fetch, from_levels, load_fashion_mnist, load_mnist, read_idx, split, write_idx
 
 # (type code, struct format of one entry, dtype, six values that exercise sign and byte order).
 # The floats are exactly representable, so equality is exact.

@@ -8,12 +8,8 @@ import pyro.distributions as dist
 import pytest
 import torch
 
-from pvae.likelihoods import (
-    BernoulliDecoder,
-    ContinuousBernoulliDecoder,
-    NormalDecoder,
-    SharedScaleNormal,
-)
+from pvae.distributions import SharedScaleNormal
+from pvae.likelihoods import BernoulliDecoder, ContinuousBernoulliDecoder, NormalDecoder
 
 
 def test_floor_bounds_every_variance_and_the_log_density():

@@ -161,7 +161,7 @@ def test_psis_khat_against_known_tails():
     # Log-weights −k·log U with U ~ Uniform(0, 1) make w Pareto with shape k exactly
     # (P(w > t) = t^{-1/k}). One k̂ from K = 20,000 weights fits a tail of 3√K ≈ 424 of them and
     # scatters by sd ≈ (1 + k)/√424 < 0.1; the mean over 50 rows has sd < 0.015, so ±0.05.
-    from pvae.marginal import psis_khat
+    from pvae.estimation import psis_khat
 
     uniform = torch.rand(50, 20000)
     for shape in (0.3, 0.6, 0.9):

@@ -12,6 +12,10 @@ import pvae.models
 from pvae.registry import GUIDES, MODELS, build_guide, build_model, compatible_guides
 
 DATA_DIM, LATENT_DIM, HIDDEN = 6, 2, (8,)
+#: Programs with hand-set parameters and closed-form log p(x), not trained from the registry:
+#: tests/test_constructions.py and tests/test_proposition2.py check them against their closed
+#: forms.
+CONSTRUCTIONS = {"MatteiFrellsen", "OneDimensional", "OneDimensionalGuide", "exact_posterior_guide"}
 
 
 def hidden_for(model_name):
@@ -46,8 +50,8 @@ def test_every_exported_class_is_reached_by_some_pair():
     built = [make_pair(*pair) for pair in PAIRS]
     model_types = {type(model).__name__ for model, _ in built}
     guide_types = {type(guide).__name__ for _, guide in built}
-    assert set(pvae.models.__all__) <= model_types
-    assert set(pvae.guides.__all__) <= guide_types
+    assert set(pvae.models.__all__) - CONSTRUCTIONS <= model_types
+    assert set(pvae.guides.__all__) - CONSTRUCTIONS <= guide_types
     assert {guide for _, guide in PAIRS} == set(GUIDES)
 
 

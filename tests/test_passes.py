@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import pvae
-from pvae.marginal import ContractError
-from pvae.memory import parse_memory, peak_memory
+import pvae.estimation.passes
+from pvae.contract import ContractError
+from pvae.estimation import parse_memory, peak_memory
 
 
 @pytest.fixture
@@ -235,7 +236,7 @@ def test_the_default_budget_is_for_the_passes_not_the_results(pair, monkeypatch)
     # budget: a tiny default still runs; the same budget given explicitly covers the results
     # and is refused.
     model, guide, x = pair
-    monkeypatch.setattr(pvae.marginal, "DEFAULT_MAX_MEMORY", "160KiB")
+    monkeypatch.setattr(pvae.estimation.passes, "DEFAULT_MAX_MEMORY", "160KiB")
     got = weights(model, guide, x, num_samples=2000)
     assert got.shape == (5, 2000)
     with pytest.raises(ValueError, match="max_memory='160KiB' is too small"):

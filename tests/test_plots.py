@@ -10,7 +10,7 @@ import torch
 from matplotlib.figure import Figure
 
 import pvae
-from pvae.marginal import ImportanceEstimate
+from pvae.estimation import ImportanceEstimate
 from pvae.plots import (
     latent_grid_codes,
     plot_collapse_depth,

@@ -20,7 +20,7 @@ from hypothesis.extra import numpy as hnp
 
 import pvae
 from pvae.data import from_levels
-from pvae.memory import parse_memory
+from pvae.estimation import parse_memory
 from pvae.validation import (
     SEED_LIMIT,
     check_binary,
@@ -266,7 +266,7 @@ def test_dequantized_values_below_1_even_where_the_sum_rounds_up(num_levels, dty
     assert bool((values < 1).all()) and bool((values >= (num_levels - 1) / num_levels).all())
 
 
-# pvae.memory.parse_memory
+# pvae.estimation.parse_memory
 
 UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
 UNITS.update({"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40})

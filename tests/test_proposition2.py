@@ -5,10 +5,12 @@ trained linear VAE."""
 import pytest
 import torch
 
-from pvae.collapse import active_dimensions, exact_posterior_guide, gamma_sweep
 from pvae.data import data_with_spectrum
 from pvae.diagnostics import diagnose
+from pvae.experiments.gamma_sweep import gamma_sweep
+from pvae.guides.per_point_normal import exact_posterior_guide
 from pvae.models import LinearGaussian
+from pvae.theory import active_dimensions
 
 EIGENVALUES = [4.0, 2.0, 1.0, 0.5, 0.25, 0.1]
 # Geometric midpoints between eigenvalues (and beyond both ends): each γ is a factor √2 away

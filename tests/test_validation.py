@@ -7,10 +7,10 @@ import torch
 
 import pvae
 import pvae.guides
+from pvae.contract import ContractError
 from pvae.data import load_digits, split
 from pvae.guides import LinearGaussianPosterior
 from pvae.likelihoods import NormalDecoder
-from pvae.marginal import ContractError
 from pvae.registry import build_guide, build_model
 from pvae.training import kl_warmup
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import pvae
-from pvae.watchdog import IllPosedWarning, Watchdog
+from pvae.training import IllPosedWarning, Watchdog
 
 
 def short_run(name, data, **options):

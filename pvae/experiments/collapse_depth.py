@@ -1,4 +1,4 @@
-"""``pvae experiment collapse-depth``: AE and VAE reconstruction error against network depth."""
+"""Dai et al.'s depth experiment: AE and VAE reconstruction error against decoder depth."""
 
 from __future__ import annotations
 
@@ -8,34 +8,32 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from pyro import poutine
 from tqdm import tqdm
 
-from pvae.data import Split, load_digits
-from pvae.diagnostics import decode_at, diagnose
-from pvae.marginal import evaluating
-from pvae.plots import plot_collapse_depth
+from pvae.data.images import load_digits
+from pvae.data.split import Split
+from pvae.diagnostics.decoder import decoder_variance, mean_error, reconstruction_error
+from pvae.diagnostics.latent import diagnose
+from pvae.plots.collapse import plot_collapse_depth
 from pvae.registry import build_guide, build_model
 from pvae.tables import write_table
-from pvae.training import fit, kl_warmup
+from pvae.training.fit import fit
+from pvae.training.schedules import kl_warmup
+from pvae.training.watchdog import IllPosedWarning
 from pvae.validation import (
     check_bool,
     check_data,
     check_float_dtype,
-    check_pair_data,
     check_positive_float,
     check_positive_int,
     check_seed,
-    check_site,
     check_sizes,
 )
-from pvae.watchdog import IllPosedWarning
 
 __all__ = [
     "DEFAULT",
@@ -45,13 +43,11 @@ __all__ = [
     "CollapseDepthSettings",
     "format_table",
     "load_data",
-    "mean_error",
-    "plot_collapse_depth",
-    "reconstruction_error",
     "run_collapse_depth",
 ]
 
 logger = logging.getLogger(__name__)
+
 
 #: variant → (guide, description). Every variant has the decoder ``"normal-shared"``.
 VARIANTS: dict[str, tuple[str, str]] = {
@@ -59,6 +55,7 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "vae": ("diag-normal", "diagonal-Normal encoder, KL weight 1: the ELBO"),
     "vae-warmup": ("diag-normal", "as vae, KL weight rising linearly from 0 (KL warm-up)"),
 }
+
 
 #: An encoder scale σ_z within this distance of 1 counts as "near 1" (the prior's scale).
 SCALE_NEAR_ONE = 0.1
@@ -150,6 +147,7 @@ class CollapseDepthSettings:
 #: demo's), KL warm-up over the first 10.
 DEFAULT = CollapseDepthSettings()
 
+
 #: Dai et al.'s networks (depths 1, 2, 4, 6, 8, 10; 512 ReLU units; latent 64; Adam, batch 64)
 #: with a long budget of our choice: 200 epochs at Adam's usual lr 1e-3, KL warm-up over the
 #: first 50. On Fashion-MNIST that is 187,600 steps per run and 18 runs: hours on a GPU.
@@ -168,64 +166,13 @@ def load_data(settings: CollapseDepthSettings) -> Split:
                 "data='fashion-mnist' needs data_root, the folder or base URL of the four IDX "
                 "files (train-images-idx3-ubyte.gz, ...)"
             )
-        from pvae.data import load_fashion_mnist
+        from pvae.data.mnist import load_fashion_mnist
 
         return load_fashion_mnist(settings.data_root)
     raise ValueError(
         f"data must be 'digits' or 'fashion-mnist' unless the data are passed to "
         f"run_collapse_depth(data=...), got {settings.data!r}"
     )
-
-
-def reconstruction_error(
-    model: Callable, guide: Callable, x: torch.Tensor, *, site: str = "z", chunk_size: int = 4096
-) -> torch.Tensor:
-    r"""Squared reconstruction error of every point through the posterior mean [1]:
-
-    .. math:: e(x) = \big\| x - \mu_x\big(\mathbb{E}_{q}[z \mid x]\big) \big\|^2,
-
-    summed over the d pixels, where :math:`\mu_x(z)` is the mean of the model's likelihood at
-    the site ``"x"`` given ``z``. For a point-mass guide (the autoencoder) the posterior mean is
-    the encoder's output. Runs in eval mode without gradients.
-
-    :param model: a model keeping the site contract of :mod:`pvae.models`.
-    :param guide: its guide, whose distribution at ``site`` has a ``mean``.
-    :param torch.Tensor x: data, shape ``(n, d)``.
-    :param str site: the latent site (default ``"z"``).
-    :param int chunk_size: points per pass (default 4096).
-    :returns: shape ``(n,)``.
-
-    References
-
-    [1] Dai, B., Wang, Z. & Wipf, D. (2020). The Usual Suspects? Reassessing Blame for VAE
-        Posterior Collapse. ICML.
-    """
-    check_pair_data(model, guide, x, "x")
-    check_site(site)
-    check_positive_int(chunk_size, "chunk_size")
-    errors = []
-    with evaluating(model, guide):
-        for block in x.split(chunk_size):
-            guide_trace = poutine.trace(guide).get_trace(block)
-            if site not in guide_trace.nodes:
-                raise ValueError(f"site must be a latent site of the guide, got {site!r}")
-            code = guide_trace.nodes[site]["fn"].mean
-            errors.append(decode_at(model, block, site, code)["error"])
-    return torch.cat(errors)
-
-
-def mean_error(x: torch.Tensor) -> float:
-    """The reconstruction error of every point by the mean of ``x``, averaged over the points:
-    the total variance, what a decoder that ignores z (a collapsed VAE) achieves at best."""
-    check_data(x, "x")
-    return (x - x.mean(0)).pow(2).sum(-1).mean().item()
-
-
-def _decoder_variance(model, guide, x: torch.Tensor) -> float:
-    """The mean variance of the model's likelihood at ``x`` (γ for a shared variance)."""
-    with evaluating(model, guide):
-        trace = poutine.trace(poutine.replay(model, poutine.trace(guide).get_trace(x)))
-        return trace.get_trace(x).nodes["x"]["fn"].variance.mean().item()
 
 
 def _subset(points: torch.Tensor, size: int | None, seed: int) -> torch.Tensor:
@@ -274,7 +221,7 @@ def _train(variant: str, depth: int, data: Split, settings: CollapseDepthSetting
         "seconds": seconds,
         "train_recon_error": reconstruction_error(model, guide, train).mean().item(),
         "test_recon_error": reconstruction_error(model, guide, data.test).mean().item(),
-        "gamma": _decoder_variance(model, guide, train[:1]),
+        "gamma": decoder_variance(model, guide, train[:1]),
     }
     if variant != "ae":
         latent = diagnose(model, guide, train[: settings.diagnostic_points], chunk_size=256)

@@ -8,7 +8,7 @@ import warnings
 
 from pvae.validation import check_positive_float, check_positive_int
 
-__all__ = ["IllPosedWarning", "Watchdog"]
+__all__ = ["FIX", "IllPosedWarning", "Watchdog"]
 
 FIX = (
     "Fix: bound the variance below (variance_floor=ξ > 0, e.g. model 'normal-floor'), learn one "

@@ -25,6 +25,8 @@ _UNITS = {
     "GIB": 2**30,
     "TIB": 2**40,
 }
+
+
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*$")
 
 

@@ -10,13 +10,8 @@ import torch
 from pyro import poutine
 from tqdm import tqdm
 
-from pvae.marginal import evaluating
-from pvae.validation import (
-    check_bool,
-    check_choice,
-    check_pair_data,
-    check_positive_int,
-)
+from pvae.contract import evaluating
+from pvae.validation import check_bool, check_choice, check_pair_data, check_positive_int
 
 __all__ = ["GradientMoments", "gradient_variance"]
 
@@ -88,7 +83,7 @@ def gradient_variance(
     [1] Kingma, D. P. & Welling, M. (2014). Auto-Encoding Variational Bayes. ICLR (eq. 7 and
         eq. 10: the estimator with the KL in closed form "typically has less variance").
     """
-    from pvae.training import ELBOS
+    from pvae.training.objectives import ELBOS
 
     check_pair_data(model, guide, x, "x")
     check_choice(elbo, "elbo", ELBOS)

@@ -15,14 +15,16 @@ import pyro
 import torch
 from tqdm import tqdm
 
-from pvae.data import Split, load_array, load_digits
-from pvae.marginal import log_marginal
-from pvae.plots import plot_construction, plot_demo
+from pvae.data.images import load_array, load_digits
+from pvae.data.split import Split
+from pvae.estimation.estimators import log_marginal
+from pvae.plots.demo import plot_construction, plot_demo
 from pvae.registry import build_guide, build_model
 from pvae.tables import write_table
-from pvae.training import JointOptim, fit
+from pvae.training.fit import fit
+from pvae.training.optim import JointOptim
+from pvae.training.watchdog import IllPosedWarning
 from pvae.validation import check_positive_int
-from pvae.watchdog import IllPosedWarning
 
 __all__ = [
     "VARIANTS",
@@ -30,12 +32,12 @@ __all__ = [
     "construction_table",
     "format_construction",
     "format_table",
-    "plot_construction",
-    "plot_demo",
     "run_demo",
+    "write_outputs",
 ]
 
 logger = logging.getLogger(__name__)
+
 
 #: (label, registry model name, data version, model options)
 VARIANTS = (
@@ -198,11 +200,11 @@ def construction_table(
 ) -> list[dict]:
     """log p̂(X) of the data set ``points`` (importance-sampled per point with the prior as
     proposal, summed) under the Mattei–Frellsen sequence
-    (:class:`~pvae.constructions.MatteiFrellsen`, collapsing on the first point) for each
+    (:class:`~pvae.models.mattei_frellsen.MatteiFrellsen`, collapsing on the first point) for each
     sharpness k, with and without the floor ξ, the exact values, and the bound
     −(nd/2) log 2πξ of the floored sequence.
     """
-    from pvae.constructions import MatteiFrellsen
+    from pvae.models.mattei_frellsen import MatteiFrellsen
 
     rows = []
     for k in sharpness:

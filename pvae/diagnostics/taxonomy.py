@@ -1,37 +1,36 @@
-"""Posterior-collapse diagnostics over a whole data set (KL per latent dimension, active units,
-mutual information I(x; z), encoder scales, decoder variance) and a report naming which of
-Dai et al.'s collapse categories the evidence points to."""
+"""Which of Dai et al.'s collapse categories (i)–(v) a trained pair shows, and why."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from pyro import poutine
-from torch.distributions import Independent, Normal, kl_divergence
 
-from pvae.collapse import active_dimensions
-from pvae.marginal import _traces, evaluating
-from pvae.validation import (
-    check_pair_data,
-    check_positive_float,
-    check_positive_int,
-    check_site,
-)
+from pvae.theory.ppca import active_dimensions
+from pvae.validation import check_positive_float
 
 __all__ = [
-    "ACTIVE_UNIT_THRESHOLD",
     "CATEGORIES",
+    "DEGENERATE_VARIANCE_RATIO",
     "CollapseReport",
     "LatentDiagnostics",
     "collapse_report",
-    "diagnose",
 ]
 
-#: Burda et al.'s threshold on Cov_x(E_q[z_u | x]) for an active unit.
-ACTIVE_UNIT_THRESHOLD = 0.01
+#: Dai et al.'s taxonomy of posterior collapse [Sec. 3].
+CATEGORIES = {
+    "i": "latent dimensions the data do not need are set to the prior (benign)",
+    "ii": "a fixed decoder variance γ too large switches dimensions off",
+    "iii": "a learned decoder variance collapses on individual points (degenerate likelihood)",
+    "iv": "a decoder able to model x without z ignores z",
+    "v": "a bad local minimum of the (deep) autoencoder objective",
+}
+
+
+#: A decoder variance below this share of the data's mean variance per dimension counts as
+#: degenerate for category (iii).
+DEGENERATE_VARIANCE_RATIO = 1e-3
 
 
 @dataclass
@@ -80,146 +79,6 @@ class LatentDiagnostics:
     def report(self, *, reference_error: float | None = None) -> CollapseReport:
         """:func:`collapse_report` of these diagnostics."""
         return collapse_report(self, reference_error=reference_error)
-
-
-def _diagonal_normal(fn, site: str) -> Normal:
-    base = fn.base_dist if isinstance(fn, Independent) else fn
-    if not isinstance(base, Normal) or (
-        isinstance(fn, Independent) and fn.reinterpreted_batch_ndims != 1
-    ):
-        raise NotImplementedError(
-            f"latent site {site!r} is a {type(fn).__name__}; the diagnostics need a diagonal "
-            "Normal over one event dimension in the guide and the prior, like pvae's VAE"
-        )
-    return base
-
-
-def diagnose(
-    model: Callable,
-    guide: Callable,
-    x: torch.Tensor,
-    *,
-    site: str = "z",
-    threshold: float = ACTIVE_UNIT_THRESHOLD,
-    num_samples: int = 1,
-    chunk_size: int = 1024,
-) -> LatentDiagnostics:
-    r"""Posterior-collapse diagnostics of the latent ``site`` over the whole data set ``x`` [1, 2].
-
-    - KL per dimension, analytic: :math:`\frac1n\sum_i \mathrm{KL}(q(z_u|x_i) \| p(z_u))`;
-    - activity :math:`A_u = \mathrm{Cov}_x\big(\mathbb{E}_{q}[z_u \mid x]\big)`, active if
-      :math:`A_u > 0.01` [1];
-    - mutual information, Monte Carlo over the *whole* data set (a per-minibatch aggregate
-      posterior biases it):
-
-      .. math:: I(x; z) = \frac1n \sum_i \mathbb{E}_{q(z|x_i)}\Big[\log q(z \mid x_i)
-          - \log \frac1n \sum_j q(z \mid x_j)\Big].
-
-    A decoder that ignores z lets the optimum set every q(z|x) to the prior: KL 0, no active
-    unit, I(x; z) = 0.
-
-    :param model: a model keeping the site contract of :mod:`pvae.models`, whose prior on
-        ``site`` is a diagonal Normal.
-    :param guide: its guide, a diagonal Normal on ``site``.
-    :param torch.Tensor x: the data set, shape ``(n, d)``.
-    :param str site: the latent site (default ``"z"``).
-    :param float threshold: the activity threshold (default 0.01).
-    :param int num_samples: z samples per point for the mutual information (default 1).
-    :param int chunk_size: points per pass (default 1024; the aggregate posterior is
-        evaluated on chunks of samples against all n points).
-
-    References
-
-    [1] Burda, Y., Grosse, R. & Salakhutdinov, R. (2016). Importance Weighted Autoencoders. ICLR.
-    [2] Dai, B., Wang, Z. & Wipf, D. (2020). The Usual Suspects? Reassessing Blame for VAE
-        Posterior Collapse. ICML.
-    """
-    check_pair_data(model, guide, x, "x")
-    check_site(site)
-    check_positive_float(threshold, "threshold")
-    check_positive_int(num_samples, "num_samples")
-    check_positive_int(chunk_size, "chunk_size")
-    locs, scales, kls, errors, variances = [], [], [], [], []
-    with evaluating(model, guide):
-        for block in x.split(chunk_size):
-            model_trace, guide_trace = _traces(model, guide, block, "guide", check=True)
-            if site not in guide_trace.nodes:
-                raise ValueError(f"site must be a latent site of the pair, got {site!r}")
-            q = _diagonal_normal(guide_trace.nodes[site]["fn"], site)
-            p = _diagonal_normal(model_trace.nodes[site]["fn"], site)
-            locs.append(q.loc.expand(q.batch_shape))
-            scales.append(q.scale.expand(q.batch_shape))
-            kls.append(kl_divergence(q, p).expand(q.batch_shape))
-            decoded = decode_at(model, block, site, locs[-1])
-            errors.append(decoded["error"])
-            variances.append(decoded["variance"])
-        loc, scale = torch.cat(locs), torch.cat(scales)
-        activity = loc.var(0, correction=0)
-        information = _mutual_information(loc, scale, num_samples, chunk_size)
-        variance = torch.cat(variances)
-        bound = getattr(model, "log_density_bound", None)
-    return LatentDiagnostics(
-        kl_per_dim=torch.cat(kls).mean(0),
-        activity=activity,
-        active=activity > threshold,
-        mutual_information=information,
-        scales=scale,
-        reconstruction_error=float(torch.cat(errors).mean()),
-        decoder_variance=float(variance.mean()),
-        min_decoder_variance=float(variance.min()),
-        variance_learned=getattr(model, "variance_learned", None),
-        log_density_bound=float(bound()) if callable(bound) else math.nan,
-        data_eigenvalues=torch.linalg.eigvalsh(torch.cov(x.T, correction=0)).flip(0)
-        if x.shape[0] > 1
-        else x.new_zeros(x.shape[1]),
-    )
-
-
-def decode_at(model, x: torch.Tensor, site: str, loc: torch.Tensor) -> dict:
-    """The model's likelihood at ``site`` = ``code`` (e.g. the posterior mean): the squared error
-    of its mean per point, shape ``(n,)``, and its variance per point and pixel (``nan``
-    without a Normal likelihood), as ``{"error": ..., "variance": ...}``. Shared by
-    :func:`diagnose` and :func:`pvae.collapse_depth.reconstruction_error`."""
-    trace = poutine.trace(poutine.condition(model, data={site: loc})).get_trace(x)
-    fn = trace.nodes["x"]["fn"]
-    error = (x - fn.mean.expand_as(x)).pow(2).sum(-1)
-    base = fn
-    while hasattr(base, "base_dist"):
-        base = base.base_dist
-    if isinstance(base, torch.distributions.Normal):
-        variance = base.scale.expand_as(x).pow(2)
-    else:
-        variance = torch.full_like(x, math.nan)
-    return {"error": error, "variance": variance}
-
-
-def _mutual_information(loc, scale, num_samples: int, chunk_size: int) -> float:
-    num_points = loc.shape[0]
-    aggregate = Normal(loc, scale)  # q(z | x_j) for every j, batch (n, q)
-    total = 0.0
-    for start in range(0, num_points, chunk_size):
-        q_i = Normal(loc[start : start + chunk_size], scale[start : start + chunk_size])
-        z = q_i.sample((num_samples,))  # (s, b, q)
-        log_q = q_i.log_prob(z).sum(-1)  # (s, b)
-        # log q(z) = logsumexp_j log q(z | x_j) − log n, over the whole data set
-        pairwise = aggregate.log_prob(z.unsqueeze(-2)).sum(-1)  # (s, b, n)
-        log_aggregate = torch.logsumexp(pairwise, -1) - math.log(num_points)
-        total += (log_q - log_aggregate).sum().item()
-    return total / (num_points * num_samples)
-
-
-#: Dai et al.'s taxonomy of posterior collapse [Sec. 3].
-CATEGORIES = {
-    "i": "latent dimensions the data do not need are set to the prior (benign)",
-    "ii": "a fixed decoder variance γ too large switches dimensions off",
-    "iii": "a learned decoder variance collapses on individual points (degenerate likelihood)",
-    "iv": "a decoder able to model x without z ignores z",
-    "v": "a bad local minimum of the (deep) autoencoder objective",
-}
-
-#: A decoder variance below this share of the data's mean variance per dimension counts as
-#: degenerate for category (iii).
-DEGENERATE_VARIANCE_RATIO = 1e-3
 
 
 @dataclass

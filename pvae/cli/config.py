@@ -1,0 +1,134 @@
+"""``pvae train``'s settings: defaults, TOML run configs and their checks."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from pathlib import Path
+
+import tomli_w
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+from pvae.cli.options import (
+    BOOLEAN_TYPE,
+    POSITIVE_INTEGER_TYPE,
+    POSITIVE_REAL_TYPE,
+    SEED_TYPE,
+    is_int,
+    one_of,
+)
+from pvae.data.catalog import DATASETS
+from pvae.registry import GUIDES, MODELS
+from pvae.training.objectives import ELBOS
+
+__all__ = ["TRAIN_DEFAULTS", "read_train_config", "train_config", "write_train_config"]
+
+#: Every option of ``pvae train`` under its long name with underscores (the keys of a
+#: ``--config`` TOML file) and its default. ``variance_floor = None``: the model's own.
+TRAIN_DEFAULTS: dict = {
+    "model": "normal-shared",
+    "guide": "diag-normal",
+    "data": "digits",
+    "binarize": False,
+    "dequantize": False,
+    "latent_dim": 8,
+    "hidden": [256],
+    "variance_floor": None,
+    "epochs": 50,
+    "batch_size": 64,
+    "lr": 3e-3,
+    "elbo": "meanfield",
+    "num_particles": 1,
+    "seed": 0,
+    "data_seed": 0,
+    "out": "runs/model.pt",
+    "eval_samples": 100,
+    "eval_points": 200,
+}
+
+
+#: key → (what the value must be, the test, the type it is stored as)
+_TRAIN_TYPES: dict[str, tuple] = {
+    "model": one_of(MODELS),
+    "guide": one_of(GUIDES),
+    "data": one_of(DATASETS),
+    "binarize": BOOLEAN_TYPE,
+    "dequantize": BOOLEAN_TYPE,
+    "latent_dim": POSITIVE_INTEGER_TYPE,
+    "hidden": (
+        "a list of positive integers such as [256, 256] ([] for none)",
+        lambda v: isinstance(v, list) and all(is_int(size) and size > 0 for size in v),
+        list,
+    ),
+    "variance_floor": POSITIVE_REAL_TYPE,
+    "epochs": POSITIVE_INTEGER_TYPE,
+    "batch_size": POSITIVE_INTEGER_TYPE,
+    "lr": POSITIVE_REAL_TYPE,
+    "elbo": one_of(ELBOS),
+    "num_particles": POSITIVE_INTEGER_TYPE,
+    "seed": SEED_TYPE,
+    "data_seed": SEED_TYPE,
+    "out": ("a path (a string)", lambda v: isinstance(v, str) and v != "", str),
+    "eval_samples": ("an integer >= 0", lambda v: is_int(v) and v >= 0, int),
+    "eval_points": POSITIVE_INTEGER_TYPE,
+}
+
+
+def read_train_config(path) -> dict:
+    """Read a ``pvae train --config`` TOML file: a flat table whose keys are among
+    :data:`TRAIN_DEFAULTS` (any subset), e.g. ``epochs = 20`` and ``hidden = [256, 256]``.
+
+    :param path: the TOML file.
+    :returns: the file's settings, checked, as a dict (only the keys the file sets).
+    :raises FileNotFoundError: if ``path`` does not exist.
+    :raises ValueError: on a TOML syntax error, an unknown key or a value of the wrong type or
+        range, naming the file, the key and the value.
+    """
+    path = Path(path)
+    where = f"config file {str(path)!r}"
+    if not path.is_file():
+        raise FileNotFoundError(f"{where} does not exist")
+    try:
+        settings = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{where} is not valid TOML: {error}") from None
+    for key, value in settings.items():
+        if key not in _TRAIN_TYPES:
+            close = difflib.get_close_matches(key.replace("-", "_"), list(_TRAIN_TYPES), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"{where}: unknown key {key!r}{hint}; the keys are {list(_TRAIN_TYPES)}"
+            )
+        what, test, kind = _TRAIN_TYPES[key]
+        if not test(value):
+            raise ValueError(f"{where}: {key} must be {what}, got {value!r}")
+        settings[key] = kind(value)
+    return settings
+
+
+def write_train_config(path: Path, config: dict) -> Path:
+    header = (
+        "# Every setting of a 'pvae train' run (TOML has no null: a setting left out takes its "
+        "default).\n"
+        f"# Repeat the run with: pvae train --config {path} (add --out to keep these files)\n"
+    )
+    path.write_text(header + tomli_w.dumps({k: v for k, v in config.items() if v is not None}))
+    return path
+
+
+def train_config(args) -> dict:
+    """The run's settings: options given on the command line, else the ``--config`` file's,
+    else :data:`TRAIN_DEFAULTS`."""
+    config = dict(TRAIN_DEFAULTS)
+    if args.config is not None:
+        config.update(read_train_config(args.config))
+    given = {key: getattr(args, key) for key in TRAIN_DEFAULTS if hasattr(args, key)}
+    if "hidden" in given:
+        given["hidden"] = list(given["hidden"])
+    if "out" in given:
+        given["out"] = str(given["out"])
+    config.update(given)
+    return config

@@ -1,0 +1,134 @@
+"""The argument types of the ``pvae`` command: each checks its value and names the flag."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    pass
+else:  # pragma: no cover
+    pass
+from pvae.estimation.memory import parse_memory
+from pvae.validation import SEED_LIMIT
+
+__all__ = [
+    "BOOLEAN_TYPE",
+    "POSITIVE_INTEGER_TYPE",
+    "POSITIVE_REAL_TYPE",
+    "SEED_TYPE",
+    "depths_type",
+    "hidden_type",
+    "is_int",
+    "is_positive_real",
+    "memory_type",
+    "nonnegative_int_type",
+    "one_of",
+    "out_type",
+    "positive_type",
+    "seed_type",
+]
+
+
+def is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_positive_real(value) -> bool:
+    real = isinstance(value, int | float) and not isinstance(value, bool)
+    return real and math.isfinite(value) and value > 0
+
+
+SEED_TYPE = (
+    f"an integer in [0, {SEED_LIMIT - 1}]",
+    lambda v: is_int(v) and 0 <= v < SEED_LIMIT,
+    int,
+)
+
+
+POSITIVE_INTEGER_TYPE = ("a positive integer", lambda v: is_int(v) and v > 0, int)
+
+
+POSITIVE_REAL_TYPE = ("a positive number", is_positive_real, float)
+
+
+BOOLEAN_TYPE = ("true or false", lambda v: isinstance(v, bool), bool)
+
+
+def one_of(choices) -> tuple:
+    return (f"one of {list(choices)}", lambda v: isinstance(v, str) and v in choices, str)
+
+
+def hidden_type(text: str) -> tuple[int, ...]:
+    if text.strip() in ("", "none"):
+        return ()
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--hidden must be comma-separated integers such as 256,256 (or 'none'), got {text!r}"
+        ) from None
+    if any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError(f"--hidden sizes must be positive, got {text!r}")
+    return sizes
+
+
+def positive_type(kind):
+    def parse(text):
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
+        return value
+
+    return parse
+
+
+def seed_type(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"must be an integer in [0, {SEED_LIMIT - 1}], got {text!r}"
+        )
+    return value
+
+
+def out_type(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must name a file, got {text!r}")
+    return Path(text)
+
+
+def memory_type(text: str) -> str:
+    try:
+        parse_memory(text, "--max-memory")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def nonnegative_int_type(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def depths_type(text: str) -> tuple[int, ...]:
+    try:
+        depths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--depths must be comma-separated integers such as 1,2,4, got {text!r}"
+        ) from None
+    if any(depth < 1 for depth in depths):
+        raise argparse.ArgumentTypeError(f"--depths must be positive, got {text!r}")
+    if len(set(depths)) != len(depths):
+        raise argparse.ArgumentTypeError(f"--depths must not repeat a depth, got {text!r}")
+    return depths

@@ -1,0 +1,182 @@
+"""The ``pvae`` command's argument parser."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    pass
+else:  # pragma: no cover
+    pass
+from pvae.cli.config import TRAIN_DEFAULTS
+from pvae.cli.options import (
+    depths_type,
+    hidden_type,
+    memory_type,
+    nonnegative_int_type,
+    out_type,
+    positive_type,
+    seed_type,
+)
+from pvae.data.catalog import DATASETS
+from pvae.registry import GUIDES, MODELS
+from pvae.training.objectives import ELBOS
+
+__all__ = ["build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pvae",
+        description="Is maximum-likelihood training of a Gaussian VAE well-posed? "
+        "Train model/guide pairs and estimate log p(x) per data point.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every epoch")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser(
+        "train",
+        help="train a model/guide pair, save a checkpoint, estimate log p(x)",
+        description="Train a model/guide pair with SVI, save the checkpoint (model, guide, "
+        "optimizer state, history, config) with its config as TOML beside it, and estimate "
+        "log p(x) on train and held-out points as 'pvae evaluate' does. Settings come from the "
+        "options given here, else from --config, else from the defaults.",
+    )
+
+    def option(flag: str, help: str, **kwargs):
+        key = flag[2:].replace("-", "_")
+        default = TRAIN_DEFAULTS[key]
+        if default is not None:
+            shown = ",".join(map(str, default)) if isinstance(default, list) else default
+            help = f"{help} (default: {shown})"
+        train.add_argument(flag, default=argparse.SUPPRESS, help=help, **kwargs)
+
+    train.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="a TOML file of train options (keys as the long options, with underscores: "
+        "latent_dim = 8, hidden = [256]); options given here override it",
+    )
+    option("--model", "model", choices=MODELS)
+    option("--guide", "guide", choices=GUIDES)
+    option("--data", "data set", choices=DATASETS)
+    option("--binarize", "binarize (for bernoulli)", action=argparse.BooleanOptionalAction)
+    option("--dequantize", "uniform dequantization", action=argparse.BooleanOptionalAction)
+    option("--latent-dim", "latent dimensions", type=positive_type(int))
+    option("--hidden", "hidden layer sizes, e.g. 256,256 or none", type=hidden_type)
+    option("--variance-floor", "ξ for normal-floor", type=positive_type(float))
+    option("--epochs", "passes over the training data", type=positive_type(int))
+    option("--batch-size", "points per step", type=positive_type(int))
+    option("--lr", "Adam learning rate", type=positive_type(float))
+    option("--elbo", "ELBO estimator", choices=ELBOS)
+    option("--num-particles", "samples of z per point and step", type=positive_type(int))
+    option("--seed", "training seed", type=seed_type)
+    option("--data-seed", "split and dequantization seed", type=seed_type)
+    option("--out", "checkpoint; the config, figure and tables go beside it", type=out_type)
+    option(
+        "--eval-samples",
+        "K for the final log p(x) estimate, as 'pvae evaluate --num-samples' (0: none)",
+        type=nonnegative_int_type,
+    )
+    option("--eval-points", "points per split for the final estimate", type=positive_type(int))
+    train.add_argument(
+        "--resume",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="continue the run saved in CHECKPOINT ('pvae train' saves it after every epoch) "
+        "with its saved settings, to the same result as a run never interrupted; --epochs "
+        "may extend it",
+    )
+    train.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    demo = commands.add_parser(
+        "demo",
+        help="is the Gaussian VAE well-posed? train five likelihoods, print a table, write "
+        "demo.png",
+    )
+    demo.add_argument(
+        "--data",
+        default="digits",
+        help="'digits' (bundled) or a .npy/.npz file of integer grey levels, (n, d) or (n, h, w)",
+    )
+    demo.add_argument(
+        "--levels", type=positive_type(int), help="grey levels of a --data file (default 256)"
+    )
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="results folder")
+    demo.add_argument("--epochs", type=positive_type(int), help="epochs per variant (default 40)")
+    demo.add_argument("--seed", type=seed_type, default=0)
+    demo.add_argument(
+        "--quick", action="store_true", help="a seconds-long smoke run (3 epochs, 20 points)"
+    )
+    demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="estimate log p(x) on train and held-out points from a checkpoint"
+    )
+    evaluate.add_argument("checkpoint", type=Path)
+    evaluate.add_argument("--num-samples", type=positive_type(int), default=1000, help="K")
+    evaluate.add_argument("--num-points", type=positive_type(int), default=200, help="per split")
+    evaluate.add_argument("--proposal", default="guide", choices=("guide", "prior"))
+    evaluate.add_argument("--seed", type=seed_type, default=0)
+    evaluate.add_argument(
+        "--max-memory",
+        type=memory_type,
+        metavar="SIZE",
+        help="memory budget of the estimate, e.g. 512MiB or 2GB (default 1GiB); it sets the "
+        "rows per pass, not the result",
+    )
+    evaluate.add_argument("--table", type=Path, help="also write the table (.csv or .json)")
+    evaluate.add_argument(
+        "--figures",
+        type=Path,
+        metavar="DIR",
+        help="also write log_marginal.png (log p̂ ± 2 se beside the ELBO) and khat.png (k̂ per "
+        "point) into DIR",
+    )
+    evaluate.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    experiment = commands.add_parser(
+        "experiment", help="reproduce a published experiment at CPU scale"
+    )
+    experiments = experiment.add_subparsers(dest="experiment", required=True)
+    collapse = experiments.add_parser(
+        "collapse-depth",
+        help="Dai et al. (2020), Sec. 6: AE and VAE reconstruction error and encoder scales "
+        "against depth (1-10 hidden layers of 512 units, latent 64)",
+    )
+    collapse.add_argument(
+        "--full",
+        action="store_true",
+        help="the paper's architecture with a long budget (our choice; the paper's epoch count is "
+        "not known to us): 200 epochs, KL warm-up over 50 (default: 40 and 10)",
+    )
+    collapse.add_argument(
+        "--out", type=Path, default=Path("runs/collapse_depth"), help="results folder"
+    )
+    collapse.add_argument(
+        "--epochs",
+        type=positive_type(int),
+        help="epochs per run (the KL warm-up takes the first quarter); at least 2",
+    )
+    collapse.add_argument(
+        "--depths",
+        type=depths_type,
+        help="hidden layers per network, e.g. 1,2,4 (default 1,2,4,6,8,10)",
+    )
+    collapse.add_argument(
+        "--fashion-mnist",
+        metavar="ROOT",
+        help="train on Fashion-MNIST: a folder or base URL with the four IDX .gz files "
+        "(default: sklearn's bundled 8x8 digits)",
+    )
+    collapse.add_argument(
+        "--max-points",
+        type=positive_type(int),
+        help="use at most N training and N held-out points (a seeded random subset)",
+    )
+    collapse.add_argument("--seed", type=seed_type, default=0)
+    collapse.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return parser

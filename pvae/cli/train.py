@@ -1,0 +1,206 @@
+"""``pvae train``: train a pair, checkpoint every epoch, resume."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+if sys.version_info >= (3, 11):
+    pass
+else:  # pragma: no cover
+    pass
+from pvae import checkpoint
+from pvae.cli.config import TRAIN_DEFAULTS, train_config, write_train_config
+from pvae.cli.evaluate import evaluation_results, evaluation_rows, print_evaluation
+from pvae.data.catalog import load_data
+from pvae.registry import build_guide, build_model
+from pvae.tables import write_table
+from pvae.training.fit import fit
+from pvae.training.optim import default_optimizer
+
+__all__ = ["resume_command", "train_command"]
+
+
+def train_command(args) -> int:
+    if args.resume is not None:
+        return resume_command(args)
+    config = train_config(args)
+    options = {}
+    if config["variance_floor"] is not None:
+        if config["model"] not in ("normal-floor", "normal-shared", "normal-optimal"):
+            raise ValueError(
+                f"variance_floor (--variance-floor) applies to model (--model) normal-floor, "
+                f"normal-shared or "
+                f"normal-optimal, not {config['model']} (for a floored normal-network use "
+                "normal-floor)"
+            )
+        options["variance_floor"] = config["variance_floor"]
+    if config["data"] != "digits" and (config["binarize"] or config["dequantize"]):
+        raise ValueError(
+            f"binarize and dequantize (--binarize, --dequantize) apply to data (--data) "
+            f"digits, not {config['data']}"
+        )
+    if config["guide"] == "per-point":
+        raise ValueError(
+            "--guide per-point has no posterior for the held-out points 'pvae train' monitors "
+            "and 'pvae evaluate' scores; use it from Python (pvae.guides.PerPointNormalGuide)"
+        )
+    _train_outputs(Path(config["out"]))
+    data = load_data(config)
+    torch.manual_seed(config["seed"])
+    hidden = tuple(config["hidden"])
+    model_hidden = () if config["model"] == "linear-gaussian" else hidden
+    model = build_model(
+        config["model"], data.data_dim, config["latent_dim"], model_hidden, **options
+    )
+    guide = build_guide(config["guide"], model, hidden)
+    optimizer = default_optimizer(config["lr"], data.train)
+    return _run_training(args, config, data, model, guide, optimizer, resume=None)
+
+
+def resume_command(args) -> int:
+    """Continue the run saved in ``args.resume`` with its saved settings (``--epochs`` may
+    extend it), from its weights, optimizer state and fit state."""
+    given = [key for key in TRAIN_DEFAULTS if hasattr(args, key) and key != "epochs"]
+    if args.config is not None:
+        given.insert(0, "config")
+    if given:
+        flags = ", ".join("--" + key.replace("_", "-") for key in given)
+        raise ValueError(
+            f"--resume continues a run with the settings saved in its checkpoint; {flags} "
+            "cannot change them (only --epochs, to train longer)"
+        )
+    path = args.resume
+    loaded = checkpoint.load(path)
+    if loaded.fit_state is None or any(key not in loaded.config for key in TRAIN_DEFAULTS):
+        raise ValueError(
+            f"checkpoint {str(path)!r} holds no fit state to resume: it was not written by "
+            "'pvae train' during a run (or by a pvae older than its format 3)"
+        )
+    config = {**loaded.config, "out": str(path)}
+    if hasattr(args, "epochs"):
+        config["epochs"] = args.epochs
+    done = loaded.fit_state.epochs_done
+    if done >= config["epochs"] and hasattr(args, "epochs"):
+        raise ValueError(
+            f"checkpoint {str(path)!r} has already trained {done} epochs; pass --epochs N "
+            f"with N > {done} to train on"
+        )
+    outputs = _train_outputs(path)
+    if done >= config["epochs"]:  # stopped after its last epoch, before its files
+        print(f"{str(path)!r} has trained all its {done} epochs; writing the run's files")
+        return _write_run_files(args, config, loaded.history, outputs)
+    data = load_data(config)
+    optimizer = default_optimizer(config["lr"], data.train)
+    optimizer.set_state(loaded.optimizer_state)
+    print(f"resuming {str(path)!r} after epoch {done} of {config['epochs']}")
+    return _run_training(
+        args, config, data, loaded.model, loaded.guide, optimizer, resume=loaded.fit_state
+    )
+
+
+def _train_outputs(out: Path) -> dict[str, Path]:
+    outputs = {
+        "config": out.with_suffix(".toml"),
+        "figure": out.with_suffix(".png"),
+        "history": out.with_suffix(".history.csv"),
+        "evaluation": out.with_suffix(".evaluation.json"),
+    }
+    if out in outputs.values():
+        raise ValueError(
+            f"--out {str(out)!r} would be overwritten by the run's other files; give the "
+            "checkpoint another suffix, e.g. .pt"
+        )
+    return outputs
+
+
+def _run_training(args, config, data, model, guide, optimizer, *, resume) -> int:
+    """Train (or go on training), saving the checkpoint atomically after every epoch so that
+    an interrupted run loses at most one epoch, then write the run's files."""
+    out = Path(config["out"])
+    outputs = _train_outputs(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_train_config(outputs["config"], config)
+
+    def save_epoch(state) -> None:
+        checkpoint.save(
+            out,
+            model,
+            guide,
+            history=state.history,
+            config=config,
+            optimizer=optimizer,
+            fit_state=state,
+        )
+
+    history = fit(
+        model,
+        guide,
+        data.train,
+        epochs=config["epochs"],
+        batch_size=config["batch_size"],
+        elbo=config["elbo"],
+        num_particles=config["num_particles"],
+        seed=config["seed"],
+        validation_data=data.test,
+        optimizer=optimizer,
+        on_epoch_end=save_epoch,
+        resume=resume,
+        progress=not args.no_progress,
+    )
+    return _write_run_files(args, config, history, outputs)
+
+
+def _write_run_files(args, config, history, outputs) -> int:
+    """The files of a trained run beside its checkpoint: the learning curves, the history
+    table and the final log p(x) estimate."""
+    path = Path(config["out"])  # saved by fit's on_epoch_end after the last epoch
+    from pvae.plots.training import plot_history
+
+    figure = plot_history(
+        history, title=f"{config['model']} / {config['guide']} on {config['data']}"
+    )
+    figure.savefig(outputs["figure"], dpi=120)
+    write_table(outputs["history"], list(history))
+    last = history[-1]
+    print(
+        f"trained {config['model']}/{config['guide']} on {config['data']} for "
+        f"{config['epochs']} epochs: ELBO train {last['elbo']:.2f}, held-out "
+        f"{last['val_elbo']:.2f} nats/point; saved {path} (config {outputs['config']}, "
+        f"{outputs['figure']}, {outputs['history']})"
+    )
+    if config["eval_samples"] == 0:
+        return 0
+    if config["guide"] == "delta":
+        print(
+            "no final log p(x) estimate: a point-mass guide has no importance weights; "
+            f"'pvae evaluate {path} --proposal prior' samples the prior instead"
+        )
+        return 0
+    # The checkpoint as 'pvae evaluate' reads it, through the same function, so that
+    # 'pvae evaluate' with the same K, points and seed prints the same numbers.
+    loaded = checkpoint.load(path)
+    settings = {
+        "num_samples": config["eval_samples"],
+        "num_points": config["eval_points"],
+        "proposal": "guide",
+        "seed": 0,
+    }
+    results = evaluation_results(
+        loaded.model,
+        loaded.guide,
+        load_data(loaded.config),
+        **settings,
+        progress=not args.no_progress,
+    )
+    rows = evaluation_rows(results, proposal="guide", seed=0)
+    print()
+    print_evaluation(loaded, rows, **settings)
+    write_table(outputs["evaluation"], rows)
+    print(
+        f"wrote {outputs['evaluation']}; 'pvae evaluate {path} --num-samples "
+        f"{settings['num_samples']} --num-points {settings['num_points']} --seed 0' repeats it"
+    )
+    return 0

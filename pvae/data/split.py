@@ -1,0 +1,61 @@
+"""Train/held-out splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from pvae.validation import check_data, check_finite_float, check_labels, check_seed
+
+__all__ = ["Split", "split"]
+
+
+@dataclass
+class Split:
+    """A train/held-out split. ``*_labels`` are class labels where the data has them."""
+
+    train: torch.Tensor
+    test: torch.Tensor
+    train_labels: torch.Tensor | None = None
+    test_labels: torch.Tensor | None = None
+
+    @property
+    def data_dim(self) -> int:
+        return self.train.shape[1]
+
+
+def split(
+    data: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> Split:
+    """Shuffle ``data`` (and ``labels``) with ``seed`` and hold out ``test_fraction`` of it.
+
+    :param torch.Tensor data: ``(n, d)``, finite.
+    :param labels: integer class labels, shape ``(n,)``, or ``None``.
+    :param float test_fraction: held-out share, in (0, 1) (default 0.2).
+    :param int seed: seed of the shuffle, in ``[0, 2**32 − 1]`` (default 0).
+    """
+    check_data(data, "data")
+    if not 0 < check_finite_float(test_fraction, "test_fraction") < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    check_seed(seed)
+    num_points = data.shape[0]
+    num_test = round(test_fraction * num_points)
+    if num_test in (0, num_points):
+        raise ValueError(
+            f"test_fraction={test_fraction} of {num_points} points leaves an empty split"
+        )
+    if labels is not None:
+        check_labels(labels, num_points)
+    order = torch.randperm(num_points, generator=torch.Generator().manual_seed(seed))
+    test, train = order[:num_test], order[num_test:]
+    return Split(
+        train=data[train],
+        test=data[test],
+        train_labels=None if labels is None else labels[train],
+        test_labels=None if labels is None else labels[test],
+    )

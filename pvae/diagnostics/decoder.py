@@ -1,0 +1,83 @@
+"""The decoder at the posterior mean: reconstruction error and decoder variance."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from pyro import poutine
+
+from pvae.contract import evaluating
+from pvae.validation import check_data, check_pair_data, check_positive_int, check_site
+
+__all__ = ["decode_at", "decoder_variance", "mean_error", "reconstruction_error"]
+
+
+def decode_at(model, x: torch.Tensor, site: str, loc: torch.Tensor) -> dict:
+    """The model's likelihood at ``site`` = ``code`` (e.g. the posterior mean): the squared error
+    of its mean per point, shape ``(n,)``, and its variance per point and pixel (``nan``
+    without a Normal likelihood), as ``{"error": ..., "variance": ...}``. Shared by
+    :func:`diagnose` and :func:`pvae.diagnostics.reconstruction_error`."""
+    trace = poutine.trace(poutine.condition(model, data={site: loc})).get_trace(x)
+    fn = trace.nodes["x"]["fn"]
+    error = (x - fn.mean.expand_as(x)).pow(2).sum(-1)
+    base = fn
+    while hasattr(base, "base_dist"):
+        base = base.base_dist
+    if isinstance(base, torch.distributions.Normal):
+        variance = base.scale.expand_as(x).pow(2)
+    else:
+        variance = torch.full_like(x, math.nan)
+    return {"error": error, "variance": variance}
+
+
+def reconstruction_error(
+    model: Callable, guide: Callable, x: torch.Tensor, *, site: str = "z", chunk_size: int = 4096
+) -> torch.Tensor:
+    r"""Squared reconstruction error of every point through the posterior mean [1]:
+
+    .. math:: e(x) = \big\| x - \mu_x\big(\mathbb{E}_{q}[z \mid x]\big) \big\|^2,
+
+    summed over the d pixels, where :math:`\mu_x(z)` is the mean of the model's likelihood at
+    the site ``"x"`` given ``z``. For a point-mass guide (the autoencoder) the posterior mean is
+    the encoder's output. Runs in eval mode without gradients.
+
+    :param model: a model keeping the site contract of :mod:`pvae.models`.
+    :param guide: its guide, whose distribution at ``site`` has a ``mean``.
+    :param torch.Tensor x: data, shape ``(n, d)``.
+    :param str site: the latent site (default ``"z"``).
+    :param int chunk_size: points per pass (default 4096).
+    :returns: shape ``(n,)``.
+
+    References
+
+    [1] Dai, B., Wang, Z. & Wipf, D. (2020). The Usual Suspects? Reassessing Blame for VAE
+        Posterior Collapse. ICML.
+    """
+    check_pair_data(model, guide, x, "x")
+    check_site(site)
+    check_positive_int(chunk_size, "chunk_size")
+    errors = []
+    with evaluating(model, guide):
+        for block in x.split(chunk_size):
+            guide_trace = poutine.trace(guide).get_trace(block)
+            if site not in guide_trace.nodes:
+                raise ValueError(f"site must be a latent site of the guide, got {site!r}")
+            code = guide_trace.nodes[site]["fn"].mean
+            errors.append(decode_at(model, block, site, code)["error"])
+    return torch.cat(errors)
+
+
+def mean_error(x: torch.Tensor) -> float:
+    """The reconstruction error of every point by the mean of ``x``, averaged over the points:
+    the total variance, what a decoder that ignores z (a collapsed VAE) achieves at best."""
+    check_data(x, "x")
+    return (x - x.mean(0)).pow(2).sum(-1).mean().item()
+
+
+def decoder_variance(model, guide, x: torch.Tensor) -> float:
+    """The mean variance of the model's likelihood at ``x`` (γ for a shared variance)."""
+    with evaluating(model, guide):
+        trace = poutine.trace(poutine.replay(model, poutine.trace(guide).get_trace(x)))
+        return trace.get_trace(x).nodes["x"]["fn"].variance.mean().item()

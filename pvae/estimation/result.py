@@ -1,0 +1,115 @@
+"""The per-point result of importance sampling, and its arviz/xarray form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["ImportanceEstimate"]
+
+
+@dataclass
+class ImportanceEstimate:
+    """Per-data-point results of :func:`log_marginal`; every field has shape ``(n,)``.
+
+    :ivar estimate: :math:`\\log \\hat p(x)` in nats.
+    :ivar stderr: its delta-method Monte Carlo standard error (``nan`` for K = 1).
+    :ivar ess: the importance-sampling effective sample size, between 1 and K.
+    :ivar khat: the PSIS Pareto shape k̂: < 0.5 good, 0.5–0.7 usable, > 0.7 unreliable;
+        ``inf`` where K is too small for the Pareto fit (about K < 30), ``nan`` for K = 1 or
+        where every weight is equal (the estimate is then exact).
+    :ivar elbo: the mean log-weight, an unbiased estimate of the ELBO (guide proposal).
+    :ivar log_weights: the raw log-weights, shape ``(n, K)``, if asked for, else ``None``.
+    :ivar num_samples: K.
+    :ivar proposal: ``"guide"`` or ``"prior"``.
+    """
+
+    estimate: torch.Tensor
+    stderr: torch.Tensor
+    ess: torch.Tensor
+    khat: torch.Tensor
+    elbo: torch.Tensor
+    num_samples: int
+    proposal: str
+    log_weights: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.estimate.shape[0]
+
+    def summary(self) -> dict[str, float]:
+        """Averages over the data points: the mean estimate and its standard error (points
+        independent), mean ESS, the share of points with k̂ > 0.7, and the mean ELBO."""
+        n = len(self)
+        return {
+            "num_points": n,
+            "num_samples": self.num_samples,
+            "log_marginal": self.estimate.mean().item(),
+            "stderr": (self.stderr.pow(2).sum().sqrt() / n).item(),
+            "ess": self.ess.mean().item(),
+            "khat_above_0.7": (self.khat > 0.7).double().mean().item(),
+            "elbo": self.elbo.mean().item(),
+        }
+
+    def to_dataset(self):
+        """The results as an :class:`xarray.Dataset`, for arviz and xarray tools.
+
+        Variables: ``log_weight`` with dims ``(chain, draw, point)`` (the K importance draws of
+        each point as one chain of K draws; needs ``log_marginal(..., return_log_weights=True)``)
+        and, with dim ``point``, ``log_marginal``, ``stderr``, ``importance_ess`` (the
+        importance-sampling ESS, from the spread of the weights), ``pareto_k`` and ``elbo``.
+        Attributes: ``num_samples``, ``proposal``.
+
+        ``az.ess`` on ``log_weight`` measures the autocorrelation of the draws: for importance
+        samples, which are independent by construction, it is close to K whatever the weights.
+        How much the estimate can be trusted is in ``importance_ess`` and ``pareto_k``.
+
+        :raises ValueError: if the log-weights were not kept.
+        """
+        import xarray as xr
+
+        if self.log_weights is None:
+            raise ValueError(
+                "this ImportanceEstimate has no log_weights; call "
+                "log_marginal(..., return_log_weights=True) to convert it to arviz/xarray"
+            )
+        point = np.arange(len(self))
+
+        def per_point(values: torch.Tensor):
+            return ("point", values.detach().cpu().numpy())
+
+        return xr.Dataset(
+            {
+                "log_weight": (
+                    ("chain", "draw", "point"),
+                    self.log_weights.detach().cpu().T.unsqueeze(0).numpy(),
+                ),
+                "log_marginal": per_point(self.estimate),
+                "stderr": per_point(self.stderr),
+                "importance_ess": per_point(self.ess),
+                "pareto_k": per_point(self.khat),
+                "elbo": per_point(self.elbo),
+            },
+            coords={"chain": [0], "draw": np.arange(self.num_samples), "point": point},
+            attrs={"num_samples": self.num_samples, "proposal": self.proposal},
+        )
+
+    def to_inference_data(self):
+        """The results as :class:`arviz.InferenceData`, with :meth:`to_dataset` as its
+        ``sample_stats`` group::
+
+            result = pvae.log_marginal(model, guide, x, return_log_weights=True)
+            idata = result.to_inference_data()
+            stats = idata.sample_stats
+            az.plot_khat(stats.pareto_k)                   # k̂ per data point
+            az.ess(stats, var_names=["log_weight"])        # ≈ K: the draws are independent
+            az.psislw(stats.log_weight.sel(chain=0).T)     # smoothed weights, k̂ again
+
+        (arviz 0.23's ``plot_khat`` prefers its own ``ELPDData`` from ``az.loo`` and warns,
+        with a ``FutureWarning``, that DataArray input will be deprecated;
+        :func:`pvae.plots.plot_khat` draws the same without arviz.)
+        """
+        import arviz
+
+        return arviz.InferenceData(sample_stats=self.to_dataset())

@@ -1,0 +1,66 @@
+"""Files written whole or not at all, and the plain values a checkpoint holds."""
+
+from __future__ import annotations
+
+import hashlib
+import numbers
+import os
+import secrets
+from pathlib import Path
+
+__all__ = ["plain", "write_atomically"]
+
+
+def plain(value, where: str):
+    """``value`` as plain Python values that ``torch.load(weights_only=True)`` reads back (a
+    checkpoint's config and history, a fit state's history); errors name ``where``."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, list | tuple):
+        return [plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise TypeError(f"{where} has a key {key!r} that is not a string")
+        return {key: plain(item, f"{where}[{key!r}]") for key, item in value.items()}
+    raise TypeError(
+        f"{where} is a {type(value).__name__} ({value!r}); a checkpoint's config and history "
+        "and a fit state hold plain values (str, int, float, bool, None, and lists and dicts "
+        "of them)"
+    )
+
+
+def write_atomically(path: Path, chunks, *, md5: str | None = None, source: str = "") -> str:
+    """Write the byte strings ``chunks`` to ``path`` through a temporary file in the same
+    directory (fsync, then :func:`os.replace`), so ``path`` is either absent, as before, or
+    complete. With ``md5``, a mismatch removes the temporary file and raises, naming ``source``.
+
+    :returns: the md5 hex digest of what was written.
+    """
+    digest = hashlib.md5(usedforsecurity=False)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.part")
+    # os.open with mode 0o666 lets the umask decide the final permissions, as for open(path,
+    # "wb"); tempfile would leave every file readable by its owner only.
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with open(descriptor, "wb") as handle:
+            for chunk in chunks:
+                digest.update(chunk)
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if md5 is not None and digest.hexdigest() != md5:
+            raise ValueError(
+                f"md5 mismatch for {source or str(path)!r}: expected {md5}, got "
+                f"{digest.hexdigest()}; the download was discarded"
+            )
+        os.replace(temporary, path)
+    except BaseException:
+        # Also on KeyboardInterrupt: a partial file must never be left behind.
+        temporary.unlink(missing_ok=True)
+        raise
+    return digest.hexdigest()

@@ -1,0 +1,57 @@
+"""Figures: each function returns a matplotlib Figure (no global state, no plt.show)."""
+
+from pvae.plots.collapse import (
+    plot_collapse_depth,
+    plot_gamma_sweep,
+    plot_proposition1,
+    plot_scale_histograms,
+)
+from pvae.plots.demo import plot_construction, plot_demo
+from pvae.plots.estimates import KHAT_GOOD, KHAT_UNRELIABLE, plot_khat, plot_log_marginal
+from pvae.plots.images import (
+    latent_grid_codes,
+    plot_interpolation,
+    plot_latent_grid,
+    plot_latent_scatter,
+    plot_reconstructions,
+    plot_samples,
+)
+from pvae.plots.inputs import (
+    check_array,
+    check_curve,
+    check_extent,
+    check_grid_size,
+    check_images,
+    check_label_array,
+    check_rows,
+    to_numpy,
+)
+from pvae.plots.training import plot_history
+
+__all__ = [
+    "KHAT_GOOD",
+    "KHAT_UNRELIABLE",
+    "check_array",
+    "check_curve",
+    "check_extent",
+    "check_grid_size",
+    "check_images",
+    "check_label_array",
+    "check_rows",
+    "latent_grid_codes",
+    "plot_collapse_depth",
+    "plot_construction",
+    "plot_demo",
+    "plot_gamma_sweep",
+    "plot_history",
+    "plot_interpolation",
+    "plot_khat",
+    "plot_latent_grid",
+    "plot_latent_scatter",
+    "plot_log_marginal",
+    "plot_proposition1",
+    "plot_reconstructions",
+    "plot_samples",
+    "plot_scale_histograms",
+    "to_numpy",
+]

@@ -1,0 +1,416 @@
+"""Training: stochastic variational inference over minibatches with Pyro's SVI."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+
+import pyro
+import pyro.optim
+import torch
+from pyro import poutine
+from pyro.infer.util import torch_item, zero_grads
+from pyro.optim import PyroOptim
+from pyro.poutine.util import is_validation_enabled
+from tqdm import tqdm
+
+from pvae.contract import check_contract
+from pvae.estimation.terms import elbo_terms
+from pvae.training.nonfinite import (
+    LR_FACTOR,
+    MAX_HALVINGS,
+    NONFINITE,
+    Failure,
+    all_finite,
+    first_bad_site,
+    nonfinite_entries,
+)
+from pvae.training.objectives import ELBOS, KLWeight
+from pvae.training.optim import default_optimizer
+from pvae.training.rng import forked_rng
+from pvae.training.snapshot import LastGood, give_up
+from pvae.training.state import FitState, History
+from pvae.training.watchdog import Watchdog
+from pvae.validation import (
+    check_bool,
+    check_choice,
+    check_data,
+    check_dtypes,
+    check_model_data,
+    check_nonnegative_float,
+    check_positive_float,
+    check_positive_int,
+    check_seed,
+)
+
+__all__ = ["fit"]
+
+logger = logging.getLogger(__name__)
+
+
+def _monitor(model, guide, x: torch.Tensor, prefix: str = "") -> dict[str, float]:
+    # A forked RNG: monitoring (or not, or on other data) leaves the training draws unchanged.
+    with forked_rng(x):
+        terms = elbo_terms(model, guide, x)
+    return {
+        f"{prefix}{key}": value.mean().item() if isinstance(value, torch.Tensor) else value
+        for key, value in terms.items()
+    }
+
+
+def fit(
+    model: Callable,
+    guide: Callable,
+    data: torch.Tensor,
+    *,
+    epochs: int = 10,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    elbo: str = "meanfield",
+    num_particles: int = 1,
+    kl_weight: float | Callable[[int], float] = 1.0,
+    seed: int | None = None,
+    validation_data: torch.Tensor | None = None,
+    monitor_size: int = 1024,
+    max_plate_nesting: int = 1,
+    optimizer: pyro.optim.PyroOptim | None = None,
+    watchdog: bool | Watchdog = True,
+    callback: Callable[[dict], None] | None = None,
+    validate_every_step: bool = False,
+    on_nonfinite: str = "raise",
+    on_epoch_end: Callable[[FitState], None] | None = None,
+    resume: FitState | None = None,
+    progress: bool = True,
+) -> History:
+    r"""Fit ``model`` and ``guide`` to ``data`` by maximising the ELBO with Pyro's SVI.
+
+    Each epoch visits every point once in a fresh random order, in minibatches of
+    ``batch_size``. A minibatch of :math:`B` of the :math:`N` points is scaled by
+    :math:`N / B` (``poutine.scale``), so each step is an unbiased estimate of the full-data
+    objective
+
+    .. math:: \sum_{i=1}^N \mathbb{E}_{q(z|x_i)}[\log p(x_i \mid z)]
+        - \beta\,\mathrm{KL}(q(z \mid x_i) \,\|\, p(z)),
+
+    with the KL weight β applied to the latent sites only (:class:`KLWeight`). The pair must keep
+    the site contract of :mod:`pvae.models`; plain functions work as well as PyroModules.
+
+    Monitoring (at the end of each epoch, in eval mode without gradients, so it never changes a
+    parameter) evaluates the ELBO terms and the smallest decoder variance on a fixed subset of
+    ``monitor_size`` training points and on ``validation_data``.
+
+    **Non-finite steps.** Every step is checked before its update is applied (one fused
+    reduction over the gradients): a loss or a gradient that is not finite stops the step,
+    and so do parameter values that are not finite at the end of an epoch (an update that
+    overflowed). :func:`fit` then diagnoses it
+    (the epoch, the step, the parameters whose values or gradients are not finite by their
+    Pyro param-store names, with counts and the first offending index, and the first sample
+    site with a non-finite distribution parameter, value or log-density on that minibatch),
+    puts the pair and the optimizer back in the last good state and, by ``on_nonfinite``:
+
+    - ``"raise"`` (default): raises :class:`NonFiniteError`. The last good state is the one
+      before the failing step where its parameter values are still finite (the update is
+      never applied; buffers the step's forward pass changed are put back), else the one at
+      the end of the last epoch that left finite values (parameters, buffers and optimizer
+      state; before the first step if there is none). Parameters are thus never left
+      non-finite by training, and ``on_epoch_end`` never sees them so.
+    - ``"lower-lr"``: goes back to the state at the end of the last good epoch, multiplies the
+      learning rate by :data:`LR_FACTOR` (½), logs a warning and repeats the epoch (the same
+      batch order, fresh draws), recording the halvings in the epoch's record as
+      ``lr_halvings``; the lower rate stays for the rest of the run (the optimizer object
+      keeps it). After :data:`MAX_HALVINGS` (10) halvings in a row without a finished epoch
+      it raises :class:`NonFiniteError`. It lowers the rate of :class:`JointOptim` and of
+      ``pyro.optim``'s per-parameter optimizers (and schedulers), whose torch optimizers it
+      re-creates from the saved state.
+
+    **Resuming.** ``on_epoch_end`` receives a :class:`FitState` after every epoch; to continue
+    an interrupted run, restore the pair's weights and buffers (e.g. :func:`pvae.load`) and
+    the optimizer's state (``optimizer.set_state(saved)`` on a new optimizer of the same kind)
+    yourself, then call ``fit`` with ``resume=state``, ``epochs`` the run's total and the
+    other arguments as before (the same data, batch size, monitoring, schedule). It trains
+    epochs ``state.epochs_done + 1 .. epochs``, drawing the same batch orders and random
+    numbers as the uninterrupted run would have, and returns the whole history.
+
+    :param model: the model, called as ``model(x_batch)``.
+    :param guide: the guide, called as ``guide(x_batch)``.
+    :param torch.Tensor data: training data, shape ``(N, d)``.
+    :param int epochs: passes over the data (default 10); with ``resume``, the total
+        including the epochs already done.
+    :param int batch_size: points per step (default 128); ``≥ N`` gives full-batch steps.
+    :param float lr: Adam learning rate (default 1e-3).
+    :param str elbo: ``"meanfield"`` (``TraceMeanField_ELBO``: analytic KL where it exists,
+        default) or ``"trace"`` (``Trace_ELBO``: Monte Carlo KL). Same expectation.
+    :param int num_particles: samples of z per point and step, vectorized (default 1).
+    :param kl_weight: β ≥ 0, a number or a function of the epoch (e.g. :func:`kl_warmup`);
+        default 1 (the ELBO).
+    :param int seed: if given, ``pyro.set_rng_seed(seed)`` (torch, numpy and ``random``)
+        before training and a batch order drawn from it; default ``None`` leaves the global RNGs
+        alone and draws the batch order from torch's. With ``resume``, ``None`` or the run's
+        seed (``resume.order_seed``); the RNGs then continue from the state instead.
+    :param torch.Tensor validation_data: held-out data monitored each epoch, or ``None``.
+    :param int monitor_size: training points monitored each epoch (default 1024; 0 turns
+        monitoring off).
+    :param int max_plate_nesting: plates in the model (1 for the data plate alone).
+    :param optimizer: a Pyro optimizer (any :class:`pyro.optim.PyroOptim`; then ``lr`` is
+        not used), default :class:`JointOptim` ``(torch.optim.Adam, {"lr": lr, "fused":
+        True})``: the update of ``pyro.optim.Adam({"lr": lr})``, for all parameters at once
+        and in one fused kernel where torch has one for the device (CPU and CUDA; else
+        unfused).
+    :param watchdog: warn (:class:`~pvae.training.IllPosedWarning`, once) when the monitoring
+        shows the signature of an unbounded likelihood: ``True`` (default) for a
+        :class:`~pvae.training.Watchdog` with its defaults, a configured ``Watchdog``, or
+        ``False``. Needs monitoring (``monitor_size > 0``).
+    :param callback: called with each epoch's record after monitoring, before the watchdog;
+        it may add entries (e.g. an importance-sampled log p(x)), which then appear in the
+        history. It runs on a forked RNG like the monitoring, so it does not change training.
+    :param bool validate_every_step: Pyro's checks of traces and distribution arguments (on
+        unless ``pyro.enable_validation(False)``) run on the first step of every epoch, and
+        on every step only if this is ``True`` (default ``False``: the model's structure is the
+        same at every step, and on small minibatches the checks cost a tenth of a step).
+    :param str on_nonfinite: ``"raise"`` (default) or ``"lower-lr"``: what to do after a
+        non-finite step (above).
+    :param on_epoch_end: called with a :class:`FitState` after each epoch, once its record is
+        in the history (after monitoring, ``callback`` and the watchdog), e.g. to write a
+        checkpoint; on a forked RNG, so it does not change training.
+    :param FitState resume: continue the run this state came from (above); ``None``
+        (default) starts afresh.
+    :param bool progress: show a tqdm progress bar (default ``True``).
+    :returns: the per-epoch :class:`History` (with ``resume``, from the run's first epoch).
+    :raises NonFiniteError: after a non-finite step (``on_nonfinite="raise"``) or after
+        :data:`MAX_HALVINGS` learning-rate halvings in a row (``"lower-lr"``).
+    """
+    check_data(data, "data")
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    check_positive_float(lr, "lr")
+    check_choice(elbo, "elbo", ELBOS)
+    num_particles = check_positive_int(num_particles, "num_particles")
+    check_positive_int(max_plate_nesting, "max_plate_nesting")
+    check_bool(validate_every_step, "validate_every_step")
+    check_bool(progress, "progress")
+    check_choice(on_nonfinite, "on_nonfinite", NONFINITE)
+    if seed is not None:
+        check_seed(seed)
+    if not isinstance(watchdog, bool | Watchdog):
+        raise TypeError(
+            f"watchdog must be True, False or a pvae.training.Watchdog, got {watchdog!r}"
+        )
+    if isinstance(monitor_size, bool) or not isinstance(monitor_size, int) or monitor_size < 0:
+        raise ValueError(f"monitor_size must be a non-negative integer, got {monitor_size!r}")
+    if not callable(kl_weight):
+        check_nonnegative_float(kl_weight, "kl_weight")
+    if optimizer is not None and not isinstance(optimizer, PyroOptim):
+        raise TypeError(
+            f"optimizer must be a pyro.optim.PyroOptim (e.g. pvae.training.JointOptim or "
+            f"pyro.optim.Adam), got {type(optimizer).__name__}"
+        )
+    for name, function in (("callback", callback), ("on_epoch_end", on_epoch_end)):
+        if function is not None and not callable(function):
+            raise TypeError(f"{name} must be callable or None, got {type(function).__name__}")
+    start = 0
+    if resume is not None:
+        if not isinstance(resume, FitState):
+            raise TypeError(
+                f"resume must be a FitState (FitState.from_dict(saved) for a stored one), got "
+                f"{type(resume).__name__}"
+            )
+        resume.check()
+        start = resume.epochs_done
+        if epochs <= start:
+            raise ValueError(
+                f"epochs ({epochs}) must exceed resume.epochs_done ({start}): epochs is the "
+                "run's total, including the epochs already done"
+            )
+        if seed is not None and seed != resume.order_seed:
+            raise ValueError(
+                f"seed ({seed!r}) must be None or the seed of the run being resumed "
+                f"(resume.order_seed = {resume.order_seed!r})"
+            )
+        if data.device.type == "cuda" and resume.cuda_rng is None:
+            raise ValueError(
+                "the data are on a CUDA device but resume.cuda_rng is None: the state comes "
+                "from a run on the CPU, which cannot be continued on the GPU draw for draw"
+            )
+    check_model_data(model, data, "data")
+    if validation_data is not None:
+        check_data(validation_data, "validation_data", dim=data.shape[1])
+        check_model_data(model, validation_data, "validation_data")
+    check_dtypes(model, guide, data, "data")
+    if validation_data is not None:
+        check_dtypes(model, guide, validation_data, "validation_data")
+
+    with forked_rng(data):
+        check_contract(model, guide, data[:2])  # before anything runs the pair on more data
+
+    if resume is not None:
+        order_seed = resume.order_seed
+    else:
+        if seed is not None:
+            pyro.set_rng_seed(seed)
+        order_seed = int(torch.randint(2**62, ())) if seed is None else seed
+    generator = torch.Generator()
+    generator.manual_seed(order_seed)
+    num_points = data.shape[0]
+    batch_size = min(batch_size, num_points)
+    num_batches = math.ceil(num_points / batch_size)
+    monitor_index = torch.randperm(num_points, generator=generator)[:monitor_size]
+    monitor = data[monitor_index.to(data.device)]
+    if watchdog is True:
+        watchdog = Watchdog()
+    watching = bool(watchdog) and monitor_size > 0
+    if watching and resume is not None and resume.watchdog is not None:
+        watchdog.set_state(resume.watchdog)
+    elif watching:
+        bound = getattr(model, "log_density_bound", None)  # e.g. VAE, MatteiFrellsen
+        watchdog.reset(
+            initial_variance=_monitor(model, guide, monitor)["min_variance"],
+            bounded=callable(bound) and math.isfinite(bound()),
+        )
+
+    def scaled(program):
+        def run(x, scale, beta):
+            with poutine.scale(scale=scale), KLWeight(beta):
+                return program(x)
+
+        return run
+
+    loss_fn = ELBOS[elbo](
+        num_particles=num_particles,
+        vectorize_particles=num_particles > 1,
+        max_plate_nesting=max_plate_nesting,
+    )
+    if optimizer is None:
+        optimizer = default_optimizer(lr, data)
+    scaled_model, scaled_guide = scaled(model), scaled(guide)
+    checked = is_validation_enabled()  # the user's pyro.enable_validation setting
+    modules = [m for m in (model, guide) if isinstance(m, torch.nn.Module)]
+    last_good = LastGood(modules, optimizer, start)
+
+    def diagnose(epoch, step, loss, args, params=(), cause=None, after_update=False):
+        """The :class:`Failure` of a step, or ``None`` for an error that is not about
+        non-finite numbers."""
+        with last_good.buffers_kept():  # the re-run must not move e.g. a running γ*
+            site, program, detail, read = first_bad_site(model, guide, args[0])
+        read = {*params, *read, *last_good.params}
+        failure = Failure(
+            epoch=epoch + 1,
+            step=step + 1,
+            global_step=epoch * num_batches + step + 1,
+            loss=loss,
+            parameters=nonfinite_entries(read),
+            gradients=nonfinite_entries(read, gradients=True),
+            site=site,
+            program=program,
+            site_detail=detail,
+            cause=cause,
+            params=read,
+            after_update=after_update,
+        )
+        # Only the step's own backward pass leaves gradients worth reporting: not an update
+        # already applied, nor a step that raised (maybe before it), unless they are bad.
+        failure.have_gradients = bool(failure.gradients) or not (after_update or cause)
+        if cause is not None and not (failure.parameters or failure.gradients or site):
+            return None  # an error of its own, not a non-finite number
+        return failure
+
+    def train_epoch(epoch: int, beta: float, order: torch.Tensor):
+        """The epoch's steps: the loss per point, and the failure or ``None``."""
+        total, params = 0.0, set()
+        for step, batch in enumerate(order.split(batch_size)):
+            args = (data[batch], num_points / batch.shape[0], beta)
+            last_good.before_step()
+            try:
+                with pyro.validation_enabled(checked and (step == 0 or validate_every_step)):
+                    # SVI.step, with the check between the gradients and the update
+                    with poutine.trace(param_only=True) as capture:
+                        loss = loss_fn.loss_and_grads(scaled_model, scaled_guide, *args)
+                    loss = torch_item(loss)
+            except Exception as err:
+                failure = diagnose(epoch, step, None, args, cause=err)
+                if failure is None:
+                    raise
+                return total, failure
+            params = {node["value"].unconstrained() for node in capture.trace.nodes.values()}
+            last_good.note(params)
+            if not (
+                math.isfinite(loss) and all_finite([p.grad for p in params if p.grad is not None])
+            ):
+                return total, diagnose(epoch, step, loss, args, params)
+            optimizer(params)
+            zero_grads(params)
+            # A step's loss estimates the full-data loss; weighted by the batch's share of
+            # the points, the epoch's steps sum to an estimate of the loss per point × N.
+            total += loss * batch.shape[0]
+            bar.update()
+        if not last_good.take(epochs_done=epoch + 1):  # the last update overflowed
+            return total, diagnose(epoch, step, loss, args, params, after_update=True)
+        return total / num_points**2, None
+
+    history = History(dict(record) for record in (resume.history if resume is not None else []))
+    if resume is not None:
+        generator.set_state(resume.order_rng)
+        torch.set_rng_state(resume.torch_rng)
+        if data.device.type == "cuda":
+            torch.cuda.set_rng_state_all(resume.cuda_rng)
+    bar = tqdm(total=(epochs - start) * num_batches, disable=not progress, desc="fit", unit="step")
+    try:
+        for epoch in range(start, epochs):
+            beta = kl_weight(epoch) if callable(kl_weight) else kl_weight
+            check_nonnegative_float(beta, f"kl_weight({epoch})")
+            for module in modules:
+                module.train()
+            order = torch.randperm(num_points, generator=generator).to(data.device)
+            halvings = 0
+            while True:
+                bar_at = bar.n
+                loss, failure = train_epoch(epoch, beta, order)
+                if failure is None:
+                    break
+                bar.update(bar_at - bar.n)
+                if on_nonfinite == "raise" or halvings == MAX_HALVINGS or not last_good.finite():
+                    raise give_up(failure, last_good, halvings) from failure.cause
+                halvings += 1
+                last_good.rewind(failure.params, lr_factor=LR_FACTOR**halvings)
+                logger.warning(
+                    "%s. Repeating epoch %d from the state %s with the learning rate "
+                    "multiplied by %g (halving %d of at most %d in a row).",
+                    failure.summary(),
+                    epoch + 1,
+                    last_good.describe(),
+                    LR_FACTOR**halvings,
+                    halvings,
+                    MAX_HALVINGS,
+                )
+            record = {"epoch": epoch + 1, "loss": loss, "kl_weight": beta}
+            if on_nonfinite == "lower-lr":
+                record["lr_halvings"] = halvings
+            if monitor_size:
+                record.update(_monitor(model, guide, monitor))
+            if validation_data is not None:
+                record.update(_monitor(model, guide, validation_data, prefix="val_"))
+            if callback is not None:
+                with forked_rng(data):
+                    callback(record)
+            history.append(record)
+            if watching:
+                watchdog.check(history, monitor_index)
+            logger.info("epoch %d: %s", epoch + 1, record)
+            bar.set_postfix(
+                {k: f"{record[k]:.4g}" for k in ("loss", "elbo", "val_elbo") if k in record}
+            )
+            if on_epoch_end is not None:
+                state = FitState(
+                    epochs_done=epoch + 1,
+                    history=[dict(r) for r in history],
+                    order_seed=order_seed,
+                    order_rng=generator.get_state(),
+                    torch_rng=torch.get_rng_state(),
+                    cuda_rng=torch.cuda.get_rng_state_all() if data.device.type == "cuda" else None,
+                    watchdog=watchdog.get_state() if watching else None,
+                )
+                with forked_rng(data):
+                    on_epoch_end(state)
+    finally:
+        bar.close()
+    return history
