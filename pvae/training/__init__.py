@@ -17,6 +17,7 @@ from pvae.training.rng import forked_rng
 from pvae.training.schedules import kl_cyclical, kl_warmup
 from pvae.training.snapshot import LastGood, give_up
 from pvae.training.state import FitState, History
+from pvae.training.step import GuardedStep
 from pvae.training.watchdog import FIX, IllPosedWarning, Watchdog
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "NONFINITE",
     "Failure",
     "FitState",
+    "GuardedStep",
     "History",
     "IllPosedWarning",
     "JointOptim",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable
@@ -9,28 +10,17 @@ from collections.abc import Callable
 import pyro
 import pyro.optim
 import torch
-from pyro import poutine
-from pyro.infer.util import torch_item, zero_grads
 from pyro.optim import PyroOptim
-from pyro.poutine.util import is_validation_enabled
 from tqdm import tqdm
 
 from pvae.contract import check_contract
 from pvae.estimation.terms import elbo_terms
-from pvae.training.nonfinite import (
-    LR_FACTOR,
-    MAX_HALVINGS,
-    NONFINITE,
-    Failure,
-    all_finite,
-    first_bad_site,
-    nonfinite_entries,
-)
-from pvae.training.objectives import ELBOS, KLWeight
+from pvae.training.nonfinite import NONFINITE
+from pvae.training.objectives import ELBOS
 from pvae.training.optim import default_optimizer
 from pvae.training.rng import forked_rng
-from pvae.training.snapshot import LastGood, give_up
 from pvae.training.state import FitState, History
+from pvae.training.step import GuardedStep
 from pvae.training.watchdog import Watchdog
 from pvae.validation import (
     check_bool,
@@ -57,6 +47,137 @@ def _monitor(model, guide, x: torch.Tensor, prefix: str = "") -> dict[str, float
         f"{prefix}{key}": value.mean().item() if isinstance(value, torch.Tensor) else value
         for key, value in terms.items()
     }
+
+
+def _start_watchdog(
+    watchdog: bool | Watchdog,
+    model,
+    guide,
+    monitor: torch.Tensor,
+    monitor_size: int,
+    resume: FitState | None,
+) -> Watchdog | None:
+    """The watchdog of a run, started afresh or from ``resume``; ``None`` if none watches
+    (``watchdog=False``, or no monitoring)."""
+    if watchdog is True:
+        watchdog = Watchdog()
+    if not (watchdog and monitor_size > 0):
+        return None
+    if resume is not None and resume.watchdog is not None:
+        watchdog.set_state(resume.watchdog)
+    else:
+        bound = getattr(model, "log_density_bound", None)  # e.g. VAE, MatteiFrellsen
+        watchdog.reset(
+            initial_variance=_monitor(model, guide, monitor)["min_variance"],
+            bounded=callable(bound) and math.isfinite(bound()),
+        )
+    return watchdog
+
+
+def _fit_state(
+    history: History,
+    order_seed: int,
+    generator: torch.Generator,
+    data: torch.Tensor,
+    watchdog: Watchdog | None,
+) -> FitState:
+    """The :class:`FitState` of a run after ``len(history)`` epochs."""
+    return FitState(
+        epochs_done=len(history),
+        history=[dict(r) for r in history],
+        order_seed=order_seed,
+        order_rng=generator.get_state(),
+        torch_rng=torch.get_rng_state(),
+        cuda_rng=torch.cuda.get_rng_state_all() if data.device.type == "cuda" else None,
+        watchdog=None if watchdog is None else watchdog.get_state(),
+    )
+
+
+def _check_fit_args(
+    *,
+    model,
+    guide,
+    data,
+    epochs,
+    batch_size,
+    lr,
+    elbo,
+    num_particles,
+    kl_weight,
+    seed,
+    validation_data,
+    monitor_size,
+    max_plate_nesting,
+    optimizer,
+    watchdog,
+    callback,
+    validate_every_step,
+    on_nonfinite,
+    on_epoch_end,
+    resume,
+    progress,
+) -> tuple[int, int, int]:
+    """Check :func:`fit`'s arguments; ``epochs``, ``batch_size`` and ``num_particles`` as
+    ints."""
+    check_data(data, "data")
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    check_positive_float(lr, "lr")
+    check_choice(elbo, "elbo", ELBOS)
+    num_particles = check_positive_int(num_particles, "num_particles")
+    check_positive_int(max_plate_nesting, "max_plate_nesting")
+    check_bool(validate_every_step, "validate_every_step")
+    check_bool(progress, "progress")
+    check_choice(on_nonfinite, "on_nonfinite", NONFINITE)
+    if seed is not None:
+        check_seed(seed)
+    if not isinstance(watchdog, bool | Watchdog):
+        raise TypeError(
+            f"watchdog must be True, False or a pvae.training.Watchdog, got {watchdog!r}"
+        )
+    if isinstance(monitor_size, bool) or not isinstance(monitor_size, int) or monitor_size < 0:
+        raise ValueError(f"monitor_size must be a non-negative integer, got {monitor_size!r}")
+    if not callable(kl_weight):
+        check_nonnegative_float(kl_weight, "kl_weight")
+    if optimizer is not None and not isinstance(optimizer, PyroOptim):
+        raise TypeError(
+            f"optimizer must be a pyro.optim.PyroOptim (e.g. pvae.training.JointOptim or "
+            f"pyro.optim.Adam), got {type(optimizer).__name__}"
+        )
+    for name, function in (("callback", callback), ("on_epoch_end", on_epoch_end)):
+        if function is not None and not callable(function):
+            raise TypeError(f"{name} must be callable or None, got {type(function).__name__}")
+    if resume is not None:
+        if not isinstance(resume, FitState):
+            raise TypeError(
+                f"resume must be a FitState (FitState.from_dict(saved) for a stored one), got "
+                f"{type(resume).__name__}"
+            )
+        resume.check()
+        start = resume.epochs_done
+        if epochs <= start:
+            raise ValueError(
+                f"epochs ({epochs}) must exceed resume.epochs_done ({start}): epochs is the "
+                "run's total, including the epochs already done"
+            )
+        if seed is not None and seed != resume.order_seed:
+            raise ValueError(
+                f"seed ({seed!r}) must be None or the seed of the run being resumed "
+                f"(resume.order_seed = {resume.order_seed!r})"
+            )
+        if data.device.type == "cuda" and resume.cuda_rng is None:
+            raise ValueError(
+                "the data are on a CUDA device but resume.cuda_rng is None: the state comes "
+                "from a run on the CPU, which cannot be continued on the GPU draw for draw"
+            )
+    check_model_data(model, data, "data")
+    if validation_data is not None:
+        check_data(validation_data, "validation_data", dim=data.shape[1])
+        check_model_data(model, validation_data, "validation_data")
+    check_dtypes(model, guide, data, "data")
+    if validation_data is not None:
+        check_dtypes(model, guide, validation_data, "validation_data")
+    return epochs, batch_size, num_particles
 
 
 def fit(
@@ -180,69 +301,33 @@ def fit(
     :raises NonFiniteError: after a non-finite step (``on_nonfinite="raise"``) or after
         :data:`MAX_HALVINGS` learning-rate halvings in a row (``"lower-lr"``).
     """
-    check_data(data, "data")
-    epochs = check_positive_int(epochs, "epochs")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    check_positive_float(lr, "lr")
-    check_choice(elbo, "elbo", ELBOS)
-    num_particles = check_positive_int(num_particles, "num_particles")
-    check_positive_int(max_plate_nesting, "max_plate_nesting")
-    check_bool(validate_every_step, "validate_every_step")
-    check_bool(progress, "progress")
-    check_choice(on_nonfinite, "on_nonfinite", NONFINITE)
-    if seed is not None:
-        check_seed(seed)
-    if not isinstance(watchdog, bool | Watchdog):
-        raise TypeError(
-            f"watchdog must be True, False or a pvae.training.Watchdog, got {watchdog!r}"
-        )
-    if isinstance(monitor_size, bool) or not isinstance(monitor_size, int) or monitor_size < 0:
-        raise ValueError(f"monitor_size must be a non-negative integer, got {monitor_size!r}")
-    if not callable(kl_weight):
-        check_nonnegative_float(kl_weight, "kl_weight")
-    if optimizer is not None and not isinstance(optimizer, PyroOptim):
-        raise TypeError(
-            f"optimizer must be a pyro.optim.PyroOptim (e.g. pvae.training.JointOptim or "
-            f"pyro.optim.Adam), got {type(optimizer).__name__}"
-        )
-    for name, function in (("callback", callback), ("on_epoch_end", on_epoch_end)):
-        if function is not None and not callable(function):
-            raise TypeError(f"{name} must be callable or None, got {type(function).__name__}")
-    start = 0
-    if resume is not None:
-        if not isinstance(resume, FitState):
-            raise TypeError(
-                f"resume must be a FitState (FitState.from_dict(saved) for a stored one), got "
-                f"{type(resume).__name__}"
-            )
-        resume.check()
-        start = resume.epochs_done
-        if epochs <= start:
-            raise ValueError(
-                f"epochs ({epochs}) must exceed resume.epochs_done ({start}): epochs is the "
-                "run's total, including the epochs already done"
-            )
-        if seed is not None and seed != resume.order_seed:
-            raise ValueError(
-                f"seed ({seed!r}) must be None or the seed of the run being resumed "
-                f"(resume.order_seed = {resume.order_seed!r})"
-            )
-        if data.device.type == "cuda" and resume.cuda_rng is None:
-            raise ValueError(
-                "the data are on a CUDA device but resume.cuda_rng is None: the state comes "
-                "from a run on the CPU, which cannot be continued on the GPU draw for draw"
-            )
-    check_model_data(model, data, "data")
-    if validation_data is not None:
-        check_data(validation_data, "validation_data", dim=data.shape[1])
-        check_model_data(model, validation_data, "validation_data")
-    check_dtypes(model, guide, data, "data")
-    if validation_data is not None:
-        check_dtypes(model, guide, validation_data, "validation_data")
-
+    epochs, batch_size, num_particles = _check_fit_args(
+        model=model,
+        guide=guide,
+        data=data,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        elbo=elbo,
+        num_particles=num_particles,
+        kl_weight=kl_weight,
+        seed=seed,
+        validation_data=validation_data,
+        monitor_size=monitor_size,
+        max_plate_nesting=max_plate_nesting,
+        optimizer=optimizer,
+        watchdog=watchdog,
+        callback=callback,
+        validate_every_step=validate_every_step,
+        on_nonfinite=on_nonfinite,
+        on_epoch_end=on_epoch_end,
+        resume=resume,
+        progress=progress,
+    )
     with forked_rng(data):
         check_contract(model, guide, data[:2])  # before anything runs the pair on more data
 
+    start = 0 if resume is None else resume.epochs_done
     if resume is not None:
         order_seed = resume.order_seed
     else:
@@ -251,137 +336,59 @@ def fit(
         order_seed = int(torch.randint(2**62, ())) if seed is None else seed
     generator = torch.Generator()
     generator.manual_seed(order_seed)
-    num_points = data.shape[0]
-    batch_size = min(batch_size, num_points)
-    num_batches = math.ceil(num_points / batch_size)
-    monitor_index = torch.randperm(num_points, generator=generator)[:monitor_size]
+    monitor_index = torch.randperm(data.shape[0], generator=generator)[:monitor_size]
     monitor = data[monitor_index.to(data.device)]
-    if watchdog is True:
-        watchdog = Watchdog()
-    watching = bool(watchdog) and monitor_size > 0
-    if watching and resume is not None and resume.watchdog is not None:
-        watchdog.set_state(resume.watchdog)
-    elif watching:
-        bound = getattr(model, "log_density_bound", None)  # e.g. VAE, MatteiFrellsen
-        watchdog.reset(
-            initial_variance=_monitor(model, guide, monitor)["min_variance"],
-            bounded=callable(bound) and math.isfinite(bound()),
-        )
-
-    def scaled(program):
-        def run(x, scale, beta):
-            with poutine.scale(scale=scale), KLWeight(beta):
-                return program(x)
-
-        return run
-
-    loss_fn = ELBOS[elbo](
+    watchdog = _start_watchdog(watchdog, model, guide, monitor, monitor_size, resume)
+    step = GuardedStep(
+        model,
+        guide,
+        data,
+        batch_size=batch_size,
+        elbo=elbo,
         num_particles=num_particles,
-        vectorize_particles=num_particles > 1,
         max_plate_nesting=max_plate_nesting,
+        optimizer=default_optimizer(lr, data) if optimizer is None else optimizer,
+        validate_every_step=validate_every_step,
+        on_nonfinite=on_nonfinite,
+        epochs_done=start,
+        logger=logger,
     )
-    if optimizer is None:
-        optimizer = default_optimizer(lr, data)
-    scaled_model, scaled_guide = scaled(model), scaled(guide)
-    checked = is_validation_enabled()  # the user's pyro.enable_validation setting
-    modules = [m for m in (model, guide) if isinstance(m, torch.nn.Module)]
-    last_good = LastGood(modules, optimizer, start)
-
-    def diagnose(epoch, step, loss, args, params=(), cause=None, after_update=False):
-        """The :class:`Failure` of a step, or ``None`` for an error that is not about
-        non-finite numbers."""
-        with last_good.buffers_kept():  # the re-run must not move e.g. a running γ*
-            site, program, detail, read = first_bad_site(model, guide, args[0])
-        read = {*params, *read, *last_good.params}
-        failure = Failure(
-            epoch=epoch + 1,
-            step=step + 1,
-            global_step=epoch * num_batches + step + 1,
-            loss=loss,
-            parameters=nonfinite_entries(read),
-            gradients=nonfinite_entries(read, gradients=True),
-            site=site,
-            program=program,
-            site_detail=detail,
-            cause=cause,
-            params=read,
-            after_update=after_update,
-        )
-        # Only the step's own backward pass leaves gradients worth reporting: not an update
-        # already applied, nor a step that raised (maybe before it), unless they are bad.
-        failure.have_gradients = bool(failure.gradients) or not (after_update or cause)
-        if cause is not None and not (failure.parameters or failure.gradients or site):
-            return None  # an error of its own, not a non-finite number
-        return failure
-
-    def train_epoch(epoch: int, beta: float, order: torch.Tensor):
-        """The epoch's steps: the loss per point, and the failure or ``None``."""
-        total, params = 0.0, set()
-        for step, batch in enumerate(order.split(batch_size)):
-            args = (data[batch], num_points / batch.shape[0], beta)
-            last_good.before_step()
-            try:
-                with pyro.validation_enabled(checked and (step == 0 or validate_every_step)):
-                    # SVI.step, with the check between the gradients and the update
-                    with poutine.trace(param_only=True) as capture:
-                        loss = loss_fn.loss_and_grads(scaled_model, scaled_guide, *args)
-                    loss = torch_item(loss)
-            except Exception as err:
-                failure = diagnose(epoch, step, None, args, cause=err)
-                if failure is None:
-                    raise
-                return total, failure
-            params = {node["value"].unconstrained() for node in capture.trace.nodes.values()}
-            last_good.note(params)
-            if not (
-                math.isfinite(loss) and all_finite([p.grad for p in params if p.grad is not None])
-            ):
-                return total, diagnose(epoch, step, loss, args, params)
-            optimizer(params)
-            zero_grads(params)
-            # A step's loss estimates the full-data loss; weighted by the batch's share of
-            # the points, the epoch's steps sum to an estimate of the loss per point × N.
-            total += loss * batch.shape[0]
-            bar.update()
-        if not last_good.take(epochs_done=epoch + 1):  # the last update overflowed
-            return total, diagnose(epoch, step, loss, args, params, after_update=True)
-        return total / num_points**2, None
-
     history = History(dict(record) for record in (resume.history if resume is not None else []))
     if resume is not None:
         generator.set_state(resume.order_rng)
         torch.set_rng_state(resume.torch_rng)
         if data.device.type == "cuda":
             torch.cuda.set_rng_state_all(resume.cuda_rng)
-    bar = tqdm(total=(epochs - start) * num_batches, disable=not progress, desc="fit", unit="step")
+    bar = tqdm(
+        total=(epochs - start) * step.num_batches, disable=not progress, desc="fit", unit="step"
+    )
+
+    # Each end-of-epoch hook takes the history, whose length is the epochs done.
+    def report(history: History) -> None:
+        record = history[-1]
+        # stacklevel=2: the log record names fit, which calls the hooks, as its origin.
+        logger.info("epoch %d: %s", len(history), record, stacklevel=2)
+        bar.set_postfix(
+            {k: f"{record[k]:.4g}" for k in ("loss", "elbo", "val_elbo") if k in record}
+        )
+
+    def checkpoint(history: History) -> None:
+        state = _fit_state(history, order_seed, generator, data, watchdog)
+        with forked_rng(data):
+            on_epoch_end(state)
+
+    hooks = [report]
+    if watchdog is not None:
+        # A partial adds no Python frame: the watchdog's warnings still point at fit's caller.
+        hooks.insert(0, functools.partial(watchdog.check, point_index=monitor_index))
+    if on_epoch_end is not None:
+        hooks.append(checkpoint)
     try:
         for epoch in range(start, epochs):
             beta = kl_weight(epoch) if callable(kl_weight) else kl_weight
             check_nonnegative_float(beta, f"kl_weight({epoch})")
-            for module in modules:
-                module.train()
-            order = torch.randperm(num_points, generator=generator).to(data.device)
-            halvings = 0
-            while True:
-                bar_at = bar.n
-                loss, failure = train_epoch(epoch, beta, order)
-                if failure is None:
-                    break
-                bar.update(bar_at - bar.n)
-                if on_nonfinite == "raise" or halvings == MAX_HALVINGS or not last_good.finite():
-                    raise give_up(failure, last_good, halvings) from failure.cause
-                halvings += 1
-                last_good.rewind(failure.params, lr_factor=LR_FACTOR**halvings)
-                logger.warning(
-                    "%s. Repeating epoch %d from the state %s with the learning rate "
-                    "multiplied by %g (halving %d of at most %d in a row).",
-                    failure.summary(),
-                    epoch + 1,
-                    last_good.describe(),
-                    LR_FACTOR**halvings,
-                    halvings,
-                    MAX_HALVINGS,
-                )
+            order = torch.randperm(data.shape[0], generator=generator).to(data.device)
+            loss, halvings = step.train(epoch, beta, order, bar.update)
             record = {"epoch": epoch + 1, "loss": loss, "kl_weight": beta}
             if on_nonfinite == "lower-lr":
                 record["lr_halvings"] = halvings
@@ -393,24 +400,8 @@ def fit(
                 with forked_rng(data):
                     callback(record)
             history.append(record)
-            if watching:
-                watchdog.check(history, monitor_index)
-            logger.info("epoch %d: %s", epoch + 1, record)
-            bar.set_postfix(
-                {k: f"{record[k]:.4g}" for k in ("loss", "elbo", "val_elbo") if k in record}
-            )
-            if on_epoch_end is not None:
-                state = FitState(
-                    epochs_done=epoch + 1,
-                    history=[dict(r) for r in history],
-                    order_seed=order_seed,
-                    order_rng=generator.get_state(),
-                    torch_rng=torch.get_rng_state(),
-                    cuda_rng=torch.cuda.get_rng_state_all() if data.device.type == "cuda" else None,
-                    watchdog=watchdog.get_state() if watching else None,
-                )
-                with forked_rng(data):
-                    on_epoch_end(state)
+            for hook in hooks:
+                hook(history)
     finally:
         bar.close()
     return history
