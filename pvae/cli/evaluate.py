@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-import sys
-
 import torch
 
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
 from pvae import checkpoint
 from pvae.data.catalog import load_data
 from pvae.estimation.estimators import log_marginal
-from pvae.tables import write_table
+from pvae.tables import Column, format_table, write_table
 
-__all__ = ["evaluate_command", "evaluation_results", "evaluation_rows", "print_evaluation"]
+__all__ = [
+    "evaluate_command",
+    "evaluation_results",
+    "evaluation_rows",
+    "format_evaluation",
+    "print_evaluation",
+]
+
+_COLUMNS = [
+    Column("split", 9, "<", key="split"),
+    Column("points", 6, key="num_points", separator=" "),
+    Column("log p̂ (nats)", 14, key="log_marginal", spec=".3f", separator=" "),
+    Column("± se", 9, key="stderr", spec=".4f", separator=" "),
+    Column("ELBO", 10, key="elbo", spec=".3f", separator=" "),
+    Column("mean ESS", 9, key="ess", spec=".1f", separator=" "),
+    Column("k̂ > 0.7", 8, key="khat_above_0.7", spec=".0%", separator=" "),
+]
 
 
 def evaluation_results(
@@ -55,13 +65,18 @@ def evaluation_rows(results: dict, *, proposal: str, seed: int) -> list[dict]:
     ]
 
 
+def format_evaluation(rows: list[dict]) -> str:
+    """The rows of :func:`evaluation_rows` as the text table ``pvae evaluate`` prints."""
+    return format_table(rows, _COLUMNS)
+
+
 def print_evaluation(loaded, rows, *, num_samples, num_points, proposal, seed) -> None:
     print(
         f"{loaded.model.pvae_spec['name']} / {loaded.guide.pvae_spec['name']} on "
         f"{loaded.config['data']}: importance-sampled log p(x), K = {num_samples}, "
         f"proposal = {proposal}, seed {seed}"
     )
-    print(_format_table(rows))
+    print(format_evaluation(rows))
 
 
 def evaluate_command(args) -> int:
@@ -103,17 +118,3 @@ def evaluate_command(args) -> int:
             figure.savefig(args.figures / file_name, dpi=110)
         print(f"wrote {', '.join(str(args.figures / file_name) for file_name in figures)}")
     return 0
-
-
-def _format_table(rows: list[dict]) -> str:
-    header = f"{'split':<9} {'points':>6} {'log p̂ (nats)':>14} {'± se':>9} {'ELBO':>10} "
-    header += f"{'mean ESS':>9} {'k̂ > 0.7':>8}"
-    lines = [header, "-" * len(header)]
-    for row in rows:
-        se = row["stderr"]
-        lines.append(
-            f"{row['split']:<9} {row['num_points']:>6} {row['log_marginal']:>14.3f} "
-            f"{se:>9.4f} {row['elbo']:>10.3f} "
-            f"{row['ess']:>9.1f} {row['khat_above_0.7']:>8.0%}"
-        )
-    return "\n".join(lines)

@@ -15,13 +15,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pvae.data.images import load_digits
+from pvae import tables
+from pvae.data.catalog import load_dataset
 from pvae.data.split import Split
 from pvae.diagnostics.decoder import decoder_variance, mean_error, reconstruction_error
 from pvae.diagnostics.latent import diagnose
 from pvae.plots.collapse import plot_collapse_depth
 from pvae.registry import build_guide, build_model
-from pvae.tables import write_table
+from pvae.tables import Column
 from pvae.training.fit import fit
 from pvae.training.schedules import kl_warmup
 from pvae.training.watchdog import IllPosedWarning
@@ -158,21 +159,18 @@ def load_data(settings: CollapseDepthSettings) -> Split:
     """The data ``settings`` name, before :attr:`~CollapseDepthSettings.max_points` applies:
     sklearn's digits (the seeded 80/20 split of :func:`pvae.load_digits`) or Fashion-MNIST's
     official split (:func:`pvae.data.load_fashion_mnist`)."""
-    if settings.data == "digits":
-        return load_digits(seed=settings.seed)
-    if settings.data == "fashion-mnist":
-        if settings.data_root is None:
-            raise ValueError(
-                "data='fashion-mnist' needs data_root, the folder or base URL of the four IDX "
-                "files (train-images-idx3-ubyte.gz, ...)"
-            )
-        from pvae.data.mnist import load_fashion_mnist
-
-        return load_fashion_mnist(settings.data_root)
-    raise ValueError(
-        f"data must be 'digits' or 'fashion-mnist' unless the data are passed to "
-        f"run_collapse_depth(data=...), got {settings.data!r}"
-    )
+    if settings.data not in ("digits", "fashion-mnist"):
+        raise ValueError(
+            f"data must be 'digits' or 'fashion-mnist' unless the data are passed to "
+            f"run_collapse_depth(data=...), got {settings.data!r}"
+        )
+    # Checked here too, to name the setting (data_root) rather than load_dataset's root.
+    if settings.data == "fashion-mnist" and settings.data_root is None:
+        raise ValueError(
+            "data='fashion-mnist' needs data_root, the folder or base URL of the four IDX "
+            "files (train-images-idx3-ubyte.gz, ...)"
+        )
+    return load_dataset(settings.data, seed=settings.seed, root=settings.data_root)
 
 
 def _subset(points: torch.Tensor, size: int | None, seed: int) -> torch.Tensor:
@@ -362,7 +360,7 @@ def run_collapse_depth(
 
 
 def _write_outputs(out: Path, rows, runs, scales, settings, data: Split) -> None:
-    write_table(out / "collapse_depth.csv", rows)
+    tables.write_table(out / "collapse_depth.csv", rows)
     details = {
         "settings": dataclasses.asdict(settings),
         "num_train": len(data.train),
@@ -388,25 +386,21 @@ def _write_outputs(out: Path, rows, runs, scales, settings, data: Split) -> None
     figure.savefig(out / "collapse_depth.png", dpi=110)
 
 
+_COLUMNS = [
+    Column("variant", 11, "<", key="variant"),
+    Column("depth", 6, key="depth"),
+    Column("train ‖x−x̂‖²", 15, key="train_recon_error", spec=".3f"),
+    Column("held-out", 10, key="test_recon_error", spec=".3f"),
+    Column("γ", 10, key="gamma", spec=".2e"),
+    # The autoencoder has no encoder distribution: its latent entries are None, a dash.
+    Column("KL", 8, key="kl", spec=".1f"),
+    Column("active", 8, key="active_units", spec="d"),
+    Column("median σ_z", 12, key="median_scale", spec=".3f"),
+    Column("σ_z≈1", 8, key="share_scale_near_1", spec=".0%"),
+    Column("", cell=lambda row: "  [watchdog]" if row["watchdog"] else ""),
+]
+
+
 def format_table(rows: list[dict]) -> str:
     """The rows of :func:`run_collapse_depth` as text."""
-    header = (
-        f"{'variant':<11}{'depth':>6}{'train ‖x−x̂‖²':>15}{'held-out':>10}{'γ':>10}"
-        f"{'KL':>8}{'active':>8}{'median σ_z':>12}{'σ_z≈1':>8}"
-    )
-    lines = [header, "-" * len(header)]
-
-    def cell(value, spec: str, width: int) -> str:
-        return f"{'—':>{width}}" if value is None else f"{value:>{width}{spec}}"
-
-    for row in rows:
-        lines.append(
-            f"{row['variant']:<11}{row['depth']:>6}{row['train_recon_error']:>15.3f}"
-            f"{row['test_recon_error']:>10.3f}{row['gamma']:>10.2e}"
-            + cell(row["kl"], ".1f", 8)
-            + cell(row["active_units"], "d", 8)
-            + cell(row["median_scale"], ".3f", 12)
-            + cell(row["share_scale_near_1"], ".0%", 8)
-            + ("  [watchdog]" if row["watchdog"] else "")
-        )
-    return "\n".join(lines)
+    return tables.format_table(rows, _COLUMNS)

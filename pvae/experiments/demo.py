@@ -15,12 +15,13 @@ import pyro
 import torch
 from tqdm import tqdm
 
-from pvae.data.images import load_array, load_digits
+from pvae import tables
+from pvae.data.catalog import load_dataset
 from pvae.data.split import Split
 from pvae.estimation.estimators import log_marginal
 from pvae.plots.demo import plot_construction, plot_demo
 from pvae.registry import build_guide, build_model
-from pvae.tables import write_table
+from pvae.tables import Column
 from pvae.training.fit import fit
 from pvae.training.optim import JointOptim
 from pvae.training.watchdog import IllPosedWarning
@@ -88,10 +89,13 @@ class DemoSettings:
 
 
 def _datasets(settings: DemoSettings) -> dict[str, dict[str, Split]]:
+    name = settings.data
+    if isinstance(name, str) and name != "digits":
+        # The demo takes the digits or a file: any other string is a file's path.
+        name = Path(name)
+
     def load(**options):
-        if settings.data == "digits":
-            return load_digits(seed=settings.seed, **options)
-        return load_array(settings.data, settings.num_levels, seed=settings.seed, **options)
+        return load_dataset(name, num_levels=settings.num_levels, seed=settings.seed, **options)
 
     binarized = load(binarize=True)
     return {
@@ -222,20 +226,23 @@ def construction_table(
     return rows
 
 
+_CONSTRUCTION_COLUMNS = [
+    Column("k", 5, key="k"),
+    Column("log p̂, no floor", 18, key="free_log_px", spec=".2f"),
+    Column("exact", 10, key="free_exact", spec=".2f"),
+    Column("log p̂, floor ξ", 17, key="floored_log_px", spec=".2f"),
+    Column("exact", 10, key="floored_exact", spec=".2f"),
+    Column("bound", 8, key="bound", spec=".1f"),
+]
+
+
 def format_construction(rows: list[dict]) -> str:
     """The construction's table as text."""
-    lines = [
+    return (
         "Mattei–Frellsen construction: log p̂(X) of the tracked training points, nats "
-        "(theory: slope d/2 per unit of k = −log σ²; with the floor, at most the bound):",
-        f"{'k':>5}{'log p̂, no floor':>18}{'exact':>10}{'log p̂, floor ξ':>17}{'exact':>10}"
-        f"{'bound':>8}",
-    ]
-    for row in rows:
-        lines.append(
-            f"{row['k']:>5}{row['free_log_px']:>18.2f}{row['free_exact']:>10.2f}"
-            f"{row['floored_log_px']:>17.2f}{row['floored_exact']:>10.2f}{row['bound']:>8.1f}"
-        )
-    return "\n".join(lines)
+        "(theory: slope d/2 per unit of k = −log σ²; with the floor, at most the bound):\n"
+        + tables.format_table(rows, _CONSTRUCTION_COLUMNS, rule=False)
+    )
 
 
 def _trend(values, last: int = 5) -> float:
@@ -277,27 +284,45 @@ def _row(version: str, label: str, run: dict) -> dict:
     }
 
 
+def _train_cell(row: dict) -> str:
+    # 9 characters of log p̂, "±", then the standard error left-aligned in 3: the header's 13,
+    # with the ± signs one under the other.
+    return f"{row['train_log_px']:>9.1f}±{row['train_stderr']:<3.1f}"
+
+
+def _finite_or(key: str, spec: str, otherwise: str):
+    """A cell function: ``row[key]`` formatted with ``spec``, or ``otherwise`` if it is NaN or
+    infinite (a likelihood without a variance, or without a bound)."""
+
+    def cell(row: dict) -> str:
+        value = row[key]
+        return format(value, spec) if math.isfinite(value) else otherwise
+
+    return cell
+
+
+_COLUMNS = [
+    Column("data", 12, "<", key="data"),
+    Column("variant", 20, "<", key="variant"),
+    Column("train log p̂", 13, cell=_train_cell),
+    Column("held-out", 10, key="test_log_px", spec=".1f"),
+    Column("trend/ep", 9, key="trend_per_epoch", spec="+.2f"),
+    Column("min σ²", 10, cell=_finite_or("min_variance", ".1e", "—")),
+    Column("k̂>0.7", 7, key="khat_share", spec=".0%"),
+    Column("bound", 8, cell=_finite_or("bound", ".0f", "none")),
+    Column("verdict", key="verdict", separator="  "),
+    Column("", cell=lambda row: "  [watchdog]" if row["watchdog"] else ""),
+]
+
+
 def format_table(rows: list[dict]) -> str:
     """The demo's table as text."""
-    header = (
-        f"{'data':<12}{'variant':<20}{'train log p̂':>13}{'held-out':>10}{'trend/ep':>9}"
-        f"{'min σ²':>10}{'k̂>0.7':>7}{'bound':>8}  verdict"
-    )
-    lines = [header, "-" * (len(header) + 24)]
-    for row in rows:
-        bound = f"{row['bound']:.0f}" if math.isfinite(row["bound"]) else "none"
-        variance = f"{row['min_variance']:.1e}" if math.isfinite(row["min_variance"]) else "—"
-        lines.append(
-            f"{row['data']:<12}{row['variant']:<20}{row['train_log_px']:>9.1f}±{row['train_stderr']:<3.1f}"
-            f"{row['test_log_px']:>10.1f}{row['trend_per_epoch']:>+9.2f}{variance:>10}"
-            f"{row['khat_share']:>7.0%}{bound:>8}  {row['verdict']}"
-            + ("  [watchdog]" if row["watchdog"] else "")
-        )
-    return "\n".join(lines)
+    # The rule runs 24 characters past the header, under the verdicts.
+    return tables.format_table(rows, _COLUMNS, rule_extra=24)
 
 
 def write_outputs(out: Path, rows, runs, settings: DemoSettings, construction) -> None:
-    write_table(out / "demo.csv", rows)
+    tables.write_table(out / "demo.csv", rows)
     (out / "demo.json").write_text(
         json.dumps({"settings": vars(settings), "rows": rows}, indent=2, default=list) + "\n"
     )

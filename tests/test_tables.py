@@ -1,0 +1,234 @@
+"""The fixed-width text tables (pvae.tables.format_table) and the four tables built on it.
+
+The expected texts were printed by the hand-written formatters that ``format_table`` replaced
+(``pvae evaluate``'s, the demo's two and the depth experiment's), byte for byte.
+"""
+
+import math
+
+import pytest
+
+from pvae.cli.evaluate import format_evaluation
+from pvae.experiments import collapse_depth, demo
+from pvae.tables import Column, format_table
+
+
+def _demo(data, variant, train, se, test, trend, variance, khat, bound, watchdog, verdict):
+    return {
+        "data": data,
+        "variant": variant,
+        "train_log_px": train,
+        "train_stderr": se,
+        "test_log_px": test,
+        "trend_per_epoch": trend,
+        "min_variance": variance,
+        "khat_share": khat,
+        "bound": bound,
+        "watchdog": watchdog,
+        "verdict": verdict,
+    }
+
+
+DEMO_ROWS = [
+    _demo(
+        "raw",
+        "fixed σ²=1",
+        -61.149,
+        0.0009,
+        -61.18,
+        0.0016,
+        1.0,
+        0.0,
+        -58.81,
+        False,
+        "bounded, respected",
+    ),
+    _demo(
+        "raw",
+        "per-pixel σ²(z)",
+        88.46,
+        0.12,
+        82.9,
+        1.153,
+        2.3e-06,
+        0.9,
+        math.inf,
+        True,
+        "ill-posed: σ² falling, unbounded in principle",
+    ),
+    _demo(
+        "dequantized",
+        "Bernoulli",
+        -17.8,
+        12.345,
+        -17.9,
+        -0.02,
+        math.nan,
+        0.1,
+        0.0,
+        False,
+        "bounded, respected",
+    ),
+]
+
+DEMO_TEXT = [
+    "data        variant              train log p̂  held-out trend/ep    min σ² k̂>0.7 "
+    "  bound  verdict",
+    "-" * 122,  # the header's 98 characters and 24 more
+    "raw         fixed σ²=1              -61.1±0.0     -61.2    +0.00   1.0e+00     0%   "
+    "  -59  bounded, respected",
+    "raw         per-pixel σ²(z)          88.5±0.1      82.9    +1.15   2.3e-06    90%  "
+    "  none  ill-posed: σ² falling, unbounded in principle  [watchdog]",
+    "dequantized Bernoulli               -17.8±12.3     -17.9    -0.02         —    10%     "
+    "  0  bounded, respected",
+]
+
+CONSTRUCTION_ROWS = [
+    {
+        "k": 0,
+        "free_log_px": -1224.89,
+        "free_exact": -1225.0,
+        "floored_log_px": -1225.05,
+        "floored_exact": -1225.0,
+        "bound": 3244.7,
+    },
+    {
+        "k": 1600,
+        "free_log_px": 49972.65,
+        "free_exact": 49972.53,
+        "floored_log_px": -1006.36,
+        "floored_exact": -1006.42,
+        "bound": 3244.7,
+    },
+]
+
+CONSTRUCTION_TEXT = [
+    "Mattei–Frellsen construction: log p̂(X) of the tracked training points, nats (theory: "
+    "slope d/2 per unit of k = −log σ²; with the floor, at most the bound):",
+    "    k  log p̂, no floor     exact  log p̂, floor ξ     exact   bound",
+    "    0          -1224.89  -1225.00         -1225.05  -1225.00  3244.7",
+    " 1600          49972.65  49972.53         -1006.36  -1006.42  3244.7",
+]
+
+COLLAPSE_ROWS = [
+    {
+        "variant": "ae",
+        "depth": 1,
+        "train_recon_error": 1.2346,
+        "test_recon_error": 2.5,
+        "gamma": 0.0123,
+        "kl": None,
+        "active_units": None,
+        "median_scale": None,
+        "share_scale_near_1": None,
+        "watchdog": False,
+    },
+    {
+        "variant": "vae-warmup",
+        "depth": 10,
+        "train_recon_error": 0.1234,
+        "test_recon_error": 0.25,
+        "gamma": 0.123,
+        "kl": 123.4,
+        "active_units": 6,
+        "median_scale": 0.6,
+        "share_scale_near_1": 0.1,
+        "watchdog": True,
+    },
+]
+
+COLLAPSE_TEXT = [
+    "variant     depth  train ‖x−x̂‖²  held-out         γ      KL  active  median σ_z   σ_z≈1",
+    "----------------------------------------------------------------------------------------",
+    "ae              1          1.235     2.500  1.23e-02       —       —           —       —",
+    "vae-warmup     10          0.123     0.250  1.23e-01   123.4       6       0.600     10%"
+    "  [watchdog]",
+]
+
+EVALUATION_ROWS = [
+    {
+        "split": "train",
+        "num_points": 20,
+        "log_marginal": -87.654321,
+        "stderr": 0.0123,
+        "elbo": -90.1,
+        "ess": 12.3,
+        "khat_above_0.7": 0.0,
+    },
+    {
+        "split": "held-out",
+        "num_points": 200,
+        "log_marginal": -175.3,
+        "stderr": 0.0246,
+        "elbo": -91.1,
+        "ess": 24.6,
+        "khat_above_0.7": 0.25,
+    },
+]
+
+EVALUATION_TEXT = [
+    "split     points  log p̂ (nats)      ± se       ELBO  mean ESS k̂ > 0.7",
+    "-----------------------------------------------------------------------",
+    "train         20        -87.654    0.0123    -90.100      12.3       0%",
+    "held-out     200       -175.300    0.0246    -91.100      24.6      25%",
+]
+
+
+@pytest.mark.parametrize(
+    "formatter, rows, expected",
+    [
+        (demo.format_table, DEMO_ROWS, DEMO_TEXT),
+        (demo.format_construction, CONSTRUCTION_ROWS, CONSTRUCTION_TEXT),
+        (collapse_depth.format_table, COLLAPSE_ROWS, COLLAPSE_TEXT),
+        (format_evaluation, EVALUATION_ROWS, EVALUATION_TEXT),
+    ],
+    ids=["demo", "construction", "collapse-depth", "evaluate"],
+)
+def test_the_four_tables_print_as_before(formatter, rows, expected):
+    assert formatter(rows) == "\n".join(expected)
+    # Without rows: the header (and rule) alone.
+    assert formatter([]) == "\n".join(expected[: len(expected) - len(rows)])
+
+
+def test_format_table_pads_aligns_and_separates():
+    columns = [
+        Column("name", 6, "<", key="name"),
+        Column("value", 7, key="value", spec=".2f", separator=" "),
+        Column("note", key="note", separator="  "),
+    ]
+    rows = [{"name": "a", "value": 1.5, "note": "ok"}, {"name": "b", "value": None, "note": ""}]
+    assert format_table(rows, columns).split("\n") == [
+        "name     value  note",
+        "--------------------",
+        "a         1.50  ok",
+        "b            —  ",
+    ]
+
+
+def test_format_table_never_cuts_a_wide_cell():
+    columns = [Column("n", 3, key="n"), Column("x", 3, "<", key="x")]
+    assert format_table([{"n": 123456, "x": "long"}], columns).split("\n")[2] == "123456long"
+
+
+def test_format_table_rule_options():
+    columns = [Column("k", 3, key="k", missing="n/a")]
+    assert format_table([{"k": None}], columns, rule=False) == "  k\nn/a"
+    assert format_table([], columns, rule_extra=2) == "  k\n-----"
+
+
+def test_a_cell_function_replaces_key_and_spec():
+    columns = [Column("both", 9, cell=lambda row: f"{row['a']}/{row['b']}")]
+    assert format_table([{"a": 1, "b": 2}], columns).split("\n")[2] == "      1/2"
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"width": 3, "key": "a", "align": "^"}, "align must be '<' or '>', got '\\^'"),
+        ({"width": 0, "key": "a"}, "width must be a positive integer or None, got 0"),
+        ({"width": 3}, "column 'h' needs a key or a cell function"),
+    ],
+)
+def test_column_refuses_bad_settings(options, message):
+    with pytest.raises(ValueError, match=message):
+        Column("h", **options)
