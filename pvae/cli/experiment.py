@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
 
 __all__ = ["demo_command", "experiment_command"]
 

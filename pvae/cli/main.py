@@ -5,10 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
 from pvae.cli.evaluate import evaluate_command
 from pvae.cli.experiment import demo_command, experiment_command
 from pvae.cli.parser import build_parser

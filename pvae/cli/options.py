@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
 from pvae.estimation.memory import parse_memory
 from pvae.validation import SEED_LIMIT
 

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
 from pvae.cli.config import TRAIN_DEFAULTS
 from pvae.cli.options import (
     depths_type,

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
 
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
 from pvae import checkpoint
 from pvae.cli.config import TRAIN_DEFAULTS, train_config, write_train_config
 from pvae.cli.evaluate import evaluation_results, evaluation_rows, print_evaluation

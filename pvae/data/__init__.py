@@ -1,6 +1,6 @@
 """Data: sklearn's digits, MNIST-style IDX files and synthetic data, as torch tensors."""
 
-from pvae.data.catalog import DATASETS, load_data
+from pvae.data.catalog import DATASETS, load_data, load_dataset
 from pvae.data.download import check_md5_argument, fetch, is_url
 from pvae.data.idx import CHUNK_BYTES, read_idx, write_idx
 from pvae.data.images import DIGITS_LEVELS, from_levels, load_array, load_digits, scale_levels
@@ -21,6 +21,7 @@ __all__ = [
     "linear_gaussian_data",
     "load_array",
     "load_data",
+    "load_dataset",
     "load_digits",
     "load_fashion_mnist",
     "load_mnist",

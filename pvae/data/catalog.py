@@ -2,38 +2,104 @@
 
 from __future__ import annotations
 
-import sys
+import os
 
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
-from pvae.data.images import load_digits
+from pvae.data.images import load_array, load_digits
+from pvae.data.mnist import load_fashion_mnist, load_mnist
+from pvae.data.split import Split, split
 from pvae.data.synthetic import linear_gaussian_data
 
-__all__ = ["DATASETS", "load_data"]
+__all__ = ["DATASETS", "NAMES", "load_data", "load_dataset"]
 
+#: Every name :func:`load_dataset` knows.
+NAMES = ("digits", "fashion-mnist", "linear-gaussian", "mnist")
+
+#: The data sets a run of ``pvae train`` may name: those that need no files.
 DATASETS = ("digits", "linear-gaussian")
 
+#: The names whose images are read from four IDX files under a ``root``.
+_IDX_LOADERS = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
 
-def load_data(config: dict):
-    """The train/held-out split a run's ``config`` names (``data``, ``binarize``,
-    ``dequantize``, ``data_seed``)."""
+#: The size of ``"linear-gaussian"``: points, dimension, latent dimension.
+_LINEAR_GAUSSIAN_SHAPE = (2000, 16, 4)
+
+
+def load_dataset(
+    name: str | os.PathLike,
+    *,
+    binarize: bool = False,
+    dequantize: bool = False,
+    seed: int = 0,
+    root: str | os.PathLike | None = None,
+    num_levels: int = 256,
+) -> Split:
+    """The train/held-out split of the data set ``name``.
+
+    - ``"digits"``: sklearn's bundled 8×8 digits, a seeded 80/20 split
+      (:func:`~pvae.data.load_digits`);
+    - ``"mnist"``, ``"fashion-mnist"``: the official split of the four IDX files under
+      ``root`` (:func:`~pvae.data.load_mnist`, :func:`~pvae.data.load_fashion_mnist`);
+    - ``"linear-gaussian"``: 2,000 points of dimension 16 from a linear-Gaussian model with 4
+      latent dimensions (:func:`~pvae.data.linear_gaussian_data`), a seeded 80/20 split;
+    - a :class:`~pathlib.Path`, or a string ending in ``.npy`` or ``.npz``: a file of integer
+      grey levels with ``num_levels`` levels (:func:`~pvae.data.load_array`).
+
+    :param name: one of :data:`NAMES`, or a file as above.
+    :param bool binarize: threshold images at one half, for Bernoulli likelihoods (default
+        ``False``).
+    :param bool dequantize: uniform dequantization of images (default ``False``).
+    :param int seed: seed of the split, of the dequantization noise and of the synthetic data.
+    :param root: folder or base URL of the IDX files of ``"mnist"`` and ``"fashion-mnist"``
+        (unused by the others).
+    :param int num_levels: grey levels of a file (default 256; unused by the named sets, which
+        know their own).
+    :raises TypeError: if ``name`` is neither a string nor a path.
+    :raises ValueError: for an unknown ``name``, ``"mnist"`` or ``"fashion-mnist"`` without
+        ``root``, and ``binarize`` or ``dequantize`` for ``"linear-gaussian"``, which holds no
+        images; and as the loaders do.
+    """
+    if not isinstance(name, str | os.PathLike):
+        raise TypeError(
+            f"name must be a data set's name (a str) or a file path, got {type(name).__name__}"
+        )
+    if isinstance(name, os.PathLike) or name.endswith((".npy", ".npz")):
+        return load_array(name, num_levels, binarize=binarize, dequantize=dequantize, seed=seed)
+    if name == "digits":
+        return load_digits(binarize=binarize, dequantize=dequantize, seed=seed)
+    if name in _IDX_LOADERS:
+        if root is None:
+            raise ValueError(
+                f"name={name!r} needs root, the folder or base URL of the four IDX files "
+                "(train-images-idx3-ubyte.gz, ...)"
+            )
+        return _IDX_LOADERS[name](root, binarize=binarize, dequantize=dequantize, seed=seed)
+    if name == "linear-gaussian":
+        if binarize or dequantize:
+            raise ValueError(
+                "binarize and dequantize apply to images, not to name='linear-gaussian' "
+                f"(got binarize={binarize!r}, dequantize={dequantize!r})"
+            )
+        data, _ = linear_gaussian_data(*_LINEAR_GAUSSIAN_SHAPE, seed=seed)
+        return split(data, seed=seed)
+    raise ValueError(
+        f"name must be one of {list(NAMES)} or the path of a .npy or .npz file, got {name!r}"
+    )
+
+
+def load_data(config: dict) -> Split:
+    """The train/held-out split a run's ``config`` names (``data``, one of :data:`DATASETS`;
+    ``binarize``, ``dequantize``, ``data_seed``), by :func:`load_dataset`."""
     name = config.get("data")
     if name is None:
         raise ValueError(
             "the checkpoint's config names no data set (key 'data'); it was not written by "
             "'pvae train', so evaluate it from Python with pvae.load and pvae.log_marginal"
         )
-    if name == "digits":
-        return load_digits(
-            binarize=config.get("binarize", False),
-            dequantize=config.get("dequantize", False),
-            seed=config.get("data_seed", 0),
-        )
-    if name == "linear-gaussian":
-        from pvae.data.split import split
-
-        data, _ = linear_gaussian_data(2000, 16, 4, seed=config.get("data_seed", 0))
-        return split(data, seed=config.get("data_seed", 0))
-    raise ValueError(f"data must be one of {list(DATASETS)}, got {name!r}")
+    if name not in DATASETS:
+        raise ValueError(f"data must be one of {list(DATASETS)}, got {name!r}")
+    return load_dataset(
+        name,
+        binarize=config.get("binarize", False),
+        dequantize=config.get("dequantize", False),
+        seed=config.get("data_seed", 0),
+    )
