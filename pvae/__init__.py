@@ -15,8 +15,7 @@ from pvae.training.fit import fit
 from pvae.training.nonfinite import NonFiniteError
 from pvae.training.schedules import kl_cyclical, kl_warmup
 from pvae.training.state import FitState, History
-
-__version__ = "0.1.0"
+from pvae.version import __version__ as __version__
 
 __all__ = [
     "BernoulliDecoder",

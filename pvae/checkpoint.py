@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,9 +12,10 @@ import pyro
 import torch
 from pyro.nn import PyroModule
 
-from pvae.files import plain
+from pvae.files import atomic_write, plain
 from pvae.registry import GUIDES, MODELS, build_guide, build_model
 from pvae.training.state import FitState, History
+from pvae.version import __version__
 
 __all__ = ["Checkpoint", "CheckpointError", "load", "save"]
 
@@ -66,7 +66,6 @@ class Checkpoint:
 
 
 def _versions() -> dict[str, str]:
-    from pvae import __version__  # at call time: pvae imports this module first
 
     # str(): torch.__version__ is a TorchVersion, which weights_only loading refuses
     return {
@@ -166,7 +165,8 @@ def save(path, model, guide, *, history=None, config=None, optimizer=None, fit_s
     (format version 3; the pvae, torch and pyro versions are recorded too).
 
     The file is written to a temporary file beside ``path``, flushed to disk, then renamed over
-    ``path``, so an interrupted save never leaves a half-written checkpoint.
+    ``path`` (:func:`pvae.files.atomic_write`), so an interrupted save never leaves a
+    half-written checkpoint.
 
     :param path: the checkpoint file (its folder is created).
     :param model: the model, from :func:`pvae.build_model`.
@@ -222,19 +222,8 @@ def save(path, model, guide, *, history=None, config=None, optimizer=None, fit_s
         "fit_state": None if fit_state is None else _fit_state(fit_state).to_dict(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(handle, 0o666 & ~umask)  # mkstemp's 0600 would hide the file from others
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as file:
+        torch.save(payload, file)
     return path
 
 

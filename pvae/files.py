@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import numbers
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["plain", "write_atomically"]
+__all__ = ["atomic_write", "plain", "write_atomically"]
 
 
 def plain(value, where: str):
@@ -34,33 +37,50 @@ def plain(value, where: str):
     )
 
 
-def write_atomically(path: Path, chunks, *, md5: str | None = None, source: str = "") -> str:
-    """Write the byte strings ``chunks`` to ``path`` through a temporary file in the same
-    directory (fsync, then :func:`os.replace`), so ``path`` is either absent, as before, or
-    complete. With ``md5``, a mismatch removes the temporary file and raises, naming ``source``.
+@contextlib.contextmanager
+def atomic_write(path) -> Iterator[BinaryIO]:
+    """Write a file whole or not at all: a binary handle on a temporary file
+    ``.<name>.<random hex>.part`` in the folder of ``path``, which is flushed, fsynced and
+    renamed over ``path`` (:func:`os.replace`) when the ``with`` block ends. If the block
+    raises, KeyboardInterrupt included, the temporary file is removed and ``path`` is left as
+    it was (absent, or the previous file). The file's permissions follow the umask, as for
+    ``open(path, "wb")``.
 
-    :returns: the md5 hex digest of what was written.
+    :param path: the file to write; its folder must exist.
+    :returns: (as the ``with`` target) the temporary file, open for binary writing.
     """
-    digest = hashlib.md5(usedforsecurity=False)
+    path = Path(path)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.part")
     # os.open with mode 0o666 lets the umask decide the final permissions, as for open(path,
     # "wb"); tempfile would leave every file readable by its owner only.
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with open(descriptor, "wb") as handle:
-            for chunk in chunks:
-                digest.update(chunk)
-                handle.write(chunk)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        if md5 is not None and digest.hexdigest() != md5:
-            raise ValueError(
-                f"md5 mismatch for {source or str(path)!r}: expected {md5}, got "
-                f"{digest.hexdigest()}; the download was discarded"
-            )
         os.replace(temporary, path)
     except BaseException:
         # Also on KeyboardInterrupt: a partial file must never be left behind.
         temporary.unlink(missing_ok=True)
         raise
+
+
+def write_atomically(path: Path, chunks, *, md5: str | None = None, source: str = "") -> str:
+    """Write the byte strings ``chunks`` to ``path`` by :func:`atomic_write`, so ``path`` is
+    either absent, as before, or complete. With ``md5``, a mismatch discards what was written
+    and raises, naming ``source``.
+
+    :returns: the md5 hex digest of what was written.
+    """
+    digest = hashlib.md5(usedforsecurity=False)
+    with atomic_write(path) as handle:
+        for chunk in chunks:
+            digest.update(chunk)
+            handle.write(chunk)
+        if md5 is not None and digest.hexdigest() != md5:
+            raise ValueError(
+                f"md5 mismatch for {source or str(path)!r}: expected {md5}, got "
+                f"{digest.hexdigest()}; the download was discarded"
+            )
     return digest.hexdigest()
