@@ -10,7 +10,7 @@ import torch
 from pyro.distributions import TorchDistribution
 from torch.distributions import constraints
 
-__all__ = ["NormalLogVariance", "SharedScaleNormal", "standard_normal"]
+__all__ = ["NormalLogVariance", "SharedScaleNormal", "normal_variance", "standard_normal"]
 
 
 def standard_normal(x: torch.Tensor, latent_dim: int) -> dist.Independent:
@@ -107,3 +107,17 @@ class NormalLogVariance(TorchDistribution):
         scaled = difference.pow(2) * torch.exp(-safe_log_variance)
         scaled = torch.where(exact, torch.zeros_like(scaled), scaled)
         return -0.5 * (math.log(2 * math.pi) + self.log_variance + scaled)
+
+
+def normal_variance(fn, like: torch.Tensor) -> torch.Tensor | None:
+    """The variance of a Normal likelihood ``fn`` (``Normal``, :class:`SharedScaleNormal` or
+    :class:`NormalLogVariance`, also inside ``Independent`` or masked), entry by entry and
+    broadcast to ``like``'s shape; ``None`` for any other family (which has no variance to
+    collapse). The one place pvae reads a decoder's variance."""
+    while hasattr(fn, "base_dist"):
+        fn = fn.base_dist
+    if isinstance(fn, torch.distributions.Normal):
+        return fn.scale.expand_as(like).pow(2)
+    if isinstance(fn, NormalLogVariance):
+        return fn.log_variance.expand_as(like).exp()
+    return None

@@ -9,25 +9,21 @@ import torch
 from pyro import poutine
 
 from pvae.contract import evaluating
+from pvae.distributions import normal_variance
 from pvae.validation import check_data, check_pair_data, check_positive_int, check_site
 
 __all__ = ["decode_at", "decoder_variance", "mean_error", "reconstruction_error"]
 
 
 def decode_at(model, x: torch.Tensor, site: str, loc: torch.Tensor) -> dict:
-    """The model's likelihood at ``site`` = ``code`` (e.g. the posterior mean): the squared error
-    of its mean per point, shape ``(n,)``, and its variance per point and pixel (``nan``
-    without a Normal likelihood), as ``{"error": ..., "variance": ...}``. Shared by
-    :func:`diagnose` and :func:`pvae.diagnostics.reconstruction_error`."""
+    """The model's likelihood at ``site`` = ``loc`` (e.g. the posterior mean): the squared
+    error of its mean per point, shape ``(n,)``, and its variance per point and pixel (``nan``
+    without a Normal likelihood), as ``{"error": ..., "variance": ...}``."""
     trace = poutine.trace(poutine.condition(model, data={site: loc})).get_trace(x)
     fn = trace.nodes["x"]["fn"]
     error = (x - fn.mean.expand_as(x)).pow(2).sum(-1)
-    base = fn
-    while hasattr(base, "base_dist"):
-        base = base.base_dist
-    if isinstance(base, torch.distributions.Normal):
-        variance = base.scale.expand_as(x).pow(2)
-    else:
+    variance = normal_variance(fn, x)
+    if variance is None:
         variance = torch.full_like(x, math.nan)
     return {"error": error, "variance": variance}
 
@@ -77,7 +73,9 @@ def mean_error(x: torch.Tensor) -> float:
 
 
 def decoder_variance(model, guide, x: torch.Tensor) -> float:
-    """The mean variance of the model's likelihood at ``x`` (γ for a shared variance)."""
+    """The mean variance of the model's Normal likelihood at ``x`` over points and pixels (γ
+    for a shared variance; ``nan`` for another likelihood)."""
     with evaluating(model, guide):
         trace = poutine.trace(poutine.replay(model, poutine.trace(guide).get_trace(x)))
-        return trace.get_trace(x).nodes["x"]["fn"].variance.mean().item()
+        variance = normal_variance(trace.get_trace(x).nodes["x"]["fn"], x)
+    return math.nan if variance is None else variance.mean().item()

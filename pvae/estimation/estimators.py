@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
 
@@ -46,8 +45,9 @@ def _summarize(log_weights: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def _check_estimator_args(
-    model, x, num_samples, chunk_size, max_memory, proposal, guide, vectorize, seed
-):
+    model, guide, x, num_samples, proposal, *, chunk_size, max_memory, progress, seed, vectorize
+) -> dict:
+    """Check the arguments the three estimators share; return the pass options."""
     check_pair_data(model, guide, x, "x")
     check_positive_int(num_samples, "num_samples")
     if chunk_size is not None:
@@ -65,13 +65,46 @@ def _check_estimator_args(
         check_seed(seed)
     if proposal == "guide" and guide is None:
         raise ValueError("guide is None, but proposal='guide' needs a guide")
+    check_bool(progress, "progress")
+    return {
+        "chunk_size": chunk_size,
+        "max_memory": max_memory,
+        "progress": progress,
+        "seed": seed,
+        "vectorize": vectorize,
+    }
 
 
-@contextlib.contextmanager
-def _estimating(model, guide):
-    """Eval mode and ``torch.inference_mode`` (no autograd bookkeeping at all)."""
+def _per_point(
+    model: Callable,
+    guide: Callable | None,
+    x: torch.Tensor,
+    reduce: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+    outputs: dict[str, tuple[int, ...]],
+    *,
+    num_samples: int,
+    extra_bytes_per_point: int = 0,
+    **passes,
+) -> dict[str, torch.Tensor]:
+    """The driver of the three estimators: ``reduce`` maps each block of log-weights ``(points,
+    num_samples)`` to per-point results, gathered into tensors of shape ``(n, *outputs[key])``
+    (``nan`` where ``reduce`` leaves a key out), in eval mode under ``torch.inference_mode``."""
+    # Allocated up front: small long-lived allocations between the large per-pass temporaries
+    # would fragment the heap and raise the peak memory.
+    fields = {key: x.new_full((x.shape[0], *shape), math.nan) for key, shape in outputs.items()}
     with evaluating(model, guide), torch.inference_mode():
-        yield
+        for start, log_weights in iter_log_weights(
+            model,
+            guide,
+            x,
+            num_samples=num_samples,
+            extra_bytes_per_point=extra_bytes_per_point,
+            **passes,
+        ):
+            rows = slice(start, start + log_weights.shape[0])
+            for key, value in reduce(log_weights).items():
+                fields[key][rows] = value
+    return fields
 
 
 def log_marginal(
@@ -109,16 +142,37 @@ def log_marginal(
     ``model`` and ``guide``, where they are modules, are evaluated in eval mode under
     ``torch.inference_mode``, so evaluation never changes their parameters or buffers
     (networks a plain function closes over are the caller's to put in eval mode).
-    PASSES_DOC
+
+    Points and samples are evaluated in passes of at most ``chunk_size`` (sample, point) rows;
+    by default the rows per pass are chosen to fit ``max_memory`` (default 1 GiB; on CPU at
+    most 16 MiB of temporaries a pass, past which passes get no faster), as measured on a
+    probe pass. Memory is bounded by the pass, not by K. The samples of a point come from
+    noise keyed to (``seed``, point, sample index), so the results do not depend on
+    ``chunk_size``, ``max_memory`` or the layout (up to float rounding) for guides built from
+    Normal and multivariate Normal distributions (also independent, masked and transformed);
+    other distributions draw from torch's global RNG. Where the pair broadcasts over a
+    leading plate of samples (``vectorize``), the guide runs once per point and only the
+    model once per sample.
+
     :param model: a model keeping the site contract of :mod:`pvae.models`.
     :param guide: its guide (ignored, and may be ``None``, for ``proposal="prior"``).
     :param torch.Tensor x: data, shape ``(n, d)``.
     :param int num_samples: K, the number of importance samples per point, exactly
         (default 1000).
-    PASSES_PARAMS
+    :param int chunk_size: the most (sample, point) rows evaluated in one pass; overrides
+        ``max_memory`` (give one of them).
+    :param max_memory: the memory budget of the passes and results, in bytes or as a string
+        like ``"512MiB"`` (used when ``chunk_size`` is ``None``; by default ``"1GiB"`` for the
+        passes, beside the results).
     :param str proposal: ``"guide"`` (default) or ``"prior"``.
     :param bool return_log_weights: also return the ``(n, K)`` log-weights (default ``False``).
     :param bool progress: show a tqdm progress bar over the points (default ``True``).
+    :param int seed: the key of the draws; ``None`` (default) draws one from torch's global
+        RNG, so ``torch.manual_seed`` makes a call repeatable.
+    :param vectorize: ``None`` (default): evaluate the K samples of a point on a
+        ``pyro.plate`` of particles where the pair broadcasts over it (checked on one point
+        against the one-row-per-sample layout), else one row per sample; ``True``: require the
+        particle plate; ``False``: one row per sample.
     :rtype: ImportanceEstimate
     :raises ContractError: if the pair does not keep the site contract.
 
@@ -129,35 +183,40 @@ def log_marginal(
         Importance Sampling. JMLR 25.
     [3] Owen, A. B. (2013). Monte Carlo Theory, Methods and Examples, Ch. 9 (ratio estimates).
     """
-    _check_estimator_args(
-        model, x, num_samples, chunk_size, max_memory, proposal, guide, vectorize, seed
+    passes = _check_estimator_args(
+        model,
+        guide,
+        x,
+        num_samples,
+        proposal,
+        chunk_size=chunk_size,
+        max_memory=max_memory,
+        progress=progress,
+        seed=seed,
+        vectorize=vectorize,
     )
     check_bool(return_log_weights, "return_log_weights")
-    check_bool(progress, "progress")
-    # Results go into tensors allocated up front: small long-lived allocations between the
-    # large per-pass temporaries would fragment the heap and raise the peak memory.
-    fields = {key: x.new_empty(x.shape[0]) for key in ("estimate", "stderr", "ess", "khat", "elbo")}
+    outputs = {key: () for key in ("estimate", "stderr", "ess", "khat", "elbo")}
     if return_log_weights:
-        fields["log_weights"] = x.new_empty(x.shape[0], num_samples)
-    with _estimating(model, guide):
-        for start, log_weights in iter_log_weights(
-            model,
-            guide,
-            x,
-            num_samples=num_samples,
-            chunk_size=chunk_size,
-            max_memory=max_memory,
-            proposal=proposal,
-            progress=progress,
-            seed=seed,
-            vectorize=vectorize,
-            extra_bytes_per_point=num_samples * x.element_size() if return_log_weights else 0,
-        ):
-            block = _summarize(log_weights)
-            if return_log_weights:
-                block["log_weights"] = log_weights
-            for key, value in block.items():
-                fields[key][start : start + log_weights.shape[0]] = value
+        outputs["log_weights"] = (num_samples,)
+
+    def reduce(log_weights):
+        block = _summarize(log_weights)
+        if return_log_weights:
+            block["log_weights"] = log_weights
+        return block
+
+    fields = _per_point(
+        model,
+        guide,
+        x,
+        reduce,
+        outputs,
+        num_samples=num_samples,
+        proposal=proposal,
+        extra_bytes_per_point=num_samples * x.element_size() if return_log_weights else 0,
+        **passes,
+    )
     return ImportanceEstimate(num_samples=num_samples, proposal=proposal, **fields)
 
 
@@ -180,38 +239,48 @@ def elbo_per_point(
 
     Estimated as the mean of ``num_samples`` log-weights; the standard error is their
     standard deviation over :math:`\sqrt{K}` (``nan`` for K = 1). Passes and draws as in
-    :func:`log_marginal`.
+    :func:`log_marginal`, which reads the same draws for the same ``seed``.
 
     :param model: a model keeping the site contract of :mod:`pvae.models`.
     :param guide: its guide.
     :param torch.Tensor x: data, shape ``(n, d)``.
     :param int num_samples: samples per point (default 100).
-    PASSES_PARAMS
+    :param chunk_size: as in :func:`log_marginal`; so are ``max_memory``, ``seed`` and
+        ``vectorize``.
     :param bool progress: show a tqdm progress bar (default ``False``: usually short).
     :returns: ``(elbo, stderr)``, each shape ``(n,)``.
     """
-    _check_estimator_args(
-        model, x, num_samples, chunk_size, max_memory, "guide", guide, vectorize, seed
+    passes = _check_estimator_args(
+        model,
+        guide,
+        x,
+        num_samples,
+        "guide",
+        chunk_size=chunk_size,
+        max_memory=max_memory,
+        progress=progress,
+        seed=seed,
+        vectorize=vectorize,
     )
-    check_bool(progress, "progress")
-    means, errors = x.new_empty(x.shape[0]), x.new_full((x.shape[0],), math.nan)
-    with _estimating(model, guide):
-        for start, log_weights in iter_log_weights(
-            model,
-            guide,
-            x,
-            num_samples=num_samples,
-            chunk_size=chunk_size,
-            max_memory=max_memory,
-            progress=progress,
-            seed=seed,
-            vectorize=vectorize,
-        ):
-            rows = slice(start, start + log_weights.shape[0])
-            means[rows] = log_weights.mean(-1)
-            if num_samples > 1:
-                errors[rows] = log_weights.std(-1) / math.sqrt(num_samples)
-    return means, errors
+
+    def reduce(log_weights):
+        if num_samples == 1:
+            return {"elbo": log_weights.mean(-1)}
+        return {
+            "elbo": log_weights.mean(-1),
+            "stderr": log_weights.std(-1) / math.sqrt(num_samples),
+        }
+
+    fields = _per_point(
+        model,
+        guide,
+        x,
+        reduce,
+        {"elbo": (), "stderr": ()},
+        num_samples=num_samples,
+        **passes,
+    )
+    return fields["elbo"], fields["stderr"]
 
 
 def iwae_bound(
@@ -241,34 +310,44 @@ def iwae_bound(
     :param torch.Tensor x: data, shape ``(n, d)``.
     :param int num_samples: K.
     :param int num_repeats: independent K-sample estimates averaged (default 10).
-    PASSES_PARAMS
+    :param chunk_size: as in :func:`log_marginal`; so are ``max_memory``, ``seed`` and
+        ``vectorize``.
     :param bool progress: show a tqdm progress bar (default ``False``).
     :returns: ``(bound, stderr)``, each shape ``(n,)``; ``stderr`` is ``nan`` for one repeat.
 
     [1] Burda, Y., Grosse, R. & Salakhutdinov, R. (2016). Importance Weighted Autoencoders. ICLR.
     """
     check_positive_int(num_repeats, "num_repeats")
-    _check_estimator_args(
-        model, x, num_samples, chunk_size, max_memory, "guide", guide, vectorize, seed
+    passes = _check_estimator_args(
+        model,
+        guide,
+        x,
+        num_samples,
+        "guide",
+        chunk_size=chunk_size,
+        max_memory=max_memory,
+        progress=progress,
+        seed=seed,
+        vectorize=vectorize,
     )
-    check_bool(progress, "progress")
-    means, errors = x.new_empty(x.shape[0]), x.new_full((x.shape[0],), math.nan)
-    with _estimating(model, guide):
-        for start, log_weights in iter_log_weights(
-            model,
-            guide,
-            x,
-            num_samples=num_samples * num_repeats,
-            chunk_size=chunk_size,
-            max_memory=max_memory,
-            progress=progress,
-            seed=seed,
-            vectorize=vectorize,
-        ):
-            rows = slice(start, start + log_weights.shape[0])
-            grouped = log_weights.reshape(log_weights.shape[0], num_repeats, num_samples)
-            estimates = torch.logsumexp(grouped, -1) - math.log(num_samples)
-            means[rows] = estimates.mean(-1)
-            if num_repeats > 1:
-                errors[rows] = estimates.std(-1) / math.sqrt(num_repeats)
-    return means, errors
+
+    def reduce(log_weights):
+        grouped = log_weights.reshape(log_weights.shape[0], num_repeats, num_samples)
+        estimates = torch.logsumexp(grouped, -1) - math.log(num_samples)
+        if num_repeats == 1:
+            return {"bound": estimates.mean(-1)}
+        return {
+            "bound": estimates.mean(-1),
+            "stderr": estimates.std(-1) / math.sqrt(num_repeats),
+        }
+
+    fields = _per_point(
+        model,
+        guide,
+        x,
+        reduce,
+        {"bound": (), "stderr": ()},
+        num_samples=num_samples * num_repeats,
+        **passes,
+    )
+    return fields["bound"], fields["stderr"]

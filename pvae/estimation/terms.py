@@ -9,6 +9,7 @@ import torch
 from torch.distributions import kl_divergence
 
 from pvae.contract import evaluating, sample_sites, site_log_prob, trace_pair
+from pvae.distributions import normal_variance
 from pvae.validation import check_pair_data, check_positive_int
 
 __all__ = ["elbo_terms", "min_variance"]
@@ -76,13 +77,8 @@ def _elbo_terms(model: Callable, guide: Callable, x: torch.Tensor) -> dict[str, 
 
 def min_variance(fn, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
     """The smallest variance of a Normal likelihood and its (row, pixel) in ``x``."""
-    while hasattr(fn, "base_dist"):
-        fn = fn.base_dist
-    if isinstance(fn, torch.distributions.Normal):
-        variance = fn.scale.expand_as(x).pow(2)
-    elif hasattr(fn, "log_variance"):  # pvae.distributions.NormalLogVariance
-        variance = fn.log_variance.expand_as(x).exp()
-    else:
+    variance = normal_variance(fn, x)
+    if variance is None:
         return x.new_tensor(math.nan), -1, -1
     point, pixel = divmod(int(variance.argmin()), x.shape[-1])
     return variance[point, pixel], point, pixel
