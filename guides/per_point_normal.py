@@ -8,48 +8,11 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
+from pvae.models.linear_gaussian import LinearGaussian
 from pvae.networks import unique_name
 from pvae.validation import check_data, check_dtypes, check_positive_float, check_positive_int
 
 __all__ = ["PerPointNormalGuide", "exact_posterior_guide"]
-
-
-def exact_posterior_guide(model, data: torch.Tensor):
-    r"""A :class:`~pvae.guides.PerPointNormalGuide` set to the exact posterior of a
-    :class:`~pvae.models.LinearGaussian` ``model`` at every point of ``data``.
-
-    The exact posterior :math:`\mathcal N(M^{-1}W^\top(x - b), \sigma^2 M^{-1})` is a diagonal
-    Normal when :math:`W^\top W` is diagonal, as for
-    :meth:`~pvae.models.LinearGaussian.maximum_likelihood`; so that
-    :func:`pvae.diagnostics.diagnose` can read off the closed-form solution's active units.
-
-    :raises TypeError: if ``model`` is not a :class:`~pvae.models.LinearGaussian`.
-    :raises ValueError: if ``data`` does not fit the model, or the posterior covariance is not
-        diagonal.
-    """
-    from pvae.guides import PerPointNormalGuide
-    from pvae.models import LinearGaussian
-
-    if not isinstance(model, LinearGaussian):
-        raise TypeError(f"model must be a pvae.models.LinearGaussian, got {type(model).__name__}")
-    check_data(data, "data", dim=model.data_dim)
-    check_dtypes(model, None, data, "data")
-    with torch.no_grad():
-        posterior = model.posterior(data)
-        covariance = posterior.covariance_matrix[0]
-        off_diagonal = covariance - torch.diag(covariance.diagonal())
-        if (
-            off_diagonal.abs().max()
-            > 100 * torch.finfo(covariance.dtype).eps * covariance.diagonal().max()
-        ):
-            raise ValueError(
-                "the model's posterior covariance is not diagonal (W has non-orthogonal "
-                "columns), so no diagonal guide equals it"
-            )
-        guide = PerPointNormalGuide(data, model.latent_dim)
-        guide.loc.copy_(posterior.mean)
-        guide.log_scale.copy_(0.5 * covariance.diagonal().log().expand_as(guide.log_scale))
-    return guide
 
 
 class PerPointNormalGuide(PyroModule):
@@ -135,3 +98,38 @@ class PerPointNormalGuide(PyroModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with pyro.plate("data", x.shape[0]):
             return pyro.sample("z", self.z_dist(x))
+
+
+def exact_posterior_guide(model, data: torch.Tensor):
+    r"""A :class:`~pvae.guides.PerPointNormalGuide` set to the exact posterior of a
+    :class:`~pvae.models.LinearGaussian` ``model`` at every point of ``data``.
+
+    The exact posterior :math:`\mathcal N(M^{-1}W^\top(x - b), \sigma^2 M^{-1})` is a diagonal
+    Normal when :math:`W^\top W` is diagonal, as for
+    :meth:`~pvae.models.LinearGaussian.maximum_likelihood`; so that
+    :func:`pvae.diagnostics.diagnose` can read off the closed-form solution's active units.
+
+    :raises TypeError: if ``model`` is not a :class:`~pvae.models.LinearGaussian`.
+    :raises ValueError: if ``data`` does not fit the model, or the posterior covariance is not
+        diagonal.
+    """
+    if not isinstance(model, LinearGaussian):
+        raise TypeError(f"model must be a pvae.models.LinearGaussian, got {type(model).__name__}")
+    check_data(data, "data", dim=model.data_dim)
+    check_dtypes(model, None, data, "data")
+    with torch.no_grad():
+        posterior = model.posterior(data)
+        covariance = posterior.covariance_matrix[0]
+        off_diagonal = covariance - torch.diag(covariance.diagonal())
+        if (
+            off_diagonal.abs().max()
+            > 100 * torch.finfo(covariance.dtype).eps * covariance.diagonal().max()
+        ):
+            raise ValueError(
+                "the model's posterior covariance is not diagonal (W has non-orthogonal "
+                "columns), so no diagonal guide equals it"
+            )
+        guide = PerPointNormalGuide(data, model.latent_dim)
+        guide.loc.copy_(posterior.mean)
+        guide.log_scale.copy_(0.5 * covariance.diagonal().log().expand_as(guide.log_scale))
+    return guide
