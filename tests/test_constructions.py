@@ -7,9 +7,8 @@ import torch
 
 import pvae
 from pvae.distributions import NormalLogVariance
-from pvae.guides.one_dimensional import OneDimensionalGuide
-from pvae.models.mattei_frellsen import MatteiFrellsen
-from pvae.models.one_dimensional import OneDimensional
+from pvae.guides import OneDimensionalGuide
+from pvae.models import MatteiFrellsen, OneDimensional
 
 
 @pytest.fixture

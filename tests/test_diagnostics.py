@@ -85,7 +85,7 @@ EIGENVALUES = [4.0, 2.0, 0.008, 0.008, 0.008, 0.008]
 def test_report_names_fixed_gamma_collapse_for_ppca_with_gamma_above_eigenvalues():
     """Category (ii): pPCA with γ = 1.5 fixed keeps only the eigenvalues 4 and 2 (Prop. 2)."""
     from pvae.data import data_with_spectrum
-    from pvae.guides.per_point_normal import exact_posterior_guide
+    from pvae.guides import exact_posterior_guide
     from pvae.models import LinearGaussian
 
     x = data_with_spectrum([4.0, 2.0, 1.0, 0.5, 0.25, 0.1], 200)
@@ -101,7 +101,7 @@ def test_report_names_benign_collapse_when_learned_gamma_leaves_unneeded_dimensi
     """Category (i): data with two strong directions and isotropic noise 0.008; a learned
     γ = 0.01 above the noise eigenvalues keeps exactly the two strong directions."""
     from pvae.data import data_with_spectrum
-    from pvae.guides.per_point_normal import exact_posterior_guide
+    from pvae.guides import exact_posterior_guide
     from pvae.models import LinearGaussian
 
     x = data_with_spectrum(EIGENVALUES, 200)

@@ -8,7 +8,7 @@ import torch
 from pvae.data import data_with_spectrum
 from pvae.diagnostics import diagnose
 from pvae.experiments.gamma_sweep import gamma_sweep
-from pvae.guides.per_point_normal import exact_posterior_guide
+from pvae.guides import exact_posterior_guide
 from pvae.models import LinearGaussian
 from pvae.theory import active_dimensions
 

@@ -222,9 +222,9 @@ class Proposition1:
             self.model.decoder.log_variance.fill_(math.log(float((centred**2).mean())))
 
     def set_reconstructing(self, delta: float) -> None:
-        r"""Move to a member of a family whose energy tends to −∞ as δ → 0, like the family of
-        Dai et al.'s Appendix B.1 (we could not consult the appendix; this one is written out
-        here and tested): with κ = 1,
+        r"""Move to a member of a family whose energy tends to −∞ as δ → 0, of the kind of
+        Dai et al.'s Appendix B.1 (this family is pvae's own, written out here and tested):
+        with κ = 1,
 
         - q(z | x_i) = N(c_i, δ²), c_i = ±1 the sign of the projection of x_i − x̄ on the
           data's first principal direction u;
