@@ -1,4 +1,5 @@
-"""The package's imports run one way: no circle, no upward import, no private name across modules.
+"""The package's imports run one way (no circle, no upward import, no private name across
+modules), and docs/architecture.md lists its files.
 
 The layers, lowest first, are :data:`LAYERS` (docs/architecture.md draws them). A module may
 import from its own layer and the ones below it; every import counts, including those inside
@@ -161,7 +162,45 @@ def test_every_module_opens_with_a_docstring_and_all():
             assert "__all__" in names, f"{module} has no __all__"
 
 
-# The checks themselves, on constructed graphs: each must find what it is for.
+def documented_files(text: str) -> set[str]:
+    """The files of the first code block of docs/architecture.md, a tree indented by two
+    spaces a level, folders ending in ``/``."""
+    block = text.split("```\n", 2)[1]
+    folders: list[str] = []
+    files = set()
+    for line in block.splitlines():
+        depth = (len(line) - len(line.lstrip(" "))) // 2
+        name = line.split()[0]
+        del folders[depth:]
+        if name.endswith("/"):
+            folders.append(name)
+        else:
+            files.add("".join(folders) + name)
+    return files
+
+
+def test_the_architecture_doc_lists_exactly_the_package_files():
+    documented = documented_files((ROOT / "docs" / "architecture.md").read_text())
+    actual = {str(path.relative_to(ROOT)) for path in MODULES.values()}
+    assert documented == actual
+
+
+def test_the_architecture_doc_draws_these_layers():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    drawn = {
+        int(cells[0]): tuple(f"pvae.{name.strip(' `')}" for name in cells[1].split(","))
+        for cells in (row.strip("| ").split(" | ") for row in rows)
+    }
+    assert drawn == dict(enumerate(LAYERS))
+
+
+# The checks themselves, on constructed cases: each must find what it is for.
+
+
+def test_the_doc_tree_is_read_by_indentation():
+    tree = "```\na/\n  b.py   one\n  c/\n    d.py  two\n  e.py\nf/\n  g.py\n```\n"
+    assert documented_files(tree) == {"a/b.py", "a/c/d.py", "a/e.py", "f/g.py"}
 
 
 def test_the_cycle_check_finds_a_circle():

@@ -1,6 +1,6 @@
-"""Checkpoints: format version 2 (optimizer state, library versions), version-1 files, a
-restored optimizer that continues bitwise, and a named error for every wrong or truncated file
-(from Python and from ``pvae evaluate``)."""
+"""Checkpoints: the current format (optimizer state, library versions, fit state), files of
+earlier versions, a restored optimizer that continues bitwise, and a named error for every
+wrong or truncated file (from Python and from ``pvae evaluate``)."""
 
 import pyro
 import pytest

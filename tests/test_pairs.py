@@ -13,8 +13,8 @@ from pvae.registry import GUIDES, MODELS, build_guide, build_model, compatible_g
 
 DATA_DIM, LATENT_DIM, HIDDEN = 6, 2, (8,)
 #: Programs with hand-set parameters and closed-form log p(x), not trained from the registry:
-#: tests/test_constructions.py and tests/test_proposition2.py check them against their closed
-#: forms.
+#: tests/models/test_constructions.py and tests/theory/test_proposition2.py check them against
+#: their closed forms.
 CONSTRUCTIONS = {"MatteiFrellsen", "OneDimensional", "OneDimensionalGuide", "exact_posterior_guide"}
 
 

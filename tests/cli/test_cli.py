@@ -13,7 +13,7 @@ import pvae
 from pvae.cli import main
 from pvae.cli.config import TRAIN_DEFAULTS, read_train_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(command: str) -> int:

@@ -8,7 +8,7 @@ import pytest
 
 from pvae.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_collapse_depth_end_to_end(tmp_path, capsys):
