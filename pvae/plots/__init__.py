@@ -16,28 +16,11 @@ from pvae.plots.images import (
     plot_reconstructions,
     plot_samples,
 )
-from pvae.plots.inputs import (
-    check_array,
-    check_curve,
-    check_extent,
-    check_grid_size,
-    check_images,
-    check_label_array,
-    check_rows,
-    to_numpy,
-)
 from pvae.plots.training import plot_history
 
 __all__ = [
     "KHAT_GOOD",
     "KHAT_UNRELIABLE",
-    "check_array",
-    "check_curve",
-    "check_extent",
-    "check_grid_size",
-    "check_images",
-    "check_label_array",
-    "check_rows",
     "latent_grid_codes",
     "plot_collapse_depth",
     "plot_construction",
@@ -53,5 +36,4 @@ __all__ = [
     "plot_reconstructions",
     "plot_samples",
     "plot_scale_histograms",
-    "to_numpy",
 ]

@@ -9,6 +9,7 @@ import torch
 from pyro import poutine
 
 import pvae
+import pvae.training.optim
 from pvae.guides import DiagNormalGuide, LinearGaussianPosterior
 from pvae.registry import build_guide, build_model
 from pvae.training import JointOptim, KLWeight, kl_cyclical, kl_warmup
@@ -217,7 +218,7 @@ def test_joint_optimizer_updates_like_pyro_adam():
 def test_default_optimizer_is_fused_adam_with_pyro_adams_update():
     # fit's default: one fused torch Adam over all parameters (torch >= 2.4 on CPU), the same
     # update as Pyro's per-parameter Adam up to float rounding.
-    assert pvae.training.adam_args(1e-2, torch.zeros(1)) == {"lr": 1e-2, "fused": True}
+    assert pvae.training.optim.adam_args(1e-2, torch.zeros(1)) == {"lr": 1e-2, "fused": True}
     fused, per_parameter = train_copies(
         [
             lambda: JointOptim(torch.optim.Adam, {"lr": 1e-2, "fused": True}),
