@@ -66,7 +66,6 @@ class Checkpoint:
 
 
 def _versions() -> dict[str, str]:
-
     # str(): torch.__version__ is a TorchVersion, which weights_only loading refuses
     return {
         "pvae": str(__version__),

@@ -96,9 +96,9 @@ def _check_traces(model_trace, guide_trace) -> None:
 def trace_pair(
     model, guide, x: torch.Tensor, proposal: str, check: bool, noise=None, particles=None
 ):
-    """Trace the proposal, then the model replaying it, on ``x``. ``noise`` (a
-    :class:`_CommonNoise`) supplies the proposal's draws; ``particles`` a ``pyro.plate`` of
-    samples outside every plate of the pair (vectorized layout)."""
+    """Trace the proposal, then the model replaying it, on ``x``. ``noise`` (a messenger, e.g.
+    the estimators' common random numbers) supplies the proposal's draws; ``particles`` a
+    ``pyro.plate`` of samples outside every plate of the pair (vectorized layout)."""
     with contextlib.ExitStack() as stack:
         if noise is not None:
             stack.enter_context(noise)

@@ -110,14 +110,15 @@ class NormalLogVariance(TorchDistribution):
 
 
 def normal_variance(fn, like: torch.Tensor) -> torch.Tensor | None:
-    """The variance of a Normal likelihood ``fn`` (``Normal``, :class:`SharedScaleNormal` or
-    :class:`NormalLogVariance`, also inside ``Independent`` or masked), entry by entry and
-    broadcast to ``like``'s shape; ``None`` for any other family (which has no variance to
-    collapse). The one place pvae reads a decoder's variance."""
+    """The variance of a Normal likelihood ``fn`` (``Normal``, :class:`SharedScaleNormal`, or
+    one parametrized by a ``log_variance`` such as :class:`NormalLogVariance`; also inside
+    ``Independent`` or masked), entry by entry and broadcast to ``like``'s shape; ``None`` for
+    any other family (which has no variance to collapse). The one place pvae reads a
+    decoder's variance."""
     while hasattr(fn, "base_dist"):
         fn = fn.base_dist
     if isinstance(fn, torch.distributions.Normal):
         return fn.scale.expand_as(like).pow(2)
-    if isinstance(fn, NormalLogVariance):
+    if hasattr(fn, "log_variance"):
         return fn.log_variance.expand_as(like).exp()
     return None

@@ -10,9 +10,15 @@ with :mod:`ast`; each has a test on a constructed graph that it must fail.
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,6 +151,14 @@ def test_no_upward_import():
 
 def test_no_private_name_is_imported_across_modules():
     assert private_imports(MODULES) == []
+
+
+def test_pyproject_installs_every_package():
+    """A package missing from the explicit list is left out of a wheel (an editable install
+    would still find it, so nothing else notices)."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = {module for module, path in MODULES.items() if path.name == "__init__.py"}
+    assert set(config["packages"]) == packages
 
 
 def test_every_module_opens_with_a_docstring_and_all():

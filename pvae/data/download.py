@@ -10,10 +10,11 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from pvae.data.idx import CHUNK_BYTES
 from pvae.files import write_atomically
 
 __all__ = ["check_md5_argument", "fetch", "is_url"]
+
+CHUNK_BYTES = 1 << 20
 
 logger = logging.getLogger(__name__)
 

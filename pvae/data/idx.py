@@ -13,7 +13,7 @@ import numpy as np
 
 from pvae.files import write_atomically
 
-__all__ = ["CHUNK_BYTES", "read_idx", "write_idx"]
+__all__ = ["read_idx", "write_idx"]
 
 # IDX type codes (LeCun et al.'s format) and the big-endian NumPy dtypes they stand for.
 _IDX_DTYPES = {
@@ -30,9 +30,6 @@ _IDX_CODES = {dtype.newbyteorder("="): code for code, dtype in _IDX_DTYPES.items
 
 
 _GZIP_MAGIC = b"\x1f\x8b"
-
-
-CHUNK_BYTES = 1 << 20
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:

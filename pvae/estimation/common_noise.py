@@ -12,7 +12,7 @@ from pyro.poutine.util import site_is_subsample
 
 __all__ = ["PARTICLE_PLATE", "SAMPLE_BLOCK", "CommonNoise"]
 
-#: Importance samples per block of common random numbers (see :class:`_CommonNoise`).
+#: Importance samples per block of common random numbers (see :class:`CommonNoise`).
 SAMPLE_BLOCK = 1024
 
 

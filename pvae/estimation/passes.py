@@ -70,7 +70,7 @@ def _max_plate_nesting(*traces) -> int:
 
 @dataclass
 class _Plan:
-    """How :func:`_iter_log_weights` lays out its passes."""
+    """How :func:`iter_log_weights` lays out its passes."""
 
     vectorized: bool
     nesting: int  # plates in the pair; the particle plate goes just outside them
@@ -219,9 +219,9 @@ def iter_log_weights(
 
     A pass evaluates at most ``rows`` (sample, point) pairs (:func:`_plan`): whole points while
     K fits in a pass, else one point's samples in equal passes. The draws are keyed to
-    (point, sample) (:class:`_CommonNoise`), so the log-weights do not depend on the split.
-    The callers validate the arguments and set eval mode and inference mode (see
-    :func:`log_marginal`).
+    (point, sample) (:class:`~pvae.estimation.common_noise.CommonNoise`), so the log-weights
+    do not depend on the split. The callers validate the arguments and set eval mode and
+    inference mode (see :func:`log_marginal`).
     """
     num_points = x.shape[0]
     plan = _plan(

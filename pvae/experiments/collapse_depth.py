@@ -22,7 +22,6 @@ from pvae.diagnostics.decoder import decoder_variance, mean_error, reconstructio
 from pvae.diagnostics.latent import diagnose
 from pvae.plots.collapse import plot_collapse_depth
 from pvae.registry import build_guide, build_model
-from pvae.tables import Column
 from pvae.training.fit import fit
 from pvae.training.schedules import kl_warmup
 from pvae.training.watchdog import IllPosedWarning
@@ -387,17 +386,17 @@ def _write_outputs(out: Path, rows, runs, scales, settings, data: Split) -> None
 
 
 _COLUMNS = [
-    Column("variant", 11, "<", key="variant"),
-    Column("depth", 6, key="depth"),
-    Column("train ‖x−x̂‖²", 15, key="train_recon_error", spec=".3f"),
-    Column("held-out", 10, key="test_recon_error", spec=".3f"),
-    Column("γ", 10, key="gamma", spec=".2e"),
+    tables.Column("variant", 11, "<", key="variant"),
+    tables.Column("depth", 6, key="depth"),
+    tables.Column("train ‖x−x̂‖²", 15, key="train_recon_error", spec=".3f"),
+    tables.Column("held-out", 10, key="test_recon_error", spec=".3f"),
+    tables.Column("γ", 10, key="gamma", spec=".2e"),
     # The autoencoder has no encoder distribution: its latent entries are None, a dash.
-    Column("KL", 8, key="kl", spec=".1f"),
-    Column("active", 8, key="active_units", spec="d"),
-    Column("median σ_z", 12, key="median_scale", spec=".3f"),
-    Column("σ_z≈1", 8, key="share_scale_near_1", spec=".0%"),
-    Column("", cell=lambda row: "  [watchdog]" if row["watchdog"] else ""),
+    tables.Column("KL", 8, key="kl", spec=".1f"),
+    tables.Column("active", 8, key="active_units", spec="d"),
+    tables.Column("median σ_z", 12, key="median_scale", spec=".3f"),
+    tables.Column("σ_z≈1", 8, key="share_scale_near_1", spec=".0%"),
+    tables.Column("", cell=lambda row: "  [watchdog]" if row["watchdog"] else ""),
 ]
 
 

@@ -21,7 +21,6 @@ from pvae.data.split import Split
 from pvae.estimation.estimators import log_marginal
 from pvae.plots.demo import plot_construction, plot_demo
 from pvae.registry import build_guide, build_model
-from pvae.tables import Column
 from pvae.training.fit import fit
 from pvae.training.optim import JointOptim
 from pvae.training.watchdog import IllPosedWarning
@@ -227,12 +226,12 @@ def construction_table(
 
 
 _CONSTRUCTION_COLUMNS = [
-    Column("k", 5, key="k"),
-    Column("log p̂, no floor", 18, key="free_log_px", spec=".2f"),
-    Column("exact", 10, key="free_exact", spec=".2f"),
-    Column("log p̂, floor ξ", 17, key="floored_log_px", spec=".2f"),
-    Column("exact", 10, key="floored_exact", spec=".2f"),
-    Column("bound", 8, key="bound", spec=".1f"),
+    tables.Column("k", 5, key="k"),
+    tables.Column("log p̂, no floor", 18, key="free_log_px", spec=".2f"),
+    tables.Column("exact", 10, key="free_exact", spec=".2f"),
+    tables.Column("log p̂, floor ξ", 17, key="floored_log_px", spec=".2f"),
+    tables.Column("exact", 10, key="floored_exact", spec=".2f"),
+    tables.Column("bound", 8, key="bound", spec=".1f"),
 ]
 
 
@@ -302,16 +301,16 @@ def _finite_or(key: str, spec: str, otherwise: str):
 
 
 _COLUMNS = [
-    Column("data", 12, "<", key="data"),
-    Column("variant", 20, "<", key="variant"),
-    Column("train log p̂", 13, cell=_train_cell),
-    Column("held-out", 10, key="test_log_px", spec=".1f"),
-    Column("trend/ep", 9, key="trend_per_epoch", spec="+.2f"),
-    Column("min σ²", 10, cell=_finite_or("min_variance", ".1e", "—")),
-    Column("k̂>0.7", 7, key="khat_share", spec=".0%"),
-    Column("bound", 8, cell=_finite_or("bound", ".0f", "none")),
-    Column("verdict", key="verdict", separator="  "),
-    Column("", cell=lambda row: "  [watchdog]" if row["watchdog"] else ""),
+    tables.Column("data", 12, "<", key="data"),
+    tables.Column("variant", 20, "<", key="variant"),
+    tables.Column("train log p̂", 13, cell=_train_cell),
+    tables.Column("held-out", 10, key="test_log_px", spec=".1f"),
+    tables.Column("trend/ep", 9, key="trend_per_epoch", spec="+.2f"),
+    tables.Column("min σ²", 10, cell=_finite_or("min_variance", ".1e", "—")),
+    tables.Column("k̂>0.7", 7, key="khat_share", spec=".0%"),
+    tables.Column("bound", 8, cell=_finite_or("bound", ".0f", "none")),
+    tables.Column("verdict", key="verdict", separator="  "),
+    tables.Column("", cell=lambda row: "  [watchdog]" if row["watchdog"] else ""),
 ]
 
 

@@ -388,7 +388,7 @@ def fit(
             beta = kl_weight(epoch) if callable(kl_weight) else kl_weight
             check_nonnegative_float(beta, f"kl_weight({epoch})")
             order = torch.randperm(data.shape[0], generator=generator).to(data.device)
-            loss, halvings = step.train(epoch, beta, order, bar.update)
+            loss, halvings = step.run_epoch(epoch, beta, order, bar.update)
             record = {"epoch": epoch + 1, "loss": loss, "kl_weight": beta}
             if on_nonfinite == "lower-lr":
                 record["lr_halvings"] = halvings

@@ -101,6 +101,12 @@ class JointOptim(PyroOptim):
         if self.optimizer is not None:
             self._restore_waiting_state(list(self._seen))
 
+    def forget(self) -> None:
+        """Drop the torch optimizer and every parameter's state: the next step builds them
+        again, from whatever :meth:`set_state` left waiting."""
+        self.optimizer = None
+        self._seen = set()
+
     def _restore_waiting_state(self, params) -> None:
         store = pyro.get_param_store()
         for p in params:

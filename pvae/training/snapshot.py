@@ -144,8 +144,7 @@ class LastGood:
             state = _scaled_lr(state, lr_factor)
             args = _scaled_args(self.optimizer, args, lr_factor)
         if isinstance(self.optimizer, JointOptim):
-            self.optimizer.optimizer = None
-            self.optimizer._seen = set()
+            self.optimizer.forget()
         else:
             self.optimizer.optim_objs.clear()
             self.optimizer.grad_clip.clear()

@@ -99,7 +99,7 @@ class GuardedStep:
         self.modules = [m for m in (model, guide) if isinstance(m, torch.nn.Module)]
         self.last_good = LastGood(self.modules, optimizer, epochs_done)
 
-    def train(
+    def run_epoch(
         self, epoch: int, beta: float, order: torch.Tensor, progress: Callable[[int], object]
     ) -> tuple[float, int]:
         """Train epoch ``epoch`` (from 0) in the batch order ``order``, repeating it after a
@@ -114,7 +114,7 @@ class GuardedStep:
         for module in self.modules:
             module.train()
         halvings = 0
-        loss, failure = self.epoch(epoch, beta, order, progress)
+        loss, failure = self.try_epoch(epoch, beta, order, progress)
         while failure is not None:
             halvings = self.recover(failure, halvings)
             self.logger.warning(
@@ -128,10 +128,10 @@ class GuardedStep:
                 MAX_HALVINGS,
                 stacklevel=2,  # the record's origin is the caller, fit, as for its other records
             )
-            loss, failure = self.epoch(epoch, beta, order, progress)
+            loss, failure = self.try_epoch(epoch, beta, order, progress)
         return loss, halvings
 
-    def epoch(
+    def try_epoch(
         self, epoch: int, beta: float, order: torch.Tensor, progress: Callable[[int], object]
     ) -> tuple[float, Failure | None]:
         """One pass of the steps over ``order``; after a failure its steps are taken back
