@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import sys
 from pathlib import Path
 
@@ -12,19 +13,39 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-from pvae.cli.options import (
-    BOOLEAN_TYPE,
-    POSITIVE_INTEGER_TYPE,
-    POSITIVE_REAL_TYPE,
-    SEED_TYPE,
-    is_int,
-    one_of,
-)
+
 from pvae.data.catalog import DATASETS
 from pvae.registry import GUIDES, MODELS
 from pvae.training.objectives import ELBOS
+from pvae.validation import SEED_LIMIT
 
 __all__ = ["TRAIN_DEFAULTS", "read_train_config", "train_config", "write_train_config"]
+
+# The type of a config key's value: (what it must be, its check, the type it is read as).
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_positive_real(value) -> bool:
+    real = isinstance(value, int | float) and not isinstance(value, bool)
+    return real and math.isfinite(value) and value > 0
+
+
+_SEED = (
+    f"an integer in [0, {SEED_LIMIT - 1}]",
+    lambda v: _is_int(v) and 0 <= v < SEED_LIMIT,
+    int,
+)
+_POSITIVE_INTEGER = ("a positive integer", lambda v: _is_int(v) and v > 0, int)
+_POSITIVE_REAL = ("a positive number", _is_positive_real, float)
+_BOOLEAN = ("true or false", lambda v: isinstance(v, bool), bool)
+
+
+def _one_of(choices) -> tuple:
+    return (f"one of {list(choices)}", lambda v: isinstance(v, str) and v in choices, str)
+
 
 #: Every option of ``pvae train`` under its long name with underscores (the keys of a
 #: ``--config`` TOML file) and its default. ``variance_floor = None``: the model's own.
@@ -52,28 +73,28 @@ TRAIN_DEFAULTS: dict = {
 
 #: key → (what the value must be, the test, the type it is stored as)
 _TRAIN_TYPES: dict[str, tuple] = {
-    "model": one_of(MODELS),
-    "guide": one_of(GUIDES),
-    "data": one_of(DATASETS),
-    "binarize": BOOLEAN_TYPE,
-    "dequantize": BOOLEAN_TYPE,
-    "latent_dim": POSITIVE_INTEGER_TYPE,
+    "model": _one_of(MODELS),
+    "guide": _one_of(GUIDES),
+    "data": _one_of(DATASETS),
+    "binarize": _BOOLEAN,
+    "dequantize": _BOOLEAN,
+    "latent_dim": _POSITIVE_INTEGER,
     "hidden": (
         "a list of positive integers such as [256, 256] ([] for none)",
-        lambda v: isinstance(v, list) and all(is_int(size) and size > 0 for size in v),
+        lambda v: isinstance(v, list) and all(_is_int(size) and size > 0 for size in v),
         list,
     ),
-    "variance_floor": POSITIVE_REAL_TYPE,
-    "epochs": POSITIVE_INTEGER_TYPE,
-    "batch_size": POSITIVE_INTEGER_TYPE,
-    "lr": POSITIVE_REAL_TYPE,
-    "elbo": one_of(ELBOS),
-    "num_particles": POSITIVE_INTEGER_TYPE,
-    "seed": SEED_TYPE,
-    "data_seed": SEED_TYPE,
+    "variance_floor": _POSITIVE_REAL,
+    "epochs": _POSITIVE_INTEGER,
+    "batch_size": _POSITIVE_INTEGER,
+    "lr": _POSITIVE_REAL,
+    "elbo": _one_of(ELBOS),
+    "num_particles": _POSITIVE_INTEGER,
+    "seed": _SEED,
+    "data_seed": _SEED,
     "out": ("a path (a string)", lambda v: isinstance(v, str) and v != "", str),
-    "eval_samples": ("an integer >= 0", lambda v: is_int(v) and v >= 0, int),
-    "eval_points": POSITIVE_INTEGER_TYPE,
+    "eval_samples": ("an integer >= 0", lambda v: _is_int(v) and v >= 0, int),
+    "eval_points": _POSITIVE_INTEGER,
 }
 
 

@@ -10,50 +10,14 @@ from pvae.estimation.memory import parse_memory
 from pvae.validation import SEED_LIMIT
 
 __all__ = [
-    "BOOLEAN_TYPE",
-    "POSITIVE_INTEGER_TYPE",
-    "POSITIVE_REAL_TYPE",
-    "SEED_TYPE",
     "depths_type",
     "hidden_type",
-    "is_int",
-    "is_positive_real",
     "memory_type",
     "nonnegative_int_type",
-    "one_of",
     "out_type",
     "positive_type",
     "seed_type",
 ]
-
-
-def is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_positive_real(value) -> bool:
-    real = isinstance(value, int | float) and not isinstance(value, bool)
-    return real and math.isfinite(value) and value > 0
-
-
-SEED_TYPE = (
-    f"an integer in [0, {SEED_LIMIT - 1}]",
-    lambda v: is_int(v) and 0 <= v < SEED_LIMIT,
-    int,
-)
-
-
-POSITIVE_INTEGER_TYPE = ("a positive integer", lambda v: is_int(v) and v > 0, int)
-
-
-POSITIVE_REAL_TYPE = ("a positive number", is_positive_real, float)
-
-
-BOOLEAN_TYPE = ("true or false", lambda v: isinstance(v, bool), bool)
-
-
-def one_of(choices) -> tuple:
-    return (f"one of {list(choices)}", lambda v: isinstance(v, str) and v in choices, str)
 
 
 def hidden_type(text: str) -> tuple[int, ...]:
