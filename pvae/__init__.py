@@ -6,6 +6,7 @@ from pvae.contract import ContractError
 from pvae.data.images import load_digits
 from pvae.diagnostics.gradients import gradient_variance
 from pvae.estimation.estimators import elbo_per_point, iwae_bound, log_marginal
+from pvae.estimation.quadrature import QuadratureEstimate, log_marginal_quadrature
 from pvae.estimation.result import ImportanceEstimate
 from pvae.estimation.terms import elbo_terms
 from pvae.estimation.units import bits_per_dim
@@ -27,6 +28,7 @@ __all__ = [
     "ImportanceEstimate",
     "NonFiniteError",
     "NormalDecoder",
+    "QuadratureEstimate",
     "bits_per_dim",
     "build_guide",
     "build_model",
@@ -40,5 +42,6 @@ __all__ = [
     "load",
     "load_digits",
     "log_marginal",
+    "log_marginal_quadrature",
     "save",
 ]

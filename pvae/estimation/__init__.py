@@ -3,17 +3,20 @@
 from pvae.estimation.estimators import elbo_per_point, iwae_bound, log_marginal
 from pvae.estimation.memory import parse_memory, peak_memory
 from pvae.estimation.psis import psis_khat
+from pvae.estimation.quadrature import QuadratureEstimate, log_marginal_quadrature
 from pvae.estimation.result import ImportanceEstimate
 from pvae.estimation.terms import elbo_terms
 from pvae.estimation.units import bits_per_dim
 
 __all__ = [
     "ImportanceEstimate",
+    "QuadratureEstimate",
     "bits_per_dim",
     "elbo_per_point",
     "elbo_terms",
     "iwae_bound",
     "log_marginal",
+    "log_marginal_quadrature",
     "parse_memory",
     "peak_memory",
     "psis_khat",
