@@ -21,9 +21,18 @@ from pvae.layout import require_installed_name
 
 require_installed_name(__name__, "pvae.models")
 
+from pvae.models.every_point_shared import every_point_shared
 from pvae.models.linear_gaussian import LinearGaussian
 from pvae.models.mattei_frellsen import MatteiFrellsen
 from pvae.models.one_dimensional import OneDimensional
+from pvae.models.one_point_network import one_point_network
 from pvae.models.vae import VAE
 
-__all__ = ["VAE", "LinearGaussian", "MatteiFrellsen", "OneDimensional"]
+__all__ = [
+    "VAE",
+    "LinearGaussian",
+    "MatteiFrellsen",
+    "OneDimensional",
+    "every_point_shared",
+    "one_point_network",
+]

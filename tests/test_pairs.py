@@ -13,9 +13,16 @@ from pvae.registry import GUIDES, MODELS, build_guide, build_model, compatible_g
 
 DATA_DIM, LATENT_DIM, HIDDEN = 6, 2, (8,)
 #: Programs with hand-set parameters and closed-form log p(x), not trained from the registry:
-#: tests/models/test_constructions.py and tests/theory/test_proposition2.py check them against
-#: their closed forms.
-CONSTRUCTIONS = {"MatteiFrellsen", "OneDimensional", "OneDimensionalGuide", "exact_posterior_guide"}
+#: tests/models/test_constructions.py, tests/models/test_memorizing.py and
+#: tests/theory/test_proposition2.py check them against closed forms and quadrature.
+CONSTRUCTIONS = {
+    "MatteiFrellsen",
+    "OneDimensional",
+    "OneDimensionalGuide",
+    "every_point_shared",
+    "exact_posterior_guide",
+    "one_point_network",
+}
 
 
 def hidden_for(model_name):

@@ -165,6 +165,12 @@ def log_marginal_quadrature(
 
         box = x.new_full((x.shape[0], q), bound)
         _, log_f, nodes = integrate(-box, box, coarse)
+        if bool(log_f.isnan().any()):
+            point, node = (int(i) for i in log_f.isnan().nonzero()[0])
+            raise ValueError(
+                f"log p(x, z) is NaN for point {point} at z = {nodes[point, node].tolist()}: "
+                "the model's density is not defined there (e.g. a variance that underflows)"
+            )
         if not torch.isfinite(log_f.max(-1).values).all():
             raise ValueError(
                 "the log-integrand is not finite at any coarse node for some point: the "
