@@ -32,6 +32,7 @@ def load_dataset(
     seed: int = 0,
     root: str | os.PathLike | None = None,
     num_levels: int = 256,
+    checksums: str | dict[str, str] | None = "official",
 ) -> Split:
     """The train/held-out split of the data set ``name``.
 
@@ -53,6 +54,8 @@ def load_dataset(
         (unused by the others).
     :param int num_levels: grey levels of a file (default 256; unused by the named sets, which
         know their own).
+    :param checksums: how the IDX files of ``"mnist"`` and ``"fashion-mnist"`` are checked, as
+        in :func:`~pvae.data.load_mnist` (default ``"official"``).
     :raises TypeError: if ``name`` is neither a string nor a path.
     :raises ValueError: for an unknown ``name``, ``"mnist"`` or ``"fashion-mnist"`` without
         ``root``, and ``binarize`` or ``dequantize`` for ``"linear-gaussian"``, which holds no
@@ -72,7 +75,9 @@ def load_dataset(
                 f"name={name!r} needs root, the folder or base URL of the four IDX files "
                 "(train-images-idx3-ubyte.gz, ...)"
             )
-        return _IDX_LOADERS[name](root, binarize=binarize, dequantize=dequantize, seed=seed)
+        return _IDX_LOADERS[name](
+            root, binarize=binarize, dequantize=dequantize, seed=seed, checksums=checksums
+        )
     if name == "linear-gaussian":
         if binarize or dequantize:
             raise ValueError(

@@ -12,14 +12,14 @@ from pathlib import Path
 
 from pvae.files import write_atomically
 
-__all__ = ["check_md5_argument", "fetch", "is_url"]
+__all__ = ["check_md5_argument", "fetch", "file_md5", "is_url"]
 
 CHUNK_BYTES = 1 << 20
 
 logger = logging.getLogger(__name__)
 
 
-def _md5(path: Path) -> str:
+def file_md5(path: Path) -> str:
     digest = hashlib.md5(usedforsecurity=False)
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK_BYTES):
@@ -91,7 +91,7 @@ def fetch(
         path = Path(source).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"file {str(path)!r} does not exist")
-        if md5 is not None and (actual := _md5(path)) != md5:
+        if md5 is not None and (actual := file_md5(path)) != md5:
             raise ValueError(f"md5 mismatch for {str(path)!r}: expected {md5}, got {actual}")
         return path
 
@@ -107,7 +107,7 @@ def fetch(
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     if path.is_file():
-        if md5 is None or _md5(path) == md5:
+        if md5 is None or file_md5(path) == md5:
             logger.debug("using cached %s for %s", path, source)
             return path
         logger.info("cached %s does not have md5 %s; downloading %s again", path, md5, source)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from pvae.data.download import check_md5_argument, fetch, is_url
+from pvae.data.download import check_md5_argument, fetch, file_md5, is_url
 from pvae.data.idx import read_idx
 from pvae.data.images import scale_levels
 from pvae.data.split import Split
@@ -44,6 +47,58 @@ _OFFICIAL_MD5 = {
     },
 }
 
+# md5 of the decompressed files, which a repack (e.g. Debian's dataset-fashion-mnist, whose .gz
+# files are recompressed) leaves as they are. Fashion-MNIST: computed from Debian's package and
+# equal to the digests published beside the .gz ones in several public repositories; MNIST:
+# as published in several public repositories (train-images with its size, 47,040,016 bytes).
+_OFFICIAL_CONTENT_MD5 = {
+    "mnist": {
+        "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+        "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+        "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+        "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+    },
+}
+
+
+def _content_md5(path: Path) -> str:
+    """md5 of the file's contents, decompressed (streamed) if its name ends in ``.gz``."""
+    digest = hashlib.md5(usedforsecurity=False)
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    except (OSError, EOFError, zlib.error) as error:
+        raise ValueError(f"{str(path)!r} cannot be decompressed: {error}") from error
+    return digest.hexdigest()
+
+
+def _check_official(path: Path, name: str, stem: str, kind: str) -> None:
+    """Accept the published .gz, or any file whose decompressed contents are the official
+    file's; refuse everything else, saying how to proceed."""
+    published = _OFFICIAL_MD5[kind].get(name)
+    if published is not None and file_md5(path) == published:
+        return
+    actual, expected = _content_md5(path), _OFFICIAL_CONTENT_MD5[kind][stem]
+    if actual == expected:
+        return
+    packed = ""
+    if published is not None:
+        packed = f" (the .gz itself: expected {published}, got {file_md5(path)})"
+    raise ValueError(
+        f"{str(path)!r} does not hold the official {kind} {stem}: the md5 of its decompressed "
+        f"contents is {actual}, expected {expected}{packed}. The file is damaged or from another "
+        "data set: fetch it again, or pass checksums=None to load it unchecked (or a dict of "
+        "the digests you expect)"
+    )
+
 
 def _check_checksums(checksums) -> dict[str, str] | str | None:
     if checksums is None or checksums == "official":
@@ -76,9 +131,17 @@ def _mnist_source(root, stem: str, checksums, kind: str, cache_dir) -> Path:
                 f"neither {stem + '.gz'!r} nor {stem!r} is in the MNIST folder {str(folder)!r}"
             )
     name = candidates[0]
+    source = root.rstrip("/") + "/" + name if is_url(root) else Path(root).expanduser() / name
     if checksums == "official":
-        md5 = _OFFICIAL_MD5[kind].get(name)  # None for an uncompressed file: nothing published
-    elif isinstance(checksums, dict):
+        path = fetch(source, cache_dir=cache_dir)
+        try:
+            _check_official(path, name, stem, kind)
+        except ValueError:
+            if is_url(root):  # the cache holds no rejected file
+                path.unlink(missing_ok=True)
+            raise
+        return path
+    if isinstance(checksums, dict):
         if name not in checksums:
             raise ValueError(
                 f"checksums has no md5 for {name!r} (it has {sorted(checksums)}); add one, or "
@@ -87,7 +150,6 @@ def _mnist_source(root, stem: str, checksums, kind: str, cache_dir) -> Path:
         md5 = checksums[name]
     else:
         md5 = None
-    source = root.rstrip("/") + "/" + name if is_url(root) else Path(root).expanduser() / name
     return fetch(source, md5=md5, cache_dir=cache_dir)
 
 
@@ -154,10 +216,12 @@ def load_mnist(
     :param bool dequantize: uniform dequantization (default False).
     :param int seed: seed of the dequantization noise, in ``[0, 2**32 − 1]`` (default 0).
     :param dtype: ``torch.float32`` or ``torch.float64`` (default: torch's default dtype).
-    :param checksums: ``"official"`` (default): the published md5 digests of the four ``.gz``
-        files of ``kind`` (uncompressed files in a folder are then not checked: no digests are
-        published for them); a dict file name → md5 hex digest, which must have an entry for
-        every file read, under the name read (``.gz`` or not); or ``None``: nothing is checked.
+    :param checksums: ``"official"`` (default): each file must be the published ``.gz`` of
+        ``kind`` or, compressed or not, hold the official file's contents (md5 of the
+        decompressed bytes), so that a recompressed copy such as Debian's
+        ``dataset-fashion-mnist`` loads and a damaged one does not; a dict file name → md5 hex
+        digest of the file as stored, which must have an entry for every file read, under the
+        name read (``.gz`` or not); or ``None``: nothing is checked.
     :param cache_dir: download folder for a URL ``root`` (default ``~/.cache/pvae``).
     :returns: a :class:`Split` with ``train`` ``(60000, 784)``, ``test`` ``(10000, 784)`` and
         int64 ``train_labels``/``test_labels`` in 0..9.

@@ -53,10 +53,12 @@ def test_idx_data_sets_read_root(tmp_path):
         "t10k-labels-idx1-ubyte": np.arange(3, dtype=np.uint8),
     }
     for name, array in arrays.items():
-        write_idx(tmp_path / name, array)  # uncompressed: no official checksum applies
-    loaded = load_dataset("fashion-mnist", root=tmp_path, binarize=True)
-    assert same(loaded, load_fashion_mnist(tmp_path, binarize=True))
-    assert load_dataset("mnist", root=tmp_path).train.shape == (5, 784)
+        write_idx(tmp_path / name, array)  # made up: not the official contents
+    loaded = load_dataset("fashion-mnist", root=tmp_path, binarize=True, checksums=None)
+    assert same(loaded, load_fashion_mnist(tmp_path, binarize=True, checksums=None))
+    assert load_dataset("mnist", root=tmp_path, checksums=None).train.shape == (5, 784)
+    with pytest.raises(ValueError, match="does not hold the official fashion-mnist"):
+        load_dataset("fashion-mnist", root=tmp_path)
 
 
 @pytest.mark.parametrize(
