@@ -266,7 +266,7 @@ def _row(version: str, label: str, run: dict) -> dict:
     elif math.isfinite(bound):
         verdict = "bounded, respected" if within else "BOUND EXCEEDED"
     else:
-        verdict = "well-posed (one γ)"
+        verdict = "unbounded once it reproduces every point"
     return {
         "data": version,
         "variant": label,
