@@ -119,9 +119,10 @@ def log_marginal_quadrature(
 
     The log-integrand :math:`\log p(x, z)` is evaluated by conditioning the model's latent
     site on the nodes (the model's own densities, under ``pyro.plate("data")``). First on a
-    coarse grid over :math:`[-b, b]^q` (``bound``; the N(0, 1) prior leaves :math:`e^{-b^2/2}`
-    outside), which finds each point's window: the box of the nodes whose log-integrand is
-    within :data:`WINDOW_NATS` of the point's largest, one coarse cell wider on each side.
+    coarse grid over :math:`[-b, b]^q` (``bound``; the N(0, 1) prior leaves less than
+    :math:`e^{-b^2/2}` of its mass outside), which finds each point's window: the box of the
+    nodes whose log-integrand is within :data:`WINDOW_NATS` of the point's largest, one coarse
+    cell wider on each side.
     Then composite Simpson's rule in log space (``logsumexp`` of log-integrand plus
     log-weight) on the window, with the nodes per dimension doubled until the estimate
     changes by at most ``tol`` nats or ``max_nodes`` is reached.
@@ -178,13 +179,13 @@ def log_marginal_quadrature(
             )
         inside = log_f >= log_f.max(-1, keepdim=True).values - WINDOW_NATS
         cell = 2 * bound / (coarse - 1)
-        far = torch.where(inside.unsqueeze(-1), nodes, math.nan)
-        lower = (far.nan_to_num(math.inf).amin(1) - cell).clamp(min=-bound)
-        upper = (far.nan_to_num(-math.inf).amax(1) + cell).clamp(max=bound)
+        kept = torch.where(inside.unsqueeze(-1), nodes, math.nan)
+        lower = (kept.nan_to_num(math.inf).amin(1) - cell).clamp(min=-bound)
+        upper = (kept.nan_to_num(-math.inf).amax(1) + cell).clamp(max=bound)
         num_nodes = min(129 if q == 1 else 65, finest)
         estimate, _, _ = integrate(lower, upper, num_nodes)
         error = torch.full_like(estimate, math.inf)
-        while num_nodes < finest and not bool((error <= tol).all()):
+        while 2 * num_nodes - 1 <= finest and not bool((error <= tol).all()):
             num_nodes = 2 * num_nodes - 1
             refined, _, _ = integrate(lower, upper, num_nodes)
             error, estimate = (refined - estimate).abs(), refined
