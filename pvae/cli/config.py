@@ -14,7 +14,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from pvae.data.catalog import DATASETS
+from pvae.data.catalog import NAMES
 from pvae.registry import GUIDES, MODELS
 from pvae.training.objectives import ELBOS
 from pvae.validation import SEED_LIMIT
@@ -48,11 +48,14 @@ def _one_of(choices) -> tuple:
 
 
 #: Every option of ``pvae train`` under its long name with underscores (the keys of a
-#: ``--config`` TOML file) and its default. ``variance_floor = None``: the model's own.
+#: ``--config`` TOML file) and its default. ``variance_floor = None``: the model's own;
+#: ``data_root`` and ``levels``: unset (only IDX sets and files take them).
 TRAIN_DEFAULTS: dict = {
     "model": "normal-shared",
     "guide": "diag-normal",
     "data": "digits",
+    "data_root": None,
+    "levels": None,
     "binarize": False,
     "dequantize": False,
     "latent_dim": 8,
@@ -75,7 +78,13 @@ TRAIN_DEFAULTS: dict = {
 _TRAIN_TYPES: dict[str, tuple] = {
     "model": _one_of(MODELS),
     "guide": _one_of(GUIDES),
-    "data": _one_of(DATASETS),
+    "data": (
+        f"one of {list(NAMES)} or the path of a .npy or .npz file",
+        lambda v: isinstance(v, str) and (v in NAMES or v.endswith((".npy", ".npz"))),
+        str,
+    ),
+    "data_root": ("a folder or base URL (a string)", lambda v: isinstance(v, str) and v, str),
+    "levels": ("an integer >= 2", lambda v: _is_int(v) and v >= 2, int),
     "binarize": _BOOLEAN,
     "dequantize": _BOOLEAN,
     "latent_dim": _POSITIVE_INTEGER,
@@ -149,7 +158,8 @@ def train_config(args) -> dict:
     given = {key: getattr(args, key) for key in TRAIN_DEFAULTS if hasattr(args, key)}
     if "hidden" in given:
         given["hidden"] = list(given["hidden"])
-    if "out" in given:
-        given["out"] = str(given["out"])
+    for key in ("out", "data_root"):
+        if given.get(key) is not None:
+            given[key] = str(given[key])
     config.update(given)
     return config

@@ -9,7 +9,7 @@ import torch
 from pvae import checkpoint
 from pvae.cli.config import TRAIN_DEFAULTS, train_config, write_train_config
 from pvae.cli.evaluate import evaluation_results, evaluation_rows, print_evaluation
-from pvae.data.catalog import load_data
+from pvae.data.catalog import check_data_choice, load_data
 from pvae.registry import build_guide, build_model
 from pvae.tables import write_table
 from pvae.training.fit import fit
@@ -32,10 +32,16 @@ def train_command(args) -> int:
                 "normal-floor)"
             )
         options["variance_floor"] = config["variance_floor"]
-    if config["data"] != "digits" and (config["binarize"] or config["dequantize"]):
+    check_data_choice(
+        config["data"],
+        config["data_root"],
+        config["levels"],
+        names={"data": "--data", "root": "--data-root", "num_levels": "--levels"},
+    )
+    if config["data"] == "linear-gaussian" and (config["binarize"] or config["dequantize"]):
         raise ValueError(
-            f"binarize and dequantize (--binarize, --dequantize) apply to data (--data) "
-            f"digits, not {config['data']}"
+            "binarize and dequantize (--binarize, --dequantize) apply to images, not to data "
+            "(--data) linear-gaussian"
         )
     if config["guide"] == "per-point":
         raise ValueError(
@@ -69,12 +75,14 @@ def resume_command(args) -> int:
         )
     path = args.resume
     loaded = checkpoint.load(path)
-    if loaded.fit_state is None or any(key not in loaded.config for key in TRAIN_DEFAULTS):
+    # data_root and levels came after format 3; a run without them had neither.
+    config = {"data_root": None, "levels": None, **loaded.config}
+    if loaded.fit_state is None or any(key not in config for key in TRAIN_DEFAULTS):
         raise ValueError(
             f"checkpoint {str(path)!r} holds no fit state to resume: it was not written by "
             "'pvae train' during a run (or by a pvae older than its format 3)"
         )
-    config = {**loaded.config, "out": str(path)}
+    config = {**config, "out": str(path)}
     if hasattr(args, "epochs"):
         config["epochs"] = args.epochs
     done = loaded.fit_state.epochs_done

@@ -9,16 +9,17 @@ from pvae.data.mnist import load_fashion_mnist, load_mnist
 from pvae.data.split import Split, split
 from pvae.data.synthetic import linear_gaussian_data
 
-__all__ = ["DATASETS", "NAMES", "load_data", "load_dataset"]
+__all__ = ["IDX_NAMES", "NAMES", "check_data_choice", "load_data", "load_dataset"]
 
 #: Every name :func:`load_dataset` knows.
 NAMES = ("digits", "fashion-mnist", "linear-gaussian", "mnist")
 
-#: The data sets a run of ``pvae train`` may name: those that need no files.
-DATASETS = ("digits", "linear-gaussian")
-
 #: The names whose images are read from four IDX files under a ``root``.
+IDX_NAMES = ("fashion-mnist", "mnist")
+
 _IDX_LOADERS = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
+
+_FILE_SUFFIXES = (".npy", ".npz")
 
 #: The size of ``"linear-gaussian"``: points, dimension, latent dimension.
 _LINEAR_GAUSSIAN_SHAPE = (2000, 16, 4)
@@ -65,7 +66,7 @@ def load_dataset(
         raise TypeError(
             f"name must be a data set's name (a str) or a file path, got {type(name).__name__}"
         )
-    if isinstance(name, os.PathLike) or name.endswith((".npy", ".npz")):
+    if isinstance(name, os.PathLike) or name.endswith(_FILE_SUFFIXES):
         return load_array(name, num_levels, binarize=binarize, dequantize=dequantize, seed=seed)
     if name == "digits":
         return load_digits(binarize=binarize, dequantize=dequantize, seed=seed)
@@ -91,20 +92,60 @@ def load_dataset(
     )
 
 
+def check_data_choice(
+    data, root=None, num_levels: int | None = None, *, names: dict[str, str] | None = None
+) -> str:
+    """Check a data choice as the commands take it: ``data``, one of :data:`NAMES` or the path
+    of a ``.npy``/``.npz`` file; ``root``, required by and only for :data:`IDX_NAMES`;
+    ``num_levels``, only for a file. Errors name the settings as ``names`` spells them (e.g.
+    ``{"data": "--data"}``; default: the argument names). Returns ``data``.
+
+    :raises ValueError: naming the setting and the value.
+    """
+    names = {"data": "data", "root": "root", "num_levels": "num_levels", **(names or {})}
+    is_file = isinstance(data, os.PathLike) or (
+        isinstance(data, str) and data.endswith(_FILE_SUFFIXES)
+    )
+    if not is_file and data not in NAMES:
+        raise ValueError(
+            f"{names['data']} must be one of {list(NAMES)} or the path of a .npy or .npz file, "
+            f"got {data!r}"
+        )
+    if data in IDX_NAMES and root is None:
+        raise ValueError(
+            f"{names['data']} {data} needs {names['root']}, the folder (or base URL) of its four "
+            "IDX files, e.g. /usr/share/datasets/fashion-mnist from Debian's "
+            "dataset-fashion-mnist package"
+        )
+    if root is not None and data not in IDX_NAMES:
+        raise ValueError(
+            f"{names['root']} applies to {names['data']} {' or '.join(IDX_NAMES)}, not {data!r}"
+        )
+    if num_levels is not None and not is_file:
+        raise ValueError(
+            f"{names['num_levels']} applies to a .npy or .npz file; {data!r} knows its own "
+            "grey levels"
+        )
+    return data
+
+
 def load_data(config: dict) -> Split:
-    """The train/held-out split a run's ``config`` names (``data``, one of :data:`DATASETS`;
-    ``binarize``, ``dequantize``, ``data_seed``), by :func:`load_dataset`."""
+    """The train/held-out split a run's ``config`` names, by :func:`load_dataset`: ``data``
+    (one of :data:`NAMES` or a ``.npy``/``.npz`` file), ``data_root`` (of :data:`IDX_NAMES`),
+    ``levels`` (of a file; default 256), ``binarize``, ``dequantize``, ``data_seed``."""
     name = config.get("data")
     if name is None:
         raise ValueError(
             "the checkpoint's config names no data set (key 'data'); it was not written by "
             "'pvae train', so evaluate it from Python with pvae.load and pvae.log_marginal"
         )
-    if name not in DATASETS:
-        raise ValueError(f"data must be one of {list(DATASETS)}, got {name!r}")
+    root, levels = config.get("data_root"), config.get("levels")
+    check_data_choice(name, root, levels, names={"root": "data_root", "num_levels": "levels"})
     return load_dataset(
         name,
         binarize=config.get("binarize", False),
         dequantize=config.get("dequantize", False),
         seed=config.get("data_seed", 0),
+        root=root,
+        num_levels=levels or 256,
     )

@@ -13,7 +13,7 @@ import torch
 
 from pvae.data.download import check_md5_argument, fetch, file_md5, is_url
 from pvae.data.idx import read_idx
-from pvae.data.images import scale_levels
+from pvae.data.images import dequantization_variance, scale_levels
 from pvae.data.split import Split
 from pvae.validation import check_bool, check_choice, check_float_dtype, check_seed
 
@@ -281,6 +281,7 @@ def load_mnist(
         test=scale(test_images),
         train_labels=torch.from_numpy(train_labels.astype(np.int64)),
         test_labels=torch.from_numpy(test_labels.astype(np.int64)),
+        noise_variance=dequantization_variance(_MNIST_LEVELS) if dequantize else None,
     )
 
 

@@ -13,12 +13,16 @@ __all__ = ["Split", "split"]
 
 @dataclass
 class Split:
-    """A train/held-out split. ``*_labels`` are class labels where the data has them."""
+    """A train/held-out split. ``*_labels`` are class labels where the data has them;
+    ``noise_variance`` is the variance per pixel of the noise added to the data, where it is
+    known (dequantized images: :func:`~pvae.data.images.dequantization_variance`), else
+    ``None``. A decoder variance below it resolves a point more finely than its own noise."""
 
     train: torch.Tensor
     test: torch.Tensor
     train_labels: torch.Tensor | None = None
     test_labels: torch.Tensor | None = None
+    noise_variance: float | None = None
 
     @property
     def data_dim(self) -> int:

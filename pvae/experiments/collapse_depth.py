@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from pvae import tables
-from pvae.data.catalog import load_dataset
+from pvae.data.catalog import check_data_choice, load_dataset
 from pvae.data.split import Split
 from pvae.diagnostics.decoder import decoder_variance, mean_error, reconstruction_error
 from pvae.diagnostics.latent import diagnose
@@ -83,10 +83,13 @@ class CollapseDepthSettings:
         (ii)), not because it is deep.
     :ivar seed: seed of every run: each depth's runs start from the same decoder weights and
         see the same minibatches.
-    :ivar data: ``"digits"`` (sklearn's bundled 8×8 digits), ``"fashion-mnist"`` (read from
-        ``data_root``) or, when :func:`run_collapse_depth` is given the data, its name.
-    :ivar data_root: folder or base URL of the four Fashion-MNIST IDX files
-        (:func:`pvae.data.load_fashion_mnist`).
+    :ivar data: ``"digits"`` (sklearn's bundled 8×8 digits), ``"fashion-mnist"`` or
+        ``"mnist"`` (read from ``data_root``), the path of a ``.npy``/``.npz`` file of grey
+        levels (:func:`pvae.data.load_array`) or, when :func:`run_collapse_depth` is given the
+        data, its name.
+    :ivar data_root: folder or base URL of the four IDX files of ``"fashion-mnist"`` or
+        ``"mnist"`` (:func:`pvae.data.load_fashion_mnist`).
+    :ivar num_levels: grey levels of a file (``None``: 256).
     :ivar max_points: use at most this many training points and as many held-out points (a
         seeded random subset), or ``None`` for all.
     :ivar diagnostic_points: the latent diagnostics (:func:`pvae.diagnostics.diagnose`) use the
@@ -104,6 +107,7 @@ class CollapseDepthSettings:
     seed: int = 0
     data: str = "digits"
     data_root: str | None = None
+    num_levels: int | None = None
     max_points: int | None = None
     diagnostic_points: int = 2000
 
@@ -155,21 +159,18 @@ FULL = dataclasses.replace(DEFAULT, epochs=200, warmup_epochs=50, lr=1e-3)
 
 
 def load_data(settings: CollapseDepthSettings) -> Split:
-    """The data ``settings`` name, before :attr:`~CollapseDepthSettings.max_points` applies:
-    sklearn's digits (the seeded 80/20 split of :func:`pvae.load_digits`) or Fashion-MNIST's
-    official split (:func:`pvae.data.load_fashion_mnist`)."""
-    if settings.data not in ("digits", "fashion-mnist"):
-        raise ValueError(
-            f"data must be 'digits' or 'fashion-mnist' unless the data are passed to "
-            f"run_collapse_depth(data=...), got {settings.data!r}"
-        )
-    # Checked here too, to name the setting (data_root) rather than load_dataset's root.
-    if settings.data == "fashion-mnist" and settings.data_root is None:
-        raise ValueError(
-            "data='fashion-mnist' needs data_root, the folder or base URL of the four IDX "
-            "files (train-images-idx3-ubyte.gz, ...)"
-        )
-    return load_dataset(settings.data, seed=settings.seed, root=settings.data_root)
+    """The data ``settings`` name, before :attr:`~CollapseDepthSettings.max_points` applies,
+    through the data catalog (:func:`pvae.data.load_dataset`): sklearn's digits (a seeded
+    80/20 split), the official split of Fashion-MNIST or MNIST, or a file's seeded split."""
+    check_data_choice(
+        settings.data, settings.data_root, settings.num_levels, names={"root": "data_root"}
+    )
+    return load_dataset(
+        settings.data,
+        seed=settings.seed,
+        root=settings.data_root,
+        num_levels=settings.num_levels or 256,
+    )
 
 
 def _subset(points: torch.Tensor, size: int | None, seed: int) -> torch.Tensor:

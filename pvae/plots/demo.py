@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from pvae.plots.inputs import check_rows
@@ -16,12 +17,16 @@ __all__ = ["plot_construction", "plot_demo"]
 def plot_demo(runs: Mapping[tuple[str, str], dict]) -> Figure:
     """The demo's figure (:func:`pvae.experiments.run_demo`): log p̂ of the tracked training points
     and of the held-out points per epoch, one line per variant, and the smallest decoder
-    variance (only variants where it is finite, i.e. Normal likelihoods); one row of three
-    panels per data version.
+    variance (only variants where it is finite, i.e. Normal likelihoods) with the data's noise
+    level and the variance floor where the runs state them; one row of three panels per
+    training set, one colour per variant throughout. Where a held-out log p̂ falls below −100
+    nats its axis is linear within ±100 and logarithmic beyond, so that a collapse by
+    thousands of nats and a healthy run both show.
 
-    :param runs: ``(version, variant label)`` → a run with a ``"history"``, a list of per-epoch
-        records with the keys ``epoch``, ``train_log_px``, ``test_log_px`` and
-        ``min_variance``. Versions and variants are drawn in the order they first appear.
+    :param runs: ``(training set, variant label)`` → a run with a ``"history"``, a list of
+        per-epoch records with the keys ``epoch``, ``train_log_px``, ``test_log_px`` and
+        ``min_variance``, and optionally ``"noise_variance"`` and ``"variance_floor"``.
+        Training sets and variants are drawn in the order they first appear.
     """
     if not isinstance(runs, Mapping):
         raise TypeError(
@@ -44,25 +49,43 @@ def plot_demo(runs: Mapping[tuple[str, str], dict]) -> Figure:
     versions = list(dict.fromkeys(version for version, _ in runs))
     figure = Figure(figsize=(14, 4.2 * len(versions)), layout="constrained")
     axes = figure.subplots(len(versions), 3, squeeze=False)
+    # One colour per variant in every row, so the one legend reads for all of them.
+    colours = {label: f"C{i}" for i, label in enumerate(dict.fromkeys(lab for _, lab in runs))}
     for row, version in enumerate(versions):
+        levels = {}
+        lowest = math.inf
         for label in dict.fromkeys(label for mine, label in runs if mine == version):
-            history = runs[version, label]["history"]
+            run = runs[version, label]
+            history = run["history"]
             epochs = [record["epoch"] for record in history]
-            style = {"marker": ".", "label": label}
+            style = {"marker": ".", "label": label, "color": colours[label]}
+            lowest = min(lowest, *(r["test_log_px"] for r in history))
             axes[row, 0].plot(epochs, [r["train_log_px"] for r in history], **style)
             axes[row, 1].plot(epochs, [r["test_log_px"] for r in history], **style)
             variances = [r["min_variance"] for r in history]
             if all(math.isfinite(v) for v in variances):
                 axes[row, 2].semilogy(epochs, variances, **style)
-        axes[row, 0].set(title=f"{version} data: training points", ylabel="log p̂(x) (nats)")
-        axes[row, 1].set(title=f"{version} data: held-out points", ylabel="log p̂(x) (nats)")
-        axes[row, 2].set(title="smallest decoder variance", ylabel="σ²")
+                if run.get("noise_variance"):
+                    levels["the data's noise"] = run["noise_variance"]
+                if run.get("variance_floor"):
+                    levels["floor ξ"] = run["variance_floor"]
+        for (text, level), style in zip(levels.items(), ("--", ":"), strict=False):
+            axes[row, 2].axhline(level, color="gray", ls=style, lw=1)
+            axes[row, 2].annotate(
+                text, (0, level), xycoords=("axes fraction", "data"), xytext=(3, 3),
+                textcoords="offset points", color="gray", fontsize=8,
+            )  # fmt: skip
+        axes[row, 0].set(title=f"{version}: tracked training points", ylabel="log p̂(x) (nats)")
+        axes[row, 1].set(title=f"{version}: held-out points", ylabel="log p̂(x) (nats)")
+        if lowest < -100:
+            axes[row, 1].set_yscale("symlog", linthresh=100)
+        axes[row, 2].set(title="smallest σ²(x) of them (geometric mean)", ylabel="σ²")
         for axis in axes[row]:
             axis.set_xlabel("epoch")
             axis.xaxis.set_major_locator(MaxNLocator(integer=True))
             axis.grid(alpha=0.3)
-        axes[row, 1].sharey(axes[row, 0])
-    handles, labels = axes[0, 0].get_legend_handles_labels()
+    handles = [Line2D([], [], color=c, marker=".", label=label) for label, c in colours.items()]
+    labels = list(colours)
     figure.legend(handles, labels, loc="outside lower center", ncols=len(labels))
     figure.suptitle("Is the Gaussian VAE well-posed? Importance-sampled log p(x) during training")
     return figure

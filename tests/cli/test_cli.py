@@ -96,7 +96,19 @@ def test_bad_input_exits_with_a_named_error(tmp_path, capsys):
     assert cli(f"evaluate {bare}") == 2
     assert "config names no data set" in capsys.readouterr().err
     assert cli("train --data linear-gaussian --dequantize") == 2
-    assert "--dequantize) apply to data (--data) digits" in capsys.readouterr().err
+    assert "apply to images, not to data (--data) linear-gaussian" in capsys.readouterr().err
+    assert cli("train --data mnist") == 2
+    assert "--data mnist needs --data-root, the folder" in capsys.readouterr().err
+    assert cli("train --data digits --data-root /tmp") == 2
+    assert "--data-root applies to --data fashion-mnist or mnist, not 'digits'" in (
+        capsys.readouterr().err
+    )
+    assert cli("train --data cifar") == 2
+    assert "--data must be one of ['digits', 'fashion-mnist', 'linear-gaussian', 'mnist'] or " in (
+        capsys.readouterr().err
+    )
+    assert cli(f"train --data {tmp_path / 'absent.npy'}") == 2
+    assert "absent.npy' does not exist" in capsys.readouterr().err
     assert cli("train --model normal-network --variance-floor 0.01") == 2
     assert "use normal-floor" in capsys.readouterr().err
     assert cli("train --guide per-point") == 2
@@ -108,9 +120,9 @@ def test_bad_input_exits_with_a_named_error(tmp_path, capsys):
         f"config file {str(tmp_path / 'missing.toml')!r} does not exist" in capsys.readouterr().err
     )
     assert cli("demo --levels 5") == 2
-    assert "--levels applies to a --data file" in capsys.readouterr().err
+    assert "--levels applies to a .npy or .npz file; 'digits' knows" in capsys.readouterr().err
     assert cli("demo --quick --epochs 7") == 2
-    assert "--quick runs 3 epochs" in capsys.readouterr().err
+    assert "--quick runs 20 epochs" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--hidden", "12,x"])
     assert "--hidden must be comma-separated integers" in capsys.readouterr().err
@@ -246,3 +258,61 @@ def test_demo_on_a_user_data_file(tmp_path, capsys):
     bound = -8 * math.log(2 * math.pi * 1e-3)  # d = 16 pixels, ξ = 1e-3
     floored = [row for row in rows if row["variant"] == "per-pixel, floor ξ"]
     assert all(row["bound"] == pytest.approx(bound) for row in floored)
+
+
+def _tiny_images(path: Path, levels: int = 8) -> Path:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.save(path, rng.integers(0, levels, size=(200, 4, 4)))
+    return path
+
+
+def test_train_and_evaluate_take_a_data_file(tmp_path, capsys):
+    # The same data choice as demo and the experiments: a file with its grey levels, kept in
+    # the run's config so that evaluate and resume load the same data.
+    data = _tiny_images(tmp_path / "tiny.npy")
+    out = tmp_path / "run.pt"
+    flags = f"--data {data} --levels 8 --dequantize --hidden 8 --latent-dim 2"
+    assert cli(f"train {flags} --epochs 2 --eval-samples 10 --out {out} --no-progress") == 0
+    config = read_train_config(out.with_suffix(".toml"))
+    assert config["data"] == str(data) and config["levels"] == 8
+    capsys.readouterr()
+    assert cli(f"evaluate {out} --num-samples 10 --no-progress") == 0
+    assert f"{data}: importance-sampled log p(x)" in capsys.readouterr().out
+    assert cli(f"train --resume {out} --epochs 3 --no-progress") == 0
+    # 8 levels: the same file read with 256 would be other data; levels is refused without it.
+    assert cli(f"train --data digits --levels 8 --out {tmp_path / 'x.pt'}") == 2
+    assert "--levels applies to a .npy or .npz file" in capsys.readouterr().err
+
+
+def test_the_experiment_takes_the_same_data_choices(tmp_path, capsys):
+    data = _tiny_images(tmp_path / "tiny.npy")
+    base = f"experiment collapse-depth --depths 1 --epochs 2 --no-progress --out {tmp_path}"
+    assert cli(f"{base} --data {data} --levels 8") == 0
+    saved = json.loads((tmp_path / "collapse_depth.json").read_text())
+    assert saved["settings"]["data"] == str(data) and saved["num_train"] == 160
+    assert cli(f"{base} --data mnist") == 2
+    assert "--data mnist needs --data-root" in capsys.readouterr().err
+    assert cli(f"{base} --fashion-mnist {tmp_path} --data mnist") == 2
+    assert "--fashion-mnist ROOT is --data fashion-mnist --data-root ROOT" in (
+        capsys.readouterr().err
+    )
+
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (DEBIAN_FASHION / "train-images-idx3-ubyte.gz").is_file(),
+    reason="Debian's dataset-fashion-mnist is not installed (apt-get install "
+    "dataset-fashion-mnist)",
+)
+def test_train_and_evaluate_on_debians_fashion_mnist(tmp_path, capsys):
+    out = tmp_path / "fashion.pt"
+    flags = f"--data fashion-mnist --data-root {DEBIAN_FASHION} --dequantize --hidden 16"
+    assert cli(f"train {flags} --epochs 1 --eval-samples 10 --out {out} --no-progress") == 0
+    capsys.readouterr()
+    assert cli(f"evaluate {out} --num-samples 10 --num-points 20 --no-progress") == 0
+    assert "fashion-mnist: importance-sampled log p(x)" in capsys.readouterr().out

@@ -87,9 +87,13 @@ def test_load_data_reads_a_run_config():
     assert same(load_data(config), load_digits(binarize=True, seed=4))
     with pytest.raises(ValueError, match="config names no data set \\(key 'data'\\)"):
         load_data({})
-    # The run configs of 'pvae train' name only the data sets that need no files.
-    with pytest.raises(ValueError, match="data must be one of \\['digits', 'linear-gaussian'\\]"):
+    # An IDX set needs its folder, named as the config spells it; a file takes its levels.
+    with pytest.raises(ValueError, match="data mnist needs data_root"):
         load_data({"data": "mnist"})
+    with pytest.raises(ValueError, match=r"levels applies to a \.npy or \.npz file"):
+        load_data({"data": "digits", "levels": 5})
+    with pytest.raises(ValueError, match=r"data must be one of .* or the path of a \.npy"):
+        load_data({"data": "cifar"})
 
 
 def test_the_depth_experiment_loads_through_the_catalog():
