@@ -403,28 +403,35 @@ def test_scale_histograms_are_densities_of_every_scale():
 
 
 def test_demo_figure_draws_every_variant_in_the_given_order():
-    def run(offset):
+    def run(offset, low=0.0):
         return {
             "history": [
-                {"epoch": e, "train_log_px": offset + e, "test_log_px": offset, "min_variance": v}
+                {"epoch": e, "train_log_px": offset + e, "test_log_px": low, "min_variance": v}
                 for e, v in ((1, 0.1), (2, 0.01))
-            ]
+            ],
+            "noise_variance": 3e-4,
         }
 
     runs = {
-        ("raw", "b"): run(10.0),
-        ("raw", "a"): run(20.0),
-        ("dequantized", "b"): run(30.0),
+        ("n=10", "b"): run(10.0, low=-5000.0),
+        ("n=10", "a"): run(20.0),
+        ("n=99", "a"): run(30.0),
     }
     figure = plot_demo(runs)
     assert len(figure.axes) == 6
-    raw_train, raw_test, raw_variance, dequantized_train = figure.axes[:4]
-    assert [line.get_label() for line in raw_train.lines] == ["b", "a"]
-    np.testing.assert_allclose(raw_train.lines[1].get_ydata(), [21.0, 22.0])
-    np.testing.assert_allclose(raw_test.lines[0].get_ydata(), [10.0, 10.0])
-    np.testing.assert_allclose(raw_variance.lines[0].get_ydata(), [0.1, 0.01])
-    np.testing.assert_allclose(dequantized_train.lines[0].get_ydata(), [31.0, 32.0])
-    assert raw_train.get_title() == "raw data: training points"
+    small_train, small_test, small_variance, large_train, large_test = figure.axes[:5]
+    assert [line.get_label() for line in small_train.lines] == ["b", "a"]
+    np.testing.assert_allclose(small_train.lines[1].get_ydata(), [21.0, 22.0])
+    np.testing.assert_allclose(small_test.lines[0].get_ydata(), [-5000.0, -5000.0])
+    np.testing.assert_allclose(small_variance.lines[0].get_ydata(), [0.1, 0.01])
+    np.testing.assert_allclose(large_train.lines[0].get_ydata(), [31.0, 32.0])
+    assert small_train.get_title() == "n=10: tracked training points"
+    # One colour per variant in every row: "a" is the second colour in both.
+    assert small_train.lines[1].get_color() == large_train.lines[0].get_color() == "C1"
+    # A collapse by thousands of nats gets a logarithmic tail; a healthy row stays linear.
+    assert small_test.get_yscale() == "symlog" and large_test.get_yscale() == "linear"
+    # The noise level is drawn where the runs state it.
+    assert any(line.get_ydata()[0] == 3e-4 for line in small_variance.lines[2:])
     with pytest.raises(ValueError, match="runs is empty"):
         plot_demo({})
 
