@@ -241,8 +241,10 @@ class ContinuousBernoulliDecoder(_LogitsDecoder):
     :math:`\log \log (1/\lambda)` per pixel, and torch clamps λ to
     :math:`[\epsilon, 1 - \epsilon]` (ε the dtype's machine epsilon), where such a pixel
     contributes at most 3.58 nats in float64 and 2.77 in float32. :meth:`log_density_bound`
-    therefore returns ``inf``; dequantized data (:func:`pvae.data.from_levels` with
-    ``dequantize=True``) has no pixel at 0 or 1.
+    therefore returns ``inf``. Dequantized data (:func:`pvae.data.from_levels` with
+    ``dequantize=True``) have no pixel at 1, and a pixel at 0 only where its level is 0 and its
+    uniform draw is exactly 0 (a chance of 2⁻²⁴ per pixel in float32): none in the digits with
+    seeds 0 and 1, none in Fashion-MNIST's 55 million pixels with seed 0, one with seed 1.
 
     :param int latent_dim: latent width ``q``.
     :param int data_dim: data width ``d``.

@@ -1987,14 +1987,15 @@ def depth_cases() -> list[Case]:
             "`data='fashion-mnist'` without `data_root`",
             lambda tmp: collapse_depth.load_data(settings(data="fashion-mnist")),
             ValueError,
-            "data='fashion-mnist' needs data_root",
+            "data fashion-mnist needs data_root, the folder (or base URL) of its four IDX files",
         ),
         Case(
             "pvae.experiments.collapse_depth.load_data",
             "`data='cifar'`",
             lambda tmp: collapse_depth.load_data(settings(data="cifar")),
             ValueError,
-            "data must be 'digits' or 'fashion-mnist' unless the data are passed",
+            "data must be one of ['digits', 'fashion-mnist', 'linear-gaussian', 'mnist'] or the "
+            "path of a .npy or .npz file, got 'cifar'",
         ),
         Case(
             "pvae.experiments.run_collapse_depth",
@@ -2241,9 +2242,9 @@ def plot_cases() -> list[Case]:
         case(
             "plot_demo",
             "a run without 'history'",
-            lambda: plots.plot_demo({("raw", "a"): {}}),
+            lambda: plots.plot_demo({("n=100", "a"): {}}),
             ValueError,
-            "runs[('raw', 'a')] must be a dict with a 'history', got {}",
+            "runs[('n=100', 'a')] must be a dict with a 'history', got {}",
         ),
         case(
             "plot_construction",
@@ -2309,7 +2310,7 @@ def cli_cases() -> list[Case]:
             (("--variance-floor", "-1"), "argument --variance-floor: must be > 0, got '-1'"),
             (("--model", "nope"), "argument --model: invalid choice: 'nope'"),
             (("--guide", "nope"), "argument --guide: invalid choice: 'nope'"),
-            (("--data", "mnist"), "argument --data: invalid choice: 'mnist'"),
+            (("--data", "mnist"), "--data mnist needs --data-root, the folder (or base URL)"),
             (("--elbo", "x"), "argument --elbo: invalid choice: 'x'"),
             (("--num-particles", "0"), "argument --num-particles: must be > 0, got '0'"),
             (("--seed", "1.5"), "argument --seed: invalid int value: '1.5'"),
@@ -2335,8 +2336,8 @@ def cli_cases() -> list[Case]:
             ),
             (
                 ("--data", "linear-gaussian", "--binarize"),
-                "binarize and dequantize (--binarize, --dequantize) apply to data (--data) "
-                "digits, not linear-gaussian",
+                "binarize and dequantize (--binarize, --dequantize) apply to images, not to "
+                "data (--data) linear-gaussian",
             ),
             (("--guide", "exact"), "guide 'exact' does not fit a VAE model"),
             (
@@ -2456,14 +2457,35 @@ def cli_cases() -> list[Case]:
             "demo",
             "`--levels 10` with the digits",
             lambda tmp: cli("demo", "--out", str(tmp), "--levels", "10", "--no-progress"),
-            "exit 2: pvae demo: error: --levels applies to a --data file; the digits have 17 "
-            "grey levels",
+            "exit 2: pvae demo: error: --levels applies to a .npy or .npz file; 'digits' knows "
+            "its own grey levels",
+        ),
+        flag(
+            "demo",
+            "`--data fashion-mnist` without `--data-root`",
+            lambda tmp: cli("demo", "--out", str(tmp), "--data", "fashion-mnist"),
+            "exit 2: pvae demo: error: --data fashion-mnist needs --data-root, the folder (or "
+            "base URL) of its four IDX files",
+        ),
+        flag(
+            "demo",
+            "`--data-root` with the digits",
+            lambda tmp: cli("demo", "--out", str(tmp), "--data-root", str(tmp)),
+            "exit 2: pvae demo: error: --data-root applies to --data fashion-mnist or mnist, "
+            "not 'digits'",
+        ),
+        flag(
+            "train",
+            "`--data cifar`",
+            lambda tmp: train(tmp, "--data", "cifar"),
+            "exit 2: pvae train: error: --data must be one of ['digits', 'fashion-mnist', "
+            "'linear-gaussian', 'mnist'] or the path of a .npy or .npz file, got 'cifar'",
         ),
         flag(
             "demo",
             "`--quick --epochs 2`",
             lambda tmp: cli("demo", "--out", str(tmp), "--quick", "--epochs", "2"),
-            "exit 2: pvae demo: error: --quick runs 3 epochs; leave out --epochs or --quick",
+            "exit 2: pvae demo: error: --quick runs 20 epochs; leave out --epochs or --quick",
         ),
         flag(
             "demo",

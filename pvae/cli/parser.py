@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--quick",
         action="store_true",
-        help="a seconds-long smoke run (20 epochs on 40 points; verdicts mostly inconclusive)",
+        help="a seconds-long smoke run (20 epochs on 40 points: every output, not the runaway)",
     )
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
 

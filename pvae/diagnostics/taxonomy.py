@@ -117,7 +117,8 @@ def collapse_report(
     - (iii) *indicated* if the smallest decoder variance is below 10⁻³ γ̄ and below 1% of the
       decoder's average variance (it singles out points), and the likelihood has no floor
       (``log_density_bound`` infinite); *possible* if the variance is that small everywhere
-      (a shared γ → 0, expected on manifold data).
+      (a shared γ → 0: unbounded once the decoder reproduces every training point, and also
+      what fitting data near a manifold looks like; the held-out likelihood tells which).
     - (ii) *indicated* if γ is fixed, :math:`k < q` and :math:`m < q`: γ itself switches
       :math:`q - m` dimensions off.
     - (i) *indicated* if :math:`0 < k < q` with γ learned and either :math:`k \ge m` (the kept
@@ -173,9 +174,10 @@ def collapse_report(
         verdicts["iii"] = "possible"
         reasons["iii"] = (
             f"the decoder variance is {gamma:.3g} everywhere, {gamma / mean_variance:.1e} of "
-            "the data's mean variance, with no floor: a shared γ cannot single out points, "
-            "and γ → 0 is expected on data near a low-dimensional manifold (Dai & Wipf, "
-            "2019); check the held-out likelihood"
+            "the data's mean variance, with no floor: one γ for every z is unbounded once the "
+            "decoder reproduces every training point (Dai & Wipf, 2019), and γ → 0 is also "
+            "what a decoder fitting data near a low-dimensional manifold does; the held-out "
+            "likelihood tells them apart (it falls when training points are memorised)"
         )
     elif normal:
         reasons["iii"] = (

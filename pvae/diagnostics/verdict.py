@@ -187,9 +187,7 @@ def trend(
         reason = f"{level} excludes 0"
     else:
         direction = "inconclusive"
-        reason = (
-            f"{level} includes 0 but is too wide to call it flat (tolerance ±{tolerance:g})"
-        )
+        reason = f"{level} includes 0 but is too wide to call it flat: tolerance ±{tolerance:g}"
     return Trend(direction, slope, stderr, critical, *span, m, reason)
 
 

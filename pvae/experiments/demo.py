@@ -162,8 +162,8 @@ class DemoSettings:
             )
 
 
-#: ``pvae demo --quick``: a seconds-long smoke run (its verdicts mostly inconclusive: 10
-#: tracked epochs of a 20-epoch run show little).
+#: ``pvae demo --quick``: a seconds-long smoke run of every output; its 20 epochs are far too
+#: few for the runaway, so its verdicts say nothing about it.
 QUICK = DemoSettings(
     num_train=40,
     num_train_large=120,

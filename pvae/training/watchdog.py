@@ -11,8 +11,9 @@ from pvae.validation import check_positive_float, check_positive_int
 __all__ = ["FIX", "IllPosedWarning", "Watchdog"]
 
 FIX = (
-    "Fix: bound the variance below (variance_floor=ξ > 0, e.g. model 'normal-floor'), learn one "
-    "shared variance ('normal-shared' or 'normal-optimal'), or, for binary data, use a "
+    "Fix: bound the variance below (variance_floor=ξ > 0: model 'normal-floor', or "
+    "'normal-shared' with variance_floor, since one shared γ is unbounded too once the decoder "
+    "reproduces every training point), fix it ('normal-fixed'), or, for binary data, use a "
     "Bernoulli likelihood."
 )
 

@@ -132,7 +132,7 @@ def test_report_names_degenerate_variance_for_an_unfloored_variance_network():
     model = build_model("normal-shared", 6, 2, (8,), init_variance=1e-9)
     report = diagnose(model, DiagNormalGuide(6, 2, (8,)), x).report()
     assert report.verdicts["iii"] == "possible", str(report)
-    assert "a shared γ cannot single out points" in report.reasons["iii"]
+    assert "unbounded once the decoder reproduces every training point" in report.reasons["iii"]
 
 
 def test_report_names_a_bad_local_minimum_at_proposition_1s_collapsed_point():

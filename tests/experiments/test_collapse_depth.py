@@ -153,7 +153,10 @@ def test_settings_name_the_bad_value(changes, message):
 
 def test_unknown_data_without_a_split_is_refused(tmp_path):
     settings = dataclasses.replace(TINY, data="cifar")
-    with pytest.raises(ValueError, match=r"data must be one of \['digits', 'fashion-mnist', 'linear-gaussian', 'mnist'\] or"):
+    with pytest.raises(
+        ValueError,
+        match=r"data must be one of \['digits', 'fashion-mnist', 'linear-gaussian', 'mnist'\] or",
+    ):
         run_collapse_depth(tmp_path, settings=settings, progress=False)
     settings = dataclasses.replace(TINY, data="fashion-mnist")
     with pytest.raises(ValueError, match="needs data_root"):
