@@ -5,6 +5,7 @@ from pvae.checkpoint import CheckpointError, load, save
 from pvae.contract import ContractError
 from pvae.data.images import load_digits
 from pvae.diagnostics.gradients import gradient_variance
+from pvae.estimation.ais import AISEstimate, BDMCResult, ais, bdmc
 from pvae.estimation.estimators import elbo_per_point, iwae_bound, log_marginal
 from pvae.estimation.quadrature import QuadratureEstimate, log_marginal_quadrature
 from pvae.estimation.result import ImportanceEstimate
@@ -19,6 +20,8 @@ from pvae.training.state import FitState, History
 from pvae.version import __version__ as __version__
 
 __all__ = [
+    "AISEstimate",
+    "BDMCResult",
     "BernoulliDecoder",
     "CheckpointError",
     "ContinuousBernoulliDecoder",
@@ -29,6 +32,8 @@ __all__ = [
     "NonFiniteError",
     "NormalDecoder",
     "QuadratureEstimate",
+    "ais",
+    "bdmc",
     "bits_per_dim",
     "build_guide",
     "build_model",

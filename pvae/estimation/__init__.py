@@ -1,5 +1,7 @@
-"""Estimation: per-point importance-sampled log p(x), ELBO and IWAE bounds, k̂."""
+"""Estimation: per-point log p(x) by importance sampling, AIS, BDMC and quadrature; ELBO and
+IWAE bounds, k̂."""
 
+from pvae.estimation.ais import AISEstimate, BDMCResult, ais, bdmc
 from pvae.estimation.estimators import elbo_per_point, iwae_bound, log_marginal
 from pvae.estimation.memory import parse_memory, peak_memory
 from pvae.estimation.psis import psis_khat
@@ -9,8 +11,12 @@ from pvae.estimation.terms import elbo_terms
 from pvae.estimation.units import bits_per_dim
 
 __all__ = [
+    "AISEstimate",
+    "BDMCResult",
     "ImportanceEstimate",
     "QuadratureEstimate",
+    "ais",
+    "bdmc",
     "bits_per_dim",
     "elbo_per_point",
     "elbo_terms",
