@@ -6,7 +6,9 @@ from pvae.contract import ContractError
 from pvae.data.images import load_digits
 from pvae.diagnostics.gradients import gradient_variance
 from pvae.estimation.ais import AISEstimate, BDMCResult, ais, bdmc
+from pvae.estimation.compare import paired_difference, unpaired_difference
 from pvae.estimation.estimators import elbo_per_point, iwae_bound, log_marginal
+from pvae.estimation.kcurve import KCurve, k_curve
 from pvae.estimation.quadrature import QuadratureEstimate, log_marginal_quadrature
 from pvae.estimation.result import ImportanceEstimate
 from pvae.estimation.terms import elbo_terms
@@ -29,6 +31,7 @@ __all__ = [
     "FitState",
     "History",
     "ImportanceEstimate",
+    "KCurve",
     "NonFiniteError",
     "NormalDecoder",
     "QuadratureEstimate",
@@ -42,11 +45,14 @@ __all__ = [
     "fit",
     "gradient_variance",
     "iwae_bound",
+    "k_curve",
     "kl_cyclical",
     "kl_warmup",
     "load",
     "load_digits",
     "log_marginal",
     "log_marginal_quadrature",
+    "paired_difference",
     "save",
+    "unpaired_difference",
 ]

@@ -135,6 +135,29 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--num-samples", type=positive_type(int), default=1000, help="K")
     evaluate.add_argument("--num-points", type=positive_type(int), default=200, help="per split")
     evaluate.add_argument("--proposal", default="guide", choices=("guide", "prior"))
+    evaluate.add_argument(
+        "--method",
+        default="is",
+        choices=("is", "ais"),
+        help="importance sampling with K = --num-samples (default), or annealed importance "
+        "sampling with --num-steps and --num-chains",
+    )
+    evaluate.add_argument(
+        "--num-steps", type=positive_type(int), default=100, help="AIS's T (default 100)"
+    )
+    evaluate.add_argument(
+        "--num-chains",
+        type=positive_type(int),
+        default=8,
+        help="AIS's chains per point (default 8)",
+    )
+    evaluate.add_argument(
+        "--bdmc",
+        type=positive_type(int),
+        metavar="N",
+        help="also simulate N points from the model and report how tight AIS (T, C) and IS (K) "
+        "are on them (bidirectional Monte Carlo)",
+    )
     evaluate.add_argument("--seed", type=seed_type, default=0)
     evaluate.add_argument(
         "--max-memory",

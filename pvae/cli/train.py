@@ -200,7 +200,7 @@ def _write_run_files(args, config, history, outputs) -> int:
     )
     rows = evaluation_rows(results, proposal="guide", seed=0)
     print()
-    print_evaluation(loaded, rows, **settings)
+    print_evaluation(loaded, rows, **settings, results=results)
     write_table(outputs["evaluation"], rows)
     print(
         f"wrote {outputs['evaluation']}; 'pvae evaluate {path} --num-samples "

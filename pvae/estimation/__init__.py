@@ -2,7 +2,9 @@
 IWAE bounds, k̂."""
 
 from pvae.estimation.ais import AISEstimate, BDMCResult, ais, bdmc
+from pvae.estimation.compare import paired_difference, unpaired_difference
 from pvae.estimation.estimators import elbo_per_point, iwae_bound, log_marginal
+from pvae.estimation.kcurve import KCurve, k_curve
 from pvae.estimation.memory import parse_memory, peak_memory
 from pvae.estimation.psis import psis_khat
 from pvae.estimation.quadrature import QuadratureEstimate, log_marginal_quadrature
@@ -14,6 +16,7 @@ __all__ = [
     "AISEstimate",
     "BDMCResult",
     "ImportanceEstimate",
+    "KCurve",
     "QuadratureEstimate",
     "ais",
     "bdmc",
@@ -21,9 +24,12 @@ __all__ = [
     "elbo_per_point",
     "elbo_terms",
     "iwae_bound",
+    "k_curve",
     "log_marginal",
     "log_marginal_quadrature",
+    "paired_difference",
     "parse_memory",
     "peak_memory",
     "psis_khat",
+    "unpaired_difference",
 ]

@@ -34,6 +34,7 @@ from pyro import poutine
 from tqdm.auto import tqdm
 
 from pvae.contract import evaluating, sample_sites, site_log_prob, trace_pair
+from pvae.estimation.result import point_summary
 from pvae.validation import (
     check_bool,
     check_choice,
@@ -99,24 +100,16 @@ class AISEstimate:
 
     def summary(self) -> dict[str, float]:
         """Averages over the points: the mean estimate, its Monte Carlo standard error
-        (``stderr_mc``, points independent) and the standard error of the mean over points
-        (``stderr_points``: the spread of log p(x) over the data, what a comparison of two
-        models on other points must beat), and the mean acceptance rate."""
-        return _summary(self.estimate, self.stderr, num_chains=self.num_chains) | {
-            "acceptance": self.acceptance.mean().item()
+        (``stderr_mc``, also as ``stderr``, points independent) and the standard error of the
+        mean over points (``stderr_points``: the spread of log p(x) over the data, what a
+        comparison of two models on other points must beat), and the mean acceptance rate."""
+        summary = point_summary(self.estimate, self.stderr)
+        return summary | {
+            "stderr": summary["stderr_mc"],
+            "num_chains": self.num_chains,
+            "num_steps": self.num_steps,
+            "acceptance": self.acceptance.nanmean().item(),
         }
-
-
-def _summary(estimate: torch.Tensor, stderr: torch.Tensor, **extra) -> dict[str, float]:
-    n = len(estimate)
-    spread = estimate.std().item() / math.sqrt(n) if n > 1 else math.nan
-    return {
-        "num_points": n,
-        **extra,
-        "log_marginal": estimate.mean().item(),
-        "stderr_mc": (stderr.pow(2).sum().sqrt() / n).item(),
-        "stderr_points": spread,
-    }
 
 
 def _check_real_latents(trace, owner: str) -> list[str]:

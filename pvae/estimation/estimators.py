@@ -35,12 +35,21 @@ def _summarize(log_weights: torch.Tensor) -> dict[str, torch.Tensor]:
         stderr = weights.std(-1) / (math.sqrt(num_samples) * weights.mean(-1))
     else:
         stderr = torch.full_like(estimate, math.nan)
+    # The estimates from the first K/4 and K/2 draws: nested, so their disagreement with the
+    # full estimate measures how far it still moves with K (the trust rule reads it).
+    nested = torch.full(
+        (*estimate.shape, 2), math.nan, dtype=estimate.dtype, device=estimate.device
+    )
+    if num_samples >= 4:
+        for column, size in enumerate((num_samples // 4, num_samples // 2)):
+            nested[..., column] = torch.logsumexp(log_weights[..., :size], -1) - math.log(size)
     return {
         "estimate": estimate,
         "stderr": stderr,
         "ess": ess,
         "elbo": log_weights.mean(-1),
         "khat": psis_khat(log_weights).to(log_weights.device),
+        "nested": nested,
     }
 
 
@@ -197,6 +206,7 @@ def log_marginal(
     )
     check_bool(return_log_weights, "return_log_weights")
     outputs = {key: () for key in ("estimate", "stderr", "ess", "khat", "elbo")}
+    outputs["nested"] = (2,)
     if return_log_weights:
         outputs["log_weights"] = (num_samples,)
 

@@ -7,7 +7,28 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["ImportanceEstimate"]
+__all__ = ["ImportanceEstimate", "point_summary"]
+
+
+def point_summary(estimate: torch.Tensor, stderr: torch.Tensor) -> dict[str, float]:
+    r"""The mean over points of per-point estimates with its two standard errors:
+
+    - ``stderr_mc``, Monte Carlo: :math:`\sqrt{\sum_i \mathrm{se}_i^2} / n`, how far the mean
+      is from the exact mean over *these* points;
+    - ``stderr_points``, across points: the standard deviation of the n estimates over
+      :math:`\sqrt n`, how far it is from the mean over the population the points were drawn
+      from. Compare two models on different points with this one (it is usually far larger);
+      on the same points, with :func:`~pvae.estimation.compare.paired_difference`.
+
+    ``stderr_points`` is ``nan`` for one point.
+    """
+    n = len(estimate)
+    return {
+        "num_points": n,
+        "log_marginal": estimate.mean().item(),
+        "stderr_mc": (stderr.pow(2).sum().sqrt() / n).item(),
+        "stderr_points": estimate.std().item() / n**0.5 if n > 1 else float("nan"),
+    }
 
 
 @dataclass
@@ -22,6 +43,8 @@ class ImportanceEstimate:
         where every weight is equal (the estimate is then exact).
     :ivar elbo: the mean log-weight, an unbiased estimate of the ELBO (guide proposal).
     :ivar log_weights: the raw log-weights, shape ``(n, K)``, if asked for, else ``None``.
+    :ivar nested: the estimates from the first K/4 and the first K/2 of the same draws, shape
+        ``(n, 2)`` (``nan`` for K < 4), read by :attr:`status`; ``None`` if not computed.
     :ivar num_samples: K.
     :ivar proposal: ``"guide"`` or ``"prior"``.
     """
@@ -34,19 +57,41 @@ class ImportanceEstimate:
     num_samples: int
     proposal: str
     log_weights: torch.Tensor | None = None
+    nested: torch.Tensor | None = None
+
+    @property
+    def status(self) -> list[str]:
+        """Per point, how far to trust the estimate: ``"reliable"``, ``"doubtful"`` or
+        ``"unreliable"``, by :data:`pvae.estimation.trust.TRUST_RULE`, a rule chosen and
+        checked against exact answers (:mod:`pvae.estimation.trust`). :meth:`evidence` gives
+        what each status was read from."""
+        from pvae.estimation.trust import TRUST_RULE
+
+        return TRUST_RULE.status(self)
+
+    def evidence(self) -> list[dict]:
+        """Per point, what :attr:`status` was read from: k̂, the relative ESS (ESS / K), the
+        nested disagreement (the largest |log p̂_K − log p̂_{K/2}| and |log p̂_K − log p̂_{K/4}|
+        in standard errors of log p̂_K), and the status."""
+        from pvae.estimation.trust import TRUST_RULE
+
+        return TRUST_RULE.evidence(self)
 
     def __len__(self) -> int:
         return self.estimate.shape[0]
 
     def summary(self) -> dict[str, float]:
-        """Averages over the data points: the mean estimate and its standard error (points
-        independent), mean ESS, the share of points with k̂ > 0.7, and the mean ELBO."""
-        n = len(self)
+        """Averages over the data points: the mean estimate with its Monte Carlo and
+        across-point standard errors (:func:`point_summary`; ``stderr`` is ``stderr_mc``, under
+        its older name), mean ESS, the share of points with k̂ > 0.7, and the mean ELBO."""
+        summary = point_summary(self.estimate, self.stderr)
         return {
-            "num_points": n,
+            "num_points": summary["num_points"],
             "num_samples": self.num_samples,
-            "log_marginal": self.estimate.mean().item(),
-            "stderr": (self.stderr.pow(2).sum().sqrt() / n).item(),
+            "log_marginal": summary["log_marginal"],
+            "stderr": summary["stderr_mc"],
+            "stderr_mc": summary["stderr_mc"],
+            "stderr_points": summary["stderr_points"],
             "ess": self.ess.mean().item(),
             "khat_above_0.7": (self.khat > 0.7).double().mean().item(),
             "elbo": self.elbo.mean().item(),

@@ -7,7 +7,13 @@ from pvae.plots.collapse import (
     plot_scale_histograms,
 )
 from pvae.plots.demo import plot_construction, plot_demo
-from pvae.plots.estimates import KHAT_GOOD, KHAT_UNRELIABLE, plot_khat, plot_log_marginal
+from pvae.plots.estimates import (
+    KHAT_GOOD,
+    KHAT_UNRELIABLE,
+    plot_k_curve,
+    plot_khat,
+    plot_log_marginal,
+)
 from pvae.plots.images import (
     latent_grid_codes,
     plot_interpolation,
@@ -17,6 +23,7 @@ from pvae.plots.images import (
     plot_samples,
 )
 from pvae.plots.training import plot_history
+from pvae.plots.trust import plot_trust_calibration
 
 __all__ = [
     "KHAT_GOOD",
@@ -28,6 +35,7 @@ __all__ = [
     "plot_gamma_sweep",
     "plot_history",
     "plot_interpolation",
+    "plot_k_curve",
     "plot_khat",
     "plot_latent_grid",
     "plot_latent_scatter",
@@ -36,4 +44,5 @@ __all__ = [
     "plot_reconstructions",
     "plot_samples",
     "plot_scale_histograms",
+    "plot_trust_calibration",
 ]

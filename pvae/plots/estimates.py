@@ -10,10 +10,12 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from pvae.estimation.ais import AISEstimate
+from pvae.estimation.kcurve import KCurve
 from pvae.estimation.result import ImportanceEstimate
 from pvae.plots.inputs import check_array
 
-__all__ = ["KHAT_GOOD", "KHAT_UNRELIABLE", "plot_khat", "plot_log_marginal"]
+__all__ = ["KHAT_GOOD", "KHAT_UNRELIABLE", "plot_k_curve", "plot_khat", "plot_log_marginal"]
 
 #: PSIS k̂ below this: the importance-sampling estimate is reliable (Vehtari et al. 2024).
 KHAT_GOOD = 0.5
@@ -24,7 +26,7 @@ KHAT_UNRELIABLE = 0.7
 
 
 def _log_marginal_row(label, result) -> dict:
-    if isinstance(result, ImportanceEstimate):
+    if isinstance(result, ImportanceEstimate | AISEstimate):
         summary, proposal = result.summary(), result.proposal
     elif isinstance(result, Mapping):
         summary, proposal = result, result.get("proposal", "guide")
@@ -208,4 +210,40 @@ def plot_khat(khat, *, labels=None, title: str | None = None) -> Figure:
     )
     axis.grid(alpha=0.3)
     figure.legend(loc="outside lower center", ncols=2, fontsize="small")
+    return figure
+
+
+def plot_k_curve(curves: Mapping[str, KCurve], *, title: str | None = None) -> Figure:
+    """log p̂(x) averaged over the points against the number of importance samples K (log
+    scale), on nested draws of one run (:func:`~pvae.estimation.k_curve`), with a band of ±2
+    Monte Carlo standard errors: one line per entry (splits, models). A line still climbing at
+    the largest K shows an estimate still biased low there, however small its error band.
+
+    :param curves: label → :class:`~pvae.estimation.KCurve`.
+    :param str title: the axes' title (default: a description).
+    """
+    if not isinstance(curves, Mapping) or not curves:
+        raise ValueError(f"curves must be a non-empty dict label → KCurve, got {curves!r}")
+    figure = Figure(figsize=(6.5, 4.2), layout="constrained")
+    axis = figure.subplots()
+    for number, (label, curve) in enumerate(curves.items()):
+        if not isinstance(curve, KCurve):
+            raise TypeError(
+                f"curves[{label!r}] must be a KCurve (pvae.estimation.k_curve), got "
+                f"{type(curve).__name__}"
+            )
+        k = curve.num_samples.numpy()
+        mean = curve.mean.detach().cpu().numpy()
+        band = 2 * np.nan_to_num(curve.stderr_mc.detach().cpu().numpy(), nan=0.0)
+        color = f"C{number % 10}"
+        axis.plot(k, mean, marker="o", color=color, label=str(label))
+        axis.fill_between(k, mean - band, mean + band, color=color, alpha=0.2, lw=0)
+    axis.set_xscale("log", base=2)
+    axis.set(
+        xlabel="importance samples K (nested draws)",
+        ylabel="mean log p̂(x) over the points (nats)",
+        title=title or "log p̂(x) against K: still climbing means still biased low",
+    )
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize="small")
     return figure

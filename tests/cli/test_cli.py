@@ -279,7 +279,7 @@ def test_train_and_evaluate_take_a_data_file(tmp_path, capsys):
     assert config["data"] == str(data) and config["levels"] == 8
     capsys.readouterr()
     assert cli(f"evaluate {out} --num-samples 10 --no-progress") == 0
-    assert f"{data}: importance-sampled log p(x)" in capsys.readouterr().out
+    assert f"{data}: log p(x) by importance sampling (IS, K = 10)" in capsys.readouterr().out
     assert cli(f"train --resume {out} --epochs 3 --no-progress") == 0
     # 8 levels: the same file read with 256 would be other data; levels is refused without it.
     assert cli(f"train --data digits --levels 8 --out {tmp_path / 'x.pt'}") == 2
@@ -315,4 +315,24 @@ def test_train_and_evaluate_on_debians_fashion_mnist(tmp_path, capsys):
     assert cli(f"train {flags} --epochs 1 --eval-samples 10 --out {out} --no-progress") == 0
     capsys.readouterr()
     assert cli(f"evaluate {out} --num-samples 10 --num-points 20 --no-progress") == 0
-    assert "fashion-mnist: importance-sampled log p(x)" in capsys.readouterr().out
+    assert "fashion-mnist: log p(x) by importance sampling" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_evaluate_with_ais_and_bdmc(tmp_path, capsys):
+    out = tmp_path / "run.pt"
+    flags = "--model linear-gaussian --data linear-gaussian --hidden none --latent-dim 4"
+    assert cli(f"train {flags} --epochs 2 --eval-samples 0 --out {out} --no-progress") == 0
+    capsys.readouterr()
+    table = tmp_path / "ais.json"
+    command = (
+        f"evaluate {out} --method ais --num-steps 10 --num-chains 4 --num-points 5 "
+        f"--bdmc 3 --num-samples 50 --table {table} --no-progress"
+    )
+    assert cli(command) == 0
+    printed = capsys.readouterr().out
+    assert "log p(x) by annealed importance sampling (AIS, T = 10, C = 4)" in printed
+    assert "held-out − train:" in printed and "BDMC on 3 points simulated" in printed
+    rows = json.loads(table.read_text())
+    assert [row["estimator"] for row in rows] == ["AIS, T = 10, C = 4"] * 2
+    assert all(0 < row["acceptance"] <= 1 and row["stderr_points"] > 0 for row in rows)
