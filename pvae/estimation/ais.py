@@ -388,6 +388,14 @@ def ais(
                 )
             )  # fmt: skip
     log_weights = torch.cat([r[0] for r in results])
+    bad = torch.isnan(log_weights).any(1)
+    if bool(bad.any()):
+        first = int(bad.nonzero()[0])
+        raise ValueError(
+            f"AIS's log-weights of x[{first}] are nan: the model's or the guide's log-density "
+            "was not a number (or infinite with both signs) along its chains; check the pair "
+            "on that point with pvae.log_marginal"
+        )
     estimate, stderr = _reduce(log_weights)
     return AISEstimate(
         estimate=estimate,

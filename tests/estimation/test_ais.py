@@ -180,3 +180,21 @@ def test_a_guide_is_needed_for_the_guide_proposal_and_latents_must_be_real():
 
     with pytest.raises(ValueError, match=r"real-valued continuous latent sites.*'s'"):
         ais(positive_model, None, data, proposal="prior", progress=False)
+
+
+@pytest.mark.slow
+def test_ais_agrees_with_is_where_is_is_marked_reliable():
+    # A guide twice as wide as the exact posterior: with K = 1,000 IS calls most points
+    # reliable; on those, AIS from the same guide agrees within 4 standard errors of the
+    # difference (both se) plus 0.01 nats.
+    data, model = _ppca(num_points=20)
+    guide = exact_posterior_guide(model, data)
+    with torch.no_grad():
+        guide.log_scale.add_(math.log(2.0))
+    sampled = pvae.log_marginal(model, guide, data, num_samples=1000, seed=0, progress=False)
+    reliable = torch.tensor([status == "reliable" for status in sampled.status])
+    assert int(reliable.sum()) >= 10
+    annealed = ais(model, guide, data, num_steps=50, num_chains=16, seed=0, progress=False)
+    gap = (annealed.estimate - sampled.estimate).abs()[reliable]
+    allowed = 4 * (annealed.stderr.pow(2) + sampled.stderr.pow(2)).sqrt()[reliable] + 0.01
+    assert bool((gap <= allowed).all()), (gap, allowed)
