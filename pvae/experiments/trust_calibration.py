@@ -321,5 +321,6 @@ def run_calibration(out_dir, *, num_points: int = 40, seed: int = 0, progress: b
     }
     (out / "trust_calibration.json").write_text(json.dumps(saved, indent=2) + "\n")
     tables.write_table(out / "trust_calibration.csv", every)
-    plot_trust_calibration(every).savefig(out / "trust_calibration.png", dpi=110)
+    figure = plot_trust_calibration(every, precision=PRECISION)
+    figure.savefig(out / "trust_calibration.png", dpi=110)
     return saved

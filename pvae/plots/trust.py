@@ -12,18 +12,18 @@ __all__ = ["plot_trust_calibration"]
 _COLOURS = {"reliable": "tab:green", "doubtful": "tab:orange", "unreliable": "tab:red"}
 
 
-def plot_trust_calibration(rows: list[dict]) -> Figure:
+def plot_trust_calibration(rows: list[dict], *, precision: float = 1e-3) -> Figure:
     """Every calibration point's error in its own standard errors against its k̂, coloured by
     its trust status, with the lines 2 se (coverage) and 3 se (a miss); one panel for the
     choice cases and one for the held-out ones. The error is counted as the calibration counts
-    it, beyond the exact value's own error and :data:`~pvae.experiments.trust_calibration.
-    PRECISION`: (|log p̂ − log p| − slack) / se, drawn at 10⁻³ where it is 0.
+    it, beyond the exact value's own error and ``precision``: (|log p̂ − log p| − slack) / se,
+    drawn at 10⁻³ where it is 0.
 
     :param rows: the points of :func:`pvae.experiments.trust_calibration.run_calibration`
         (keys ``split``, ``error``, ``exact_error``, ``stderr``, ``khat``, ``status``).
+    :param float precision: errors below this many nats count as none (default 1e-3, the
+        calibration's ``PRECISION``).
     """
-    from pvae.experiments.trust_calibration import PRECISION
-
     rows = check_rows(
         rows,
         "rows",
@@ -42,7 +42,7 @@ def plot_trust_calibration(rows: list[dict]) -> Figure:
             khat = np.array([row["khat"] for row in points], dtype=float)
             khat = np.where(np.isfinite(khat), khat, 1.6)  # not computable: drawn at the edge
             excess = np.array(
-                [max(abs(row["error"]) - row["exact_error"] - PRECISION, 0.0) for row in points]
+                [max(abs(row["error"]) - row["exact_error"] - precision, 0.0) for row in points]
             )
             stderr = np.array([row["stderr"] for row in points], dtype=float)
             with np.errstate(divide="ignore", invalid="ignore"):
