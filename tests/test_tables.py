@@ -14,7 +14,8 @@ from pvae.experiments import collapse_depth, demo
 from pvae.tables import Column, format_table
 
 
-def _demo(data, variant, train, se, test, change, variance, memorised, khat, bound, verdict):
+def _demo(data, variant, train, se, test, change, variance, memorised, khat, bound, verdict,
+          reliable=0.0):  # fmt: skip
     return {
         "data": data,
         "variant": variant,
@@ -27,6 +28,7 @@ def _demo(data, variant, train, se, test, change, variance, memorised, khat, bou
         "memorised": memorised[0],
         "memorised_held_out": memorised[1],
         "khat_share": khat,
+        "reliable": reliable,
         "bound": bound,
         "watchdog": math.isinf(bound),
         "verdict": verdict,
@@ -79,14 +81,14 @@ DEMO_ROWS = [
 # a row with too few tracked epochs for a trend and K < 30.
 DEMO_TEXT = [
     "train set  variant             train log p̂  held-out Δ train, last ¼ min σ²(x) memorised "
-    "    k̂>0.7  bound  verdict",
-    "-" * 156,  # the header's 116 characters and 40 more
+    "    k̂>0.7 reliable  bound  verdict",
+    "-" * 165,  # the header's 125 characters and 40 more
     "n=100      per-pixel σ²(z)        190.4±0.1  -10249.7       +21.9±9.3   1.7e-05    34 / 0 "
-    "       86%   none  diverging; unbounded once it reproduces one point  [watchdog]",
+    "       86%       0%   none  diverging; unbounded once it reproduces one point  [watchdog]",
     "n=100      Bernoulli              -10.8±0.0     -21.3        +0.3±0.1         —         — "
-    "       27%      0  flat, 10.8 under its bound",
+    "       27%       0%      0  flat, 10.8 under its bound",
     "n=40       shared γ               -59.5±12.3     -59.6             n/a   9.4e-01     0 / 0 "
-    "n/a (K<30)   none  inconclusive: only 3 tracked values; a trend needs 5  [watchdog]",
+    "n/a (K<30)       0%   none  inconclusive: only 3 tracked values; a trend needs 5  [watchdog]",
 ]
 
 CONSTRUCTION_ROWS = [

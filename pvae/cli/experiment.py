@@ -44,8 +44,10 @@ def demo_command(args) -> int:
         f"training log p̂ over the last {settings.window} of {settings.num_tracks} tracked "
         "epochs ± its 99% interval; min σ²(x) = the smallest decoder variance of a tracked "
         "training point (geometric mean over pixels); memorised = training / held-out points "
-        "reproduced more finely than the data's noise (mean and variance); bound = the "
-        "largest log p(x) the likelihood allows. Each verdict is read from these numbers:\n"
+        "reproduced more finely than the data's noise (mean and variance); reliable = the "
+        "share of tracked training points whose IS estimate the calibrated trust status calls "
+        "reliable (it needs K ≥ 300; docs/trust_calibration.md); bound = the largest log p(x) "
+        "the likelihood allows. Each verdict is read from these numbers:\n"
     )
     print(format_table(rows))
     print("\nWhy (what each verdict was read from):")

@@ -240,6 +240,8 @@ def _train_variant(
             entry[f"{split}_khat_share"] = (
                 summary["khat_above_0.7"] if settings.num_samples >= MIN_KHAT_SAMPLES else math.nan
             )
+            statuses = result.status  # pvae.estimation.trust: calibrated against exact answers
+            entry[f"{split}_reliable"] = statuses.count("reliable") / len(statuses)
             decoded = _decoder_at_posterior_mean(model, guide, x)
             variance = decoded["variance"]
             kept[split] = decoded
@@ -432,6 +434,7 @@ def _row(size: str, label: str, run: dict, settings: DemoSettings) -> dict:
         "memorised": math.nan if memorised is None else len(memorised),
         "memorised_held_out": math.nan if held_memorised is None else len(held_memorised),
         "khat_share": final["train_khat_share"],
+        "reliable": final["train_reliable"],
         "bound": run["bound"],
         "rung": run["rung"]["name"],
         "watchdog": bool(run["watchdog"]),
@@ -479,6 +482,7 @@ _COLUMNS = [
     tables.Column("min σ²(x)", 10, cell=_finite_or("min_variance", ".1e", "—")),
     tables.Column("memorised", 10, cell=_memorised_cell),
     tables.Column("k̂>0.7", 11, cell=_finite_or("khat_share", ".0%", "n/a (K<30)")),
+    tables.Column("reliable", 9, key="reliable", spec=".0%"),
     tables.Column("bound", 7, cell=_finite_or("bound", ".0f", "none")),
     tables.Column("verdict", key="verdict", separator="  "),
     tables.Column("", cell=lambda row: "  [watchdog]" if row["watchdog"] else ""),
