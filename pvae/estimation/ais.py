@@ -34,7 +34,7 @@ from pyro import poutine
 from tqdm.auto import tqdm
 
 from pvae.contract import evaluating, sample_sites, site_log_prob, trace_pair
-from pvae.estimation.result import point_summary
+from pvae.estimation.result import log_mean_weight, point_summary
 from pvae.validation import (
     check_bool,
     check_choice,
@@ -281,17 +281,6 @@ def _anneal(
     return log_weight, acceptance, stacked
 
 
-def _reduce(log_weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """log-mean-exp of each row of ``(n, C)`` log-weights and its delta-method standard error."""
-    num_chains = log_weights.shape[1]
-    estimate = torch.logsumexp(log_weights, 1) - math.log(num_chains)
-    if num_chains == 1:
-        return estimate, torch.full_like(estimate, math.nan)
-    normalized = (log_weights - estimate.unsqueeze(1)).exp()  # w / mean(w)
-    stderr = normalized.std(1) / math.sqrt(num_chains)
-    return estimate, stderr
-
-
 def _check_ais_args(model, guide, x, proposal, num_steps, num_chains, num_leapfrog, step_size,
                     target_acceptance, chunk_size, progress) -> None:  # fmt: skip
     check_choice(proposal, "proposal", ("guide", "prior"))
@@ -396,7 +385,7 @@ def ais(
             "was not a number (or infinite with both signs) along its chains; check the pair "
             "on that point with pvae.log_marginal"
         )
-    estimate, stderr = _reduce(log_weights)
+    estimate, stderr = log_mean_weight(log_weights)
     return AISEstimate(
         estimate=estimate,
         stderr=stderr,
@@ -530,7 +519,7 @@ def bdmc(
                                    bar=bar)  # fmt: skip
     # The reverse increments are (β_{t−1} − β_t)(…) < 0 steps: _anneal summed Δβ with Δβ < 0,
     # so log_weight is log w'; the upper bound is −log mean(w').
-    log_inverse, inverse_stderr = _reduce(log_weight.reshape(num_points, num_chains))
+    log_inverse, inverse_stderr = log_mean_weight(log_weight.reshape(num_points, num_chains))
     return BDMCResult(
         lower=forward.estimate,
         lower_stderr=forward.stderr,

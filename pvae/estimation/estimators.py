@@ -11,7 +11,7 @@ from pvae.contract import evaluating
 from pvae.estimation.memory import parse_memory
 from pvae.estimation.passes import iter_log_weights
 from pvae.estimation.psis import psis_khat
-from pvae.estimation.result import ImportanceEstimate
+from pvae.estimation.result import ImportanceEstimate, log_mean_weight
 from pvae.validation import (
     check_bool,
     check_choice,
@@ -27,14 +27,9 @@ PROPOSALS = ("guide", "prior")
 
 def _summarize(log_weights: torch.Tensor) -> dict[str, torch.Tensor]:
     num_samples = log_weights.shape[-1]
-    log_total = torch.logsumexp(log_weights, -1)
-    estimate = log_total - math.log(num_samples)
+    estimate, stderr = log_mean_weight(log_weights)
+    log_total = estimate + math.log(num_samples)
     ess = torch.exp(2 * log_total - torch.logsumexp(2 * log_weights, -1))
-    if num_samples > 1:
-        weights = torch.exp(log_weights - log_weights.max(-1, keepdim=True).values)
-        stderr = weights.std(-1) / (math.sqrt(num_samples) * weights.mean(-1))
-    else:
-        stderr = torch.full_like(estimate, math.nan)
     # The estimates from the first K/4 and K/2 draws: nested, so their disagreement with the
     # full estimate measures how far it still moves with K (the trust rule reads it).
     nested = torch.full(
@@ -42,7 +37,7 @@ def _summarize(log_weights: torch.Tensor) -> dict[str, torch.Tensor]:
     )
     if num_samples >= 4:
         for column, size in enumerate((num_samples // 4, num_samples // 2)):
-            nested[..., column] = torch.logsumexp(log_weights[..., :size], -1) - math.log(size)
+            nested[..., column] = log_mean_weight(log_weights[..., :size])[0]
     return {
         "estimate": estimate,
         "stderr": stderr,

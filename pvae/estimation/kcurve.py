@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from pvae.estimation.result import log_mean_weight
 from pvae.validation import check_positive_int
 
 __all__ = ["KCurve", "k_curve"]
@@ -58,15 +59,9 @@ def k_curve(result, num_samples=None) -> KCurve:
     log_weights = log_weights.detach()
     columns, errors = [], []
     for k in sizes:
-        head = log_weights[:, :k]
-        estimate = torch.logsumexp(head, 1) - math.log(k)
+        estimate, se = log_mean_weight(log_weights[:, :k])
         columns.append(estimate)
-        if k > 1:
-            normalized = (head - estimate.unsqueeze(1)).exp()
-            se = normalized.std(1) / math.sqrt(k)
-            errors.append(se.pow(2).sum().sqrt() / len(se))
-        else:
-            errors.append(log_weights.new_tensor(math.nan))
+        errors.append(se.pow(2).sum().sqrt() / len(se))  # nan for k = 1
     per_point = torch.stack(columns, 1)
     return KCurve(
         num_samples=torch.tensor(sizes),

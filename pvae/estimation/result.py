@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["ImportanceEstimate", "point_summary"]
+__all__ = ["ImportanceEstimate", "log_mean_weight", "point_summary"]
+
+
+def log_mean_weight(log_weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The log of the mean weight over the last dimension of ``log_weights`` (K draws, or C
+    chains) and its delta-method standard error :math:`\mathrm{sd}(w) / (\sqrt K\, \bar w)`
+    (``nan`` for K = 1): the reduction of importance sampling, AIS and the K-curve."""
+    num_samples = log_weights.shape[-1]
+    estimate = torch.logsumexp(log_weights, -1) - math.log(num_samples)
+    if num_samples == 1:
+        return estimate, torch.full_like(estimate, math.nan)
+    weights = torch.exp(log_weights - log_weights.max(-1, keepdim=True).values)
+    stderr = weights.std(-1) / (math.sqrt(num_samples) * weights.mean(-1))
+    return estimate, stderr
 
 
 def point_summary(estimate: torch.Tensor, stderr: torch.Tensor) -> dict[str, float]:
