@@ -1,6 +1,12 @@
 """Diagnostics of a trained pair: latent use, the decoder, collapse categories, gradients."""
 
-from pvae.diagnostics.decoder import decode_at, decoder_variance, mean_error, reconstruction_error
+from pvae.diagnostics.decoder import (
+    decode_at,
+    decode_at_posterior_mean,
+    decoder_variance,
+    mean_error,
+    reconstruction_error,
+)
 from pvae.diagnostics.gradients import GradientMoments, gradient_variance
 from pvae.diagnostics.latent import ACTIVE_UNIT_THRESHOLD, diagnose
 from pvae.diagnostics.taxonomy import (
@@ -20,6 +26,7 @@ __all__ = [
     "LatentDiagnostics",
     "collapse_report",
     "decode_at",
+    "decode_at_posterior_mean",
     "decoder_variance",
     "diagnose",
     "gradient_variance",

@@ -12,7 +12,13 @@ from pvae.contract import evaluating
 from pvae.distributions import normal_variance
 from pvae.validation import check_data, check_pair_data, check_positive_int, check_site
 
-__all__ = ["decode_at", "decoder_variance", "mean_error", "reconstruction_error"]
+__all__ = [
+    "decode_at",
+    "decode_at_posterior_mean",
+    "decoder_variance",
+    "mean_error",
+    "reconstruction_error",
+]
 
 
 def decode_at(model, x: torch.Tensor, site: str, loc: torch.Tensor) -> dict:
@@ -26,6 +32,17 @@ def decode_at(model, x: torch.Tensor, site: str, loc: torch.Tensor) -> dict:
     if variance is None:
         variance = torch.full_like(x, math.nan)
     return {"error": error, "variance": variance}
+
+
+def decode_at_posterior_mean(model, guide, x: torch.Tensor, site: str = "z") -> dict:
+    """:func:`decode_at` the guide's posterior mean of ``site`` for the points ``x``: the squared
+    error of the decoder's mean per point and its variance per point and pixel, in eval mode
+    without gradients. Checks nothing but that ``site`` is a site of the guide."""
+    with evaluating(model, guide):
+        guide_trace = poutine.trace(guide).get_trace(x)
+        if site not in guide_trace.nodes:
+            raise ValueError(f"site must be a latent site of the guide, got {site!r}")
+        return decode_at(model, x, site, guide_trace.nodes[site]["fn"].mean)
 
 
 def reconstruction_error(
@@ -54,14 +71,10 @@ def reconstruction_error(
     check_pair_data(model, guide, x, "x")
     check_site(site)
     check_positive_int(chunk_size, "chunk_size")
-    errors = []
-    with evaluating(model, guide):
-        for block in x.split(chunk_size):
-            guide_trace = poutine.trace(guide).get_trace(block)
-            if site not in guide_trace.nodes:
-                raise ValueError(f"site must be a latent site of the guide, got {site!r}")
-            code = guide_trace.nodes[site]["fn"].mean
-            errors.append(decode_at(model, block, site, code)["error"])
+    errors = [
+        decode_at_posterior_mean(model, guide, block, site)["error"]
+        for block in x.split(chunk_size)
+    ]
     return torch.cat(errors)
 
 

@@ -15,13 +15,11 @@ from pathlib import Path
 import numpy as np
 import pyro
 import torch
-from pyro import poutine
 from tqdm.auto import tqdm
 
 from pvae import tables
-from pvae.contract import evaluating
 from pvae.data.catalog import NAMES, load_dataset
-from pvae.diagnostics.decoder import decode_at
+from pvae.diagnostics.decoder import decode_at_posterior_mean
 from pvae.diagnostics.verdict import (
     MIN_TREND_POINTS,
     Rung,
@@ -207,12 +205,6 @@ def _tracked_epochs(epochs: int, num_tracks: int) -> list[int]:
     return sorted({max(1, round(e)) for e in np.linspace(epochs / num_tracks, epochs, num_tracks)})
 
 
-def _decoder_at_posterior_mean(model, guide, points: torch.Tensor) -> dict:
-    with torch.no_grad(), evaluating(model, guide):
-        loc = poutine.trace(guide).get_trace(points).nodes["z"]["fn"].mean
-        return decode_at(model, points, "z", loc)
-
-
 def _train_variant(
     name, train, test, settings: DemoSettings, epochs: int, noise_variance, bar
 ) -> dict:
@@ -242,7 +234,7 @@ def _train_variant(
             )
             statuses = result.status  # pvae.estimation.trust: calibrated against exact answers
             entry[f"{split}_reliable"] = statuses.count("reliable") / len(statuses)
-            decoded = _decoder_at_posterior_mean(model, guide, x)
+            decoded = decode_at_posterior_mean(model, guide, x)
             variance = decoded["variance"]
             kept[split] = decoded
             if bool(torch.isnan(variance).any()):  # a likelihood without a variance
