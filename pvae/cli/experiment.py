@@ -68,13 +68,14 @@ def demo_command(args) -> int:
 def _data_options(args) -> dict:
     """The data a command names: ``--data``, ``--data-root`` and ``--levels``, checked
     together (:func:`pvae.data.catalog.check_data_choice`)."""
+    from pvae.cli.options import DATA_FLAGS
     from pvae.data.catalog import check_data_choice
 
     check_data_choice(
         args.data,
         args.data_root,
         args.levels,
-        names={"data": "--data", "root": "--data-root", "num_levels": "--levels"},
+        names=DATA_FLAGS,
     )
     return {"data": args.data, "data_root": args.data_root, "num_levels": args.levels or 256}
 

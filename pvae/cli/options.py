@@ -10,6 +10,7 @@ from pvae.estimation.memory import parse_memory
 from pvae.validation import SEED_LIMIT
 
 __all__ = [
+    "DATA_FLAGS",
     "depths_type",
     "hidden_type",
     "memory_type",
@@ -18,6 +19,10 @@ __all__ = [
     "positive_type",
     "seed_type",
 ]
+
+
+#: How the data flags are spelled in errors (pvae.data.catalog.check_data_choice's ``names``).
+DATA_FLAGS = {"data": "--data", "root": "--data-root", "num_levels": "--levels"}
 
 
 def hidden_type(text: str) -> tuple[int, ...]:

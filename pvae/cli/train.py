@@ -9,6 +9,7 @@ import torch
 from pvae import checkpoint
 from pvae.cli.config import TRAIN_DEFAULTS, train_config, write_train_config
 from pvae.cli.evaluate import evaluation_results, evaluation_rows, print_evaluation
+from pvae.cli.options import DATA_FLAGS
 from pvae.data.catalog import check_data_choice, load_data
 from pvae.registry import build_guide, build_model
 from pvae.tables import write_table
@@ -36,7 +37,7 @@ def train_command(args) -> int:
         config["data"],
         config["data_root"],
         config["levels"],
-        names={"data": "--data", "root": "--data-root", "num_levels": "--levels"},
+        names=DATA_FLAGS,
     )
     if config["data"] == "linear-gaussian" and (config["binarize"] or config["dequantize"]):
         raise ValueError(

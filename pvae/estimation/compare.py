@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from pvae.estimation.result import point_summary
+
 __all__ = ["paired_difference", "unpaired_difference"]
 
 
@@ -56,12 +58,12 @@ def unpaired_difference(first, second) -> dict[str, float]:
     against training), with the standard error :math:`\sqrt{s_1^2 + s_2^2}` of the two
     across-point standard errors (each including its Monte Carlo noise), and the Monte Carlo
     part alone (``stderr_mc``)."""
-    a, se_a = _fields(first, "first")
-    b, se_b = _fields(second, "second")
-    points = [x.std().item() ** 2 / len(x) if len(x) > 1 else math.nan for x in (a, b)]
-    mc = [torch.nan_to_num(se).pow(2).sum().item() / len(se) ** 2 for se in (se_a, se_b)]
+    a, b = (
+        point_summary(estimate, torch.nan_to_num(stderr))
+        for estimate, stderr in (_fields(first, "first"), _fields(second, "second"))
+    )
     return {
-        "difference": a.mean().item() - b.mean().item(),
-        "stderr_points": math.sqrt(sum(points)),
-        "stderr_mc": math.sqrt(sum(mc)),
+        "difference": a["log_marginal"] - b["log_marginal"],
+        "stderr_points": math.hypot(a["stderr_points"], b["stderr_points"]),
+        "stderr_mc": math.hypot(a["stderr_mc"], b["stderr_mc"]),
     }
