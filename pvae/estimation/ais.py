@@ -28,6 +28,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
@@ -111,6 +113,55 @@ class AISEstimate:
             "acceptance": self.acceptance.nanmean().item(),
         }
 
+    def to_dataset(self):
+        """The results as an :class:`xarray.Dataset`, for arviz and xarray tools.
+
+        Variables: ``log_weight`` with dims ``(chain, draw, point)``, one draw per chain (each
+        of the C chains ends in one weight); ``increments`` with dims ``(chain, draw, point,
+        step)`` if they were kept; ``step_size`` with dims ``(point, step)``; and, with dim
+        ``point``, ``log_marginal``, ``stderr`` and ``acceptance``. Attributes:
+        ``estimator`` (``"ais"``), ``num_steps``, ``num_chains``, ``proposal``.
+        """
+        import xarray as xr
+
+        def numpy(values: torch.Tensor):
+            return values.detach().cpu().numpy()
+
+        chains = numpy(self.log_weights.T)[:, None, :]  # (C, 1, n)
+        variables = {
+            "log_weight": (("chain", "draw", "point"), chains),
+            "step_size": (("point", "step"), numpy(self.step_size)),
+            "log_marginal": ("point", numpy(self.estimate)),
+            "stderr": ("point", numpy(self.stderr)),
+            "acceptance": ("point", numpy(self.acceptance)),
+        }
+        if self.increments is not None:
+            per_chain = numpy(self.increments.permute(1, 0, 2))[:, None]  # (C, 1, n, T)
+            variables["increments"] = (("chain", "draw", "point", "step"), per_chain)
+        return xr.Dataset(
+            variables,
+            coords={
+                "chain": np.arange(self.num_chains),
+                "draw": [0],
+                "point": np.arange(len(self)),
+                "step": np.arange(1, self.num_steps + 1),
+            },
+            attrs={
+                "estimator": "ais",
+                "num_steps": self.num_steps,
+                "num_chains": self.num_chains,
+                "proposal": self.proposal,
+            },
+        )
+
+    def to_inference_data(self):
+        """The results as :class:`arviz.InferenceData`, with :meth:`to_dataset` as its
+        ``sample_stats`` group (``az.psislw(stats.log_weight.sel(draw=0).T)`` gives the
+        Pareto k̂ of each point's C chain weights, meaningful only for C of 30 or more)."""
+        import arviz
+
+        return arviz.InferenceData(sample_stats=self.to_dataset())
+
 
 def _check_real_latents(trace, owner: str) -> list[str]:
     names = []
@@ -137,9 +188,13 @@ class _Densities:
         self.model, self.guide, self.rows, self.names = model, guide, rows, names
         self.shape = (rows.shape[0],)
 
-    def __call__(self, z: dict[str, torch.Tensor]):
+    def __call__(self, z: dict[str, torch.Tensor], *, validate: bool = True):
+        # A leapfrog trajectory may leave the region where the model's distributions have valid
+        # parameters (a variance network's output underflowing to 0 far from the data): there
+        # the densities are evaluated unvalidated, come out non-finite, and the proposal is
+        # rejected, as Pyro's HMC does with a singular covariance.
         z = {name: value.detach().requires_grad_(True) for name, value in z.items()}
-        with torch.enable_grad():
+        with torch.enable_grad(), pyro.validation_enabled(validate):
             model_trace = poutine.trace(poutine.condition(self.model, data=z)).get_trace(self.rows)
             log_joint = sum(site_log_prob(s, self.shape) for s in sample_sites(model_trace))
             if self.guide is None:  # the prior as q: log q = log p(z)
@@ -206,7 +261,7 @@ class _Chains:
         for step in range(num_leapfrog):
             p = {n: p[n] - _broadcast(step_size, p[n]) * grad[n] / 2 for n in p}
             z = {n: z[n] + _broadcast(step_size, z[n]) * p[n] for n in z}
-            state = self.densities(z)
+            state = self.densities(z, validate=False)
             grad = self.energy_grad(beta, state[2], state[3])
             p = {n: p[n] - _broadcast(step_size, p[n]) * grad[n] / 2 for n in p}
             del step

@@ -98,3 +98,27 @@ def test_bits_per_dim_of_uniform_models():
         bits_per_dim(0.0, 64, num_levels=1)
     with pytest.raises(ValueError, match="data_dim"):
         bits_per_dim(0.0, 0)
+
+
+def test_ais_results_convert_to_arviz_with_every_field_unchanged(ppca):
+    model, data = ppca
+    x = data[:5]
+    result = pvae.ais(
+        model, None, x, num_steps=6, num_chains=3, proposal="prior", return_increments=True,
+        seed=0, progress=False,
+    )  # fmt: skip
+    stats = result.to_inference_data().sample_stats
+    assert stats["log_weight"].dims == ("chain", "draw", "point")
+    np.testing.assert_array_equal(stats["log_weight"].values[:, 0].T, result.log_weights.numpy())
+    # The increments along each chain add up to its log-weight.
+    np.testing.assert_allclose(
+        stats["increments"].sum("step").values, stats["log_weight"].values, rtol=1e-12
+    )
+    for name, field in [
+        ("log_marginal", result.estimate),
+        ("stderr", result.stderr),
+        ("acceptance", result.acceptance),
+    ]:
+        np.testing.assert_array_equal(stats[name].values, field.numpy())
+    np.testing.assert_array_equal(stats["step_size"].values, result.step_size.numpy())
+    assert stats.attrs == {"estimator": "ais", "num_steps": 6, "num_chains": 3, "proposal": "prior"}
