@@ -39,13 +39,13 @@ DEMO_ROWS = [
     _demo(
         "n=100",
         "per-pixel σ²(z)",
-        190.42,
-        0.11,
-        -10249.74,
-        (21.93, 9.31),
-        1.73e-05,
-        (34, 0),
-        0.86,
+        190.40,
+        0.06,
+        -10178.72,
+        (18.77, 14.33),
+        1.85e-05,
+        (39, 0),
+        0.91,
         math.inf,
         "diverging; unbounded once it reproduces one point",
     ),
@@ -83,8 +83,8 @@ DEMO_TEXT = [
     "train set  variant             train log p̂  held-out Δ train, last ¼ min σ²(x) memorised "
     "    k̂>0.7 reliable  bound  verdict",
     "-" * 165,  # the header's 125 characters and 40 more
-    "n=100      per-pixel σ²(z)        190.4±0.1  -10249.7       +21.9±9.3   1.7e-05    34 / 0 "
-    "       86%       0%   none  diverging; unbounded once it reproduces one point  [watchdog]",
+    "n=100      per-pixel σ²(z)        190.4±0.1  -10178.7      +18.8±14.3   1.8e-05    39 / 0 "
+    "       91%       0%   none  diverging; unbounded once it reproduces one point  [watchdog]",
     "n=100      Bernoulli              -10.8±0.0     -21.3        +0.3±0.1         —         — "
     "       27%       0%      0  flat, 10.8 under its bound",
     "n=40       shared γ               -59.5±12.3     -59.6             n/a   9.4e-01     0 / 0 "
@@ -213,6 +213,52 @@ def test_the_four_tables_print_as_before(formatter, rows, expected):
     assert formatter(rows) == "\n".join(expected)
     # Without rows: the header (and rule) alone.
     assert formatter([]) == "\n".join(expected[: len(expected) - len(rows)])
+
+
+# The per-pixel row of the README's final table (AIS on both splits) and one where AIS was not
+# needed on the training points and not run on the held-out ones.
+FINAL_ROWS = [
+    {
+        "data": "n=100", "variant": "per-pixel σ²(z)",
+        "train_log_px": 190.4026, "train_stderr": 0.0601, "reliable": 0.0,
+        "test_log_px": -10178.7178, "test_stderr": 0.0991, "reliable_held_out": 0.0,
+    } | {
+        f"{split}_ais_{key}": value
+        for split, values in (
+            ("train", (192.1526, 0.0401, 1.7499, 0.1863, 0.5508, 19.504)),
+            ("test", (-1075.5179, 0.0978, 9103.1992, 1095.3802, 0.5622, 19.504)),
+        )
+        for key, value in zip(
+            ("log_px", "stderr_mc", "minus_is", "minus_is_stderr", "acceptance", "seconds"),
+            values,
+            strict=True,
+        )
+    },
+    {
+        "data": "n=40", "variant": "fixed σ²=1",
+        "train_log_px": -60.9, "train_stderr": 0.001, "reliable": 1.0,
+        "test_log_px": -61.0, "test_stderr": 0.001, "reliable_held_out": 0.9,
+    } | demo._ais_keys({}),
+]  # fmt: skip
+
+FINAL_TEXT = [
+    "train set  variant              points       IS, K=100 reliable   AIS, T=100 C=4          AIS "
+    "− IS accept. AIS s",
+    "-" * 112,
+    "n=100      per-pixel σ²(z)      train        190.4±0.1       0%        192.2±0.0        +1.75"
+    "±0.19    0.55    20",
+    "n=100      per-pixel σ²(z)      held-out  -10178.7±0.1       0%      -1075.5±0.1  +9103.20±10"
+    "95.38    0.56      ",
+    "n=40       fixed σ²=1           train        -60.9±0.0     100%       not needed             "
+    "    —       —      ",
+    "n=40       fixed σ²=1           held-out     -61.0±0.0      90%          not run             "
+    "    —       —      ",
+]
+
+
+def test_the_demo_final_table_prints_as_the_readme_shows():
+    settings = demo.DemoSettings()
+    assert demo.format_final(FINAL_ROWS, settings) == "\n".join(FINAL_TEXT)
 
 
 def test_format_table_pads_aligns_and_separates():

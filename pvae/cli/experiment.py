@@ -15,6 +15,7 @@ def demo_command(args) -> int:
         QUICK,
         DemoSettings,
         format_construction,
+        format_final,
         format_table,
         run_demo,
     )
@@ -25,6 +26,8 @@ def demo_command(args) -> int:
     settings = dataclasses.replace(QUICK if args.quick else DemoSettings(), seed=args.seed, **data)
     if args.epochs is not None:
         settings = dataclasses.replace(settings, epochs=args.epochs)
+    if args.ais_steps is not None:
+        settings = dataclasses.replace(settings, ais_steps=args.ais_steps)
     start = time.perf_counter()
     rows = run_demo(args.out, settings=settings, progress=not args.no_progress)
     seconds = time.perf_counter() - start
@@ -50,6 +53,18 @@ def demo_command(args) -> int:
         "the likelihood allows. Each verdict is read from these numbers:\n"
     )
     print(format_table(rows))
+    if settings.ais_steps:
+        print(
+            f"\nThe final models' log p̂ by the estimator the trust status allows: IS (K = "
+            f"{settings.num_samples}) with the share of its estimates the calibrated status "
+            "calls reliable, and, where that share is below 100%, annealed importance "
+            f"sampling (AIS: {settings.ais_chains} chains of {settings.ais_steps} HMC steps per "
+            "point, from the encoder to the posterior) on the same points, ± its Monte Carlo "
+            "standard error; AIS − IS ± its paired standard error over the points. Both are "
+            "lower bounds in expectation: where AIS is higher, IS errs low by at least that "
+            "much.\n"
+        )
+        print(format_final(rows, settings))
     print("\nWhy (what each verdict was read from):")
     for row in rows:
         print(f"- {row['data']}, {row['variant']}: {row['status']}.")

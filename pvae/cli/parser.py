@@ -122,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=seed_type, default=0)
     demo.add_argument(
+        "--ais-steps",
+        type=nonnegative_int_type,
+        metavar="T",
+        help="T of the AIS run on the final models wherever IS is not reliable at every "
+        "tracked point (default 100; --quick 10; 0 for none)",
+    )
+    demo.add_argument(
         "--quick",
         action="store_true",
         help="a seconds-long smoke run (20 epochs on 40 points: every output, not the runaway)",

@@ -327,6 +327,7 @@ def read_verdict(
     window: int = 10,
     tolerance: float = 0.5,
     alpha: float = 0.01,
+    estimator: str | None = None,
 ) -> Verdict:
     """The verdict on one run from its tracked numbers (nothing else: no name, no label).
 
@@ -354,17 +355,20 @@ def read_verdict(
     :param float tolerance: the change over the window of log p̂ still called flat (default
         0.5 nats per point).
     :param float alpha: two-sided level of the trends' intervals (default 0.01).
+    :param estimator: the estimator the log p̂ values came from (e.g. ``"IS, K = 100"``),
+        named in the reasons; ``None`` names none.
     """
     train_trend = trend(
         epochs, train, train_stderr, window=window, tolerance=tolerance, alpha=alpha
     )
-    reasons = [f"training log p̂ (nats per point): {train_trend}"]
+    by = f"{estimator}; " if estimator else ""
+    reasons = [f"training log p̂ ({by}nats per point): {train_trend}"]
     held_trend = None
     if held_out is not None:
         held_trend = trend(
             epochs, held_out, held_out_stderr, window=window, tolerance=tolerance, alpha=alpha
         )
-        reasons.append(f"held-out log p̂: {held_trend}")
+        reasons.append(f"held-out log p̂{f' ({estimator})' if estimator else ''}: {held_trend}")
     variance_trend = None
     falling_below_noise = False
     if min_variance is not None and all(v > 0 for v in min_variance):

@@ -28,6 +28,8 @@ from pvae.diagnostics.verdict import (
     point_variance,
     read_verdict,
 )
+from pvae.estimation.ais import ais
+from pvae.estimation.compare import paired_difference
 from pvae.estimation.estimators import log_marginal
 from pvae.plots.demo import plot_construction, plot_demo
 from pvae.registry import build_guide, build_model
@@ -44,6 +46,7 @@ __all__ = [
     "DemoSettings",
     "construction_table",
     "format_construction",
+    "format_final",
     "format_table",
     "run_demo",
     "write_outputs",
@@ -94,6 +97,10 @@ class DemoSettings:
     :ivar num_points: training and held-out points whose log p̂ is tracked.
     :ivar num_samples: K importance samples per point and tracked epoch.
     :ivar num_tracks: tracked epochs per run, evenly spaced, the last one included.
+    :ivar ais_steps: T of the AIS run (:func:`~pvae.estimation.ais`) on the final model's
+        tracked training and held-out points, for each split where the calibrated trust
+        status does not call every IS estimate reliable; 0 for none.
+    :ivar ais_chains: C, the AIS chains per point.
     :ivar window: the last tracked epochs a trend is read from (default 10 of 40: the last
         quarter of training).
     :ivar seed: seed of every run (same initial encoder weights for every variant).
@@ -120,6 +127,8 @@ class DemoSettings:
     num_samples: int = 100
     num_tracks: int = 40
     window: int = 10
+    ais_steps: int = 100
+    ais_chains: int = 4
     seed: int = 0
     data: str = "digits"
     data_root: str | None = None
@@ -131,9 +140,12 @@ class DemoSettings:
         """Refuse settings the demo cannot run, naming the field and its value."""
         for name in (
             "num_train", "num_train_large", "epochs", "latent_dim", "batch_size",
-            "num_points", "num_samples", "num_tracks", "window",
+            "num_points", "num_samples", "num_tracks", "window", "ais_chains",
         ):  # fmt: skip
             check_positive_int(getattr(self, name), name)
+        steps = self.ais_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"ais_steps must be 0 (no AIS) or a positive integer, got {steps!r}")
         for name in ("lr", "final_lr", "variance_floor"):
             check_positive_float(getattr(self, name), name)
         labels = [label for label, _, _ in VARIANTS]
@@ -170,6 +182,8 @@ QUICK = DemoSettings(
     num_samples=20,
     num_tracks=10,
     window=5,
+    ais_steps=10,
+    ais_chains=2,
 )
 
 
@@ -218,6 +232,7 @@ def _train_variant(
     tracked = _tracked_epochs(epochs, settings.num_tracks)
     points = {"train": train[: settings.num_points], "test": test[: settings.num_points]}
     kept: dict = {}
+    sampled: dict = {}  # the last tracked epoch's IS results, per split
 
     def track(record):
         bar.update()
@@ -234,6 +249,7 @@ def _train_variant(
             )
             statuses = result.status  # pvae.estimation.trust: calibrated against exact answers
             entry[f"{split}_reliable"] = statuses.count("reliable") / len(statuses)
+            sampled[split] = result
             decoded = decode_at_posterior_mean(model, guide, x)
             variance = decoded["variance"]
             kept[split] = decoded
@@ -265,6 +281,7 @@ def _train_variant(
             progress=False,
         )
     alarms = [str(w.message) for w in caught if issubclass(w.category, IllPosedWarning)]
+    annealed = _anneal_where_flagged(model, guide, points, sampled, settings, bar)
     variance = kept["train"]["variance"]
     rung = ladder_rung(model, None if bool(torch.isnan(variance).any()) else variance)
     decoder = getattr(model, "decoder", None)
@@ -277,7 +294,59 @@ def _train_variant(
         "variance_floor": float(getattr(decoder, "variance_floor", 0.0)),
         "noise_variance": noise_variance,
         "watchdog": alarms,
+        "ais": annealed,
     }
+
+
+def _anneal_where_flagged(model, guide, points: dict, sampled: dict, settings, bar) -> dict:
+    """AIS on the final model at the points of every split whose IS estimates (``sampled``)
+    the trust status does not all call reliable, in one run: per split, the AIS mean, its
+    Monte Carlo standard error, AIS − IS on the same points (paired) and the time, or
+    ``{"ran": False}``."""
+    flagged = [
+        split
+        for split, result in sampled.items()
+        if settings.ais_steps and any(status != "reliable" for status in result.status)
+    ]
+    found = {split: {"ran": False} for split in points}
+    if not flagged:
+        return found
+    bar.set_postfix_str(f"AIS on {sum(len(points[split]) for split in flagged)} points")
+    start = time.perf_counter()
+    annealed = ais(
+        model,
+        guide,
+        torch.cat([points[split] for split in flagged]),
+        num_steps=settings.ais_steps,
+        num_chains=settings.ais_chains,
+        seed=settings.seed,
+        progress=False,
+    )
+    seconds = time.perf_counter() - start
+    offset = 0
+    for split in flagged:
+        rows = slice(offset, offset + len(points[split]))
+        offset = rows.stop
+        part = dataclasses.replace(
+            annealed,
+            estimate=annealed.estimate[rows],
+            stderr=annealed.stderr[rows],
+            acceptance=annealed.acceptance[rows],
+            step_size=annealed.step_size[rows],
+            log_weights=annealed.log_weights[rows],
+        )
+        summary, gap = part.summary(), paired_difference(part, sampled[split])
+        found[split] = {
+            "ran": True,
+            "log_px": summary["log_marginal"],
+            "stderr_mc": summary["stderr_mc"],
+            "stderr_points": summary["stderr_points"],
+            "minus_is": gap["difference"],
+            "minus_is_stderr": gap["stderr_points"],
+            "acceptance": summary["acceptance"],
+            "seconds": seconds,  # of the one run over every flagged split
+        }
+    return found
 
 
 def run_demo(out_dir, *, settings: DemoSettings | None = None, progress: bool = True) -> list[dict]:
@@ -409,6 +478,7 @@ def _row(size: str, label: str, run: dict, settings: DemoSettings) -> dict:
         num_tracked=settings.num_points,
         rung=Rung(**run["rung"]),
         window=settings.window,
+        estimator=f"IS, K = {settings.num_samples}",
     )
     held_memorised = final["test_memorised"]
     width = verdict.train.last_epoch - verdict.train.first_epoch
@@ -427,13 +497,24 @@ def _row(size: str, label: str, run: dict, settings: DemoSettings) -> dict:
         "memorised_held_out": math.nan if held_memorised is None else len(held_memorised),
         "khat_share": final["train_khat_share"],
         "reliable": final["train_reliable"],
+        "reliable_held_out": final["test_reliable"],
         "bound": run["bound"],
         "rung": run["rung"]["name"],
         "watchdog": bool(run["watchdog"]),
         "status": verdict.status,
         "verdict": verdict.summary,
         "reasons": " | ".join(verdict.reasons),
-    }
+    } | _ais_keys(run.get("ais", {}))
+
+
+def _ais_keys(annealed: dict) -> dict:
+    # The final AIS numbers per split as flat row keys (NaN where AIS did not run).
+    keys = {}
+    for split in ("train", "test"):
+        found = annealed.get(split, {"ran": False})
+        for name in ("log_px", "stderr_mc", "minus_is", "minus_is_stderr", "acceptance", "seconds"):
+            keys[f"{split}_ais_{name}"] = found[name] if found["ran"] else math.nan
+    return keys
 
 
 def _train_cell(row: dict) -> str:
@@ -485,6 +566,73 @@ def format_table(rows: list[dict]) -> str:
     """The demo's table as text."""
     # The rule runs under the verdicts too.
     return tables.format_table(rows, _COLUMNS, rule_extra=40)
+
+
+def _plus_minus(key: str, error: str, spec: str):
+    def cell(row: dict) -> str:
+        value = row[key]
+        if not math.isfinite(value):
+            return "—"
+        return f"{format(value, spec)}±{format(row[error], spec.lstrip('+'))}"
+
+    return cell
+
+
+def _ais_cell(line: dict) -> str:
+    if math.isfinite(line["ais_log_px"]):
+        return f"{line['ais_log_px']:.1f}±{line['ais_stderr_mc']:.1f}"
+    return "not needed" if line["reliable"] == 1 else "not run"
+
+
+def format_final(rows: list[dict], settings: DemoSettings) -> str:
+    """The final models' log p̂ on the tracked training and held-out points, one line per
+    split: importance sampling with the share of its estimates the calibrated trust status
+    calls reliable, and AIS where that share is below 100% (its Monte Carlo standard error,
+    AIS − IS on the same points with the paired standard error, acceptance, and the time of
+    the one AIS run over both splits, on the first)."""
+    lines = []
+    for row in rows:
+        for split, name, reliable in (
+            ("train", "train", "reliable"),
+            ("test", "held-out", "reliable_held_out"),
+        ):
+            lines.append(
+                {
+                    "data": row["data"],
+                    "variant": row["variant"],
+                    "points": name,
+                    "is": row[f"{split}_log_px"],
+                    "is_stderr": row[f"{split}_stderr"],
+                    "reliable": row[reliable],
+                }
+                | {
+                    key.replace(f"{split}_ais", "ais"): value
+                    for key, value in row.items()
+                    if key.startswith(f"{split}_ais_")
+                }
+            )
+        if math.isfinite(lines[-2]["ais_seconds"]):  # one AIS run for both splits: time it once
+            lines[-1]["ais_seconds"] = math.nan
+    columns = [
+        tables.Column("train set", 9, "<", key="data"),
+        tables.Column("variant", 19, "<", key="variant", separator="  "),
+        tables.Column("points", 8, "<", key="points", separator="  "),
+        tables.Column(
+            f"IS, K={settings.num_samples}", 14, cell=_plus_minus("is", "is_stderr", ".1f")
+        ),
+        tables.Column("reliable", 9, key="reliable", spec=".0%"),
+        tables.Column(
+            f"AIS, T={settings.ais_steps} C={settings.ais_chains}",
+            17,
+            cell=_ais_cell,
+        ),
+        tables.Column(
+            "AIS − IS", 18, cell=_plus_minus("ais_minus_is", "ais_minus_is_stderr", "+.2f")
+        ),
+        tables.Column("accept.", 8, cell=_finite_or("ais_acceptance", ".2f", "—")),
+        tables.Column("AIS s", 6, cell=_finite_or("ais_seconds", ".0f", "")),
+    ]
+    return tables.format_table(lines, columns)
 
 
 def write_outputs(out: Path, rows, runs, settings: DemoSettings, construction) -> None:

@@ -23,10 +23,15 @@ def plot_demo(runs: Mapping[tuple[str, str], dict]) -> Figure:
     nats its axis is linear within ±100 and logarithmic beyond, so that a collapse by
     thousands of nats and a healthy run both show.
 
+    Where the run holds an AIS estimate of the final model (``run["ais"][split]`` with
+    ``"ran"`` true and its ``"log_px"``), it is drawn as an open circle at the last epoch, in
+    the variant's colour: how far the importance-sampled line's end sits below it is how far
+    IS erred low, at least.
+
     :param runs: ``(training set, variant label)`` → a run with a ``"history"``, a list of
         per-epoch records with the keys ``epoch``, ``train_log_px``, ``test_log_px`` and
-        ``min_variance``, and optionally ``"noise_variance"`` and ``"variance_floor"``.
-        Training sets and variants are drawn in the order they first appear.
+        ``min_variance``, and optionally ``"noise_variance"``, ``"variance_floor"`` and
+        ``"ais"``. Training sets and variants are drawn in the order they first appear.
     """
     if not isinstance(runs, Mapping):
         raise TypeError(
@@ -47,6 +52,7 @@ def plot_demo(runs: Mapping[tuple[str, str], dict]) -> Figure:
             "pvae.experiments.run_demo",
         )
     versions = list(dict.fromkeys(version for version, _ in runs))
+    annealed = False
     figure = Figure(figsize=(14, 4.2 * len(versions)), layout="constrained")
     axes = figure.subplots(len(versions), 3, squeeze=False)
     # One colour per variant in every row, so the one legend reads for all of them.
@@ -62,6 +68,13 @@ def plot_demo(runs: Mapping[tuple[str, str], dict]) -> Figure:
             lowest = min(lowest, *(r["test_log_px"] for r in history))
             axes[row, 0].plot(epochs, [r["train_log_px"] for r in history], **style)
             axes[row, 1].plot(epochs, [r["test_log_px"] for r in history], **style)
+            for column, split in enumerate(("train", "test")):
+                final = run.get("ais", {}).get(split, {})
+                if final.get("ran"):
+                    annealed = True
+                    axes[row, column].plot(
+                        epochs[-1], final["log_px"], "o", mfc="none", ms=9, color=colours[label]
+                    )
             variances = [r["min_variance"] for r in history]
             if all(math.isfinite(v) for v in variances):
                 axes[row, 2].semilogy(epochs, variances, **style)
@@ -85,9 +98,18 @@ def plot_demo(runs: Mapping[tuple[str, str], dict]) -> Figure:
             axis.xaxis.set_major_locator(MaxNLocator(integer=True))
             axis.grid(alpha=0.3)
     handles = [Line2D([], [], color=c, marker=".", label=label) for label, c in colours.items()]
-    labels = list(colours)
+    if annealed:
+        handles.append(
+            Line2D(
+                [], [], ls="", marker="o", mfc="none", ms=9, color="gray", label="AIS at the end"
+            )
+        )
+    labels = [handle.get_label() for handle in handles]
     figure.legend(handles, labels, loc="outside lower center", ncols=len(labels))
-    figure.suptitle("Is the Gaussian VAE well-posed? Importance-sampled log p(x) during training")
+    figure.suptitle(
+        "Is the Gaussian VAE well-posed? Importance-sampled log p(x) during training"
+        + (" (open circles: AIS on the final model)" if annealed else "")
+    )
     return figure
 
 

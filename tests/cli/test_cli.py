@@ -124,6 +124,9 @@ def test_bad_input_exits_with_a_named_error(tmp_path, capsys):
     assert cli("demo --quick --epochs 7") == 2
     assert "--quick runs 20 epochs" in capsys.readouterr().err
     with pytest.raises(SystemExit):
+        main(["demo", "--ais-steps", "-1"])
+    assert "--ais-steps" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
         main(["train", "--hidden", "12,x"])
     assert "--hidden must be comma-separated integers" in capsys.readouterr().err
     with pytest.raises(SystemExit):
@@ -253,6 +256,7 @@ def test_demo_on_a_user_data_file(tmp_path, capsys):
     assert cli(f"demo --data {tmp_path / 'tiny.npy'} --levels 8 --quick --out {tmp_path}") == 0
     out = capsys.readouterr().out
     assert "per-pixel σ²(z)" in out and "Mattei–Frellsen" in out
+    assert "AIS, T=10 C=2" in out  # at K = 20 no IS estimate is reliable: AIS on every run
     rows = json.loads((tmp_path / "demo.json").read_text())["rows"]
     assert len(rows) == 8  # six variants on the small set, two on the larger
     bound = -8 * math.log(2 * math.pi * 1e-3)  # d = 16 pixels, ξ = 1e-3

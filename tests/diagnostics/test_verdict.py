@@ -171,6 +171,9 @@ def test_diverging_needs_the_rise_and_the_variance_below_the_noise():
     assert verdict.status == "diverging"
     assert verdict.summary == "diverging; unbounded once it reproduces one point"
     assert any(r.startswith("held-out log p̂: falling") for r in verdict.reasons)
+    named = _diverging(estimator="IS, K = 100").reasons
+    assert named[0].startswith("training log p̂ (IS, K = 100; nats per point): rising")
+    assert named[1].startswith("held-out log p̂ (IS, K = 100): falling")
     assert any("2 of 10 tracked training points (e.g. #3, #7)" in r for r in verdict.reasons)
     # The same rise with the variance above the data's noise: rising, not a divergence.
     assert _diverging(noise_variance=1e-9).status == "rising"

@@ -434,6 +434,14 @@ def test_demo_figure_draws_every_variant_in_the_given_order():
     assert any(line.get_ydata()[0] == 3e-4 for line in small_variance.lines[2:])
     with pytest.raises(ValueError, match="runs is empty"):
         plot_demo({})
+    # A final AIS estimate is an open circle at the last epoch, in the variant's colour.
+    runs["n=10", "b"]["ais"] = {"train": {"ran": False}, "test": {"ran": True, "log_px": -900.0}}
+    figure = plot_demo(runs)
+    small_test = figure.axes[1]
+    (circle,) = [line for line in small_test.lines if line.get_marker() == "o"]
+    assert (circle.get_xdata(), circle.get_ydata(), circle.get_color()) == ([2], [-900.0], "C0")
+    assert not [line for line in figure.axes[0].lines if line.get_marker() == "o"]
+    assert "AIS at the end" in [text.get_text() for text in figure.legends[0].get_texts()]
 
 
 def test_construction_figure_shows_free_and_floored_values_and_the_bound():
