@@ -83,13 +83,24 @@ class ImportanceEstimate:
 
         return TRUST_RULE.status(self)
 
-    def evidence(self) -> list[dict]:
-        """Per point, what :attr:`status` was read from: k̂, the relative ESS (ESS / K), the
-        nested disagreement (the largest |log p̂_K − log p̂_{K/2}| and |log p̂_K − log p̂_{K/4}|
-        in standard errors of log p̂_K), and the status."""
+    def status_given(self, ais) -> list[str]:
+        """:attr:`status` with a fourth sign, the IS–AIS gap: ``ais`` is an
+        :class:`~pvae.estimation.AISEstimate` (:func:`pvae.ais`) of the same points in the same
+        order, and a point whose AIS estimate is above this one by more than
+        ``TRUST_RULE.max_ais_gap`` standard errors of the difference is ``"unreliable"`` (AIS
+        is a lower bound too: IS erred low there). It only lowers a status."""
         from pvae.estimation.trust import TRUST_RULE
 
-        return TRUST_RULE.evidence(self)
+        return TRUST_RULE.status(self, ais)
+
+    def evidence(self, ais=None) -> list[dict]:
+        """Per point, what :attr:`status` was read from: k̂, the relative ESS (ESS / K), the
+        nested disagreement (the largest |log p̂_K − log p̂_{K/2}| and |log p̂_K − log p̂_{K/4}|
+        in standard errors of log p̂_K), whether each passes, and the status; given ``ais``
+        (as in :meth:`status_given`), the IS–AIS gap too, and the status that reads it."""
+        from pvae.estimation.trust import TRUST_RULE
+
+        return TRUST_RULE.evidence(self, ais)
 
     def __len__(self) -> int:
         return self.estimate.shape[0]

@@ -568,12 +568,16 @@ def format_table(rows: list[dict]) -> str:
     return tables.format_table(rows, _COLUMNS, rule_extra=40)
 
 
-def _plus_minus(key: str, error: str, spec: str):
+def _plus_minus(key: str, error: str, spec: str, coarse_above: float = math.inf):
+    """A cell "value±error" with ``spec`` (e.g. ``"+.2f"``), without decimals from
+    ``coarse_above`` on."""
+
     def cell(row: dict) -> str:
         value = row[key]
         if not math.isfinite(value):
             return "—"
-        return f"{format(value, spec)}±{format(row[error], spec.lstrip('+'))}"
+        fitted = spec if abs(value) < coarse_above else spec.rsplit(".", 1)[0] + ".0f"
+        return f"{format(value, fitted)}±{format(row[error], fitted.lstrip('+'))}"
 
     return cell
 
@@ -627,7 +631,9 @@ def format_final(rows: list[dict], settings: DemoSettings) -> str:
             cell=_ais_cell,
         ),
         tables.Column(
-            "AIS − IS", 18, cell=_plus_minus("ais_minus_is", "ais_minus_is_stderr", "+.2f")
+            "AIS − IS",
+            18,
+            cell=_plus_minus("ais_minus_is", "ais_minus_is_stderr", "+.2f", coarse_above=100),
         ),
         tables.Column("accept.", 8, cell=_finite_or("ais_acceptance", ".2f", "—")),
         tables.Column("AIS s", 6, cell=_finite_or("ais_seconds", ".0f", "")),

@@ -213,13 +213,20 @@ def plot_khat(khat, *, labels=None, title: str | None = None) -> Figure:
     return figure
 
 
-def plot_k_curve(curves: Mapping[str, KCurve], *, title: str | None = None) -> Figure:
+def plot_k_curve(
+    curves: Mapping[str, KCurve],
+    *,
+    references: Mapping[str, float] | None = None,
+    title: str | None = None,
+) -> Figure:
     """log p̂(x) averaged over the points against the number of importance samples K (log
     scale), on nested draws of one run (:func:`~pvae.estimation.k_curve`), with a band of ±2
     Monte Carlo standard errors: one line per entry (splits, models). A line still climbing at
     the largest K shows an estimate still biased low there, however small its error band.
 
     :param curves: label → :class:`~pvae.estimation.KCurve`.
+    :param references: label → a mean log p̂ over the same points from another estimator
+        (e.g. ``pvae.ais(...).summary()["log_marginal"]``), drawn as a dashed line.
     :param str title: the axes' title (default: a description).
     """
     if not isinstance(curves, Mapping) or not curves:
@@ -238,7 +245,24 @@ def plot_k_curve(curves: Mapping[str, KCurve], *, title: str | None = None) -> F
         color = f"C{number % 10}"
         axis.plot(k, mean, marker="o", color=color, label=str(label))
         axis.fill_between(k, mean - band, mean + band, color=color, alpha=0.2, lw=0)
+    if references is not None and not isinstance(references, Mapping):
+        raise TypeError(f"references must be a dict label → float, got {type(references).__name__}")
+    for number, (label, value) in enumerate((references or {}).items()):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise ValueError(f"references[{label!r}] must be a finite number, got {value!r}")
+        axis.axhline(
+            value, color="gray", ls=("--", ":", "-.")[number % 3], lw=1.2, label=str(label)
+        )
     axis.set_xscale("log", base=2)
+    if references:  # axhline does not widen the limits: keep every reference in view
+        low, high = axis.get_ylim()
+        pad = 0.05 * (high - low)
+        values = list(references.values())
+        axis.set_ylim(min(low, min(values) - pad), max(high, max(values) + pad))
     axis.set(
         xlabel="importance samples K (nested draws)",
         ylabel="mean log p̂(x) over the points (nats)",

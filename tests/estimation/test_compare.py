@@ -75,3 +75,11 @@ def test_the_k_curve_figure_draws_each_curve():
     assert axis.get_xscale() == "log"
     with pytest.raises(TypeError, match=r"curves\['a'\] must be a KCurve"):
         plot_k_curve({"a": log_weights})
+    # Another estimator's mean as a dashed line, kept in view however far above the curve.
+    figure = plot_k_curve({"is": k_curve(log_weights)}, references={"ais": 50.0})
+    axis = figure.axes[0]
+    (line,) = [line for line in axis.lines if line.get_label() == "ais"]
+    assert list(line.get_ydata()) == [50.0, 50.0] and line.get_linestyle() == "--"
+    assert axis.get_ylim()[1] > 50.0
+    with pytest.raises(ValueError, match=r"references\['ais'\] must be a finite number"):
+        plot_k_curve({"is": k_curve(log_weights)}, references={"ais": math.nan})
