@@ -67,6 +67,7 @@ def evaluation_results(
                 num_steps=num_steps,
                 num_chains=num_chains,
                 proposal=proposal,
+                max_memory=max_memory,
                 seed=seed,
                 progress=progress,
             )

@@ -170,8 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-memory",
         type=memory_type,
         metavar="SIZE",
-        help="memory budget of the estimate, e.g. 512MiB or 2GB (default 1GiB); it sets the "
-        "rows per pass, not the result",
+        help="memory budget of the estimate (IS or AIS), e.g. 512MiB or 2GB (default 1GiB); it "
+        "sets the rows per pass",
     )
     evaluate.add_argument("--table", type=Path, help="also write the table (.csv or .json)")
     evaluate.add_argument(

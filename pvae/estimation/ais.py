@@ -36,6 +36,8 @@ from pyro import poutine
 from tqdm.auto import tqdm
 
 from pvae.contract import evaluating, sample_sites, site_log_prob, trace_pair
+from pvae.estimation.memory import parse_memory, peak_memory
+from pvae.estimation.passes import DEFAULT_MAX_MEMORY
 from pvae.estimation.result import log_mean_weight, point_summary
 from pvae.validation import (
     check_bool,
@@ -46,7 +48,6 @@ from pvae.validation import (
 )
 
 __all__ = [
-    "ROWS_PER_PASS",
     "AISEstimate",
     "BDMCResult",
     "ais",
@@ -54,9 +55,6 @@ __all__ = [
     "sigmoid_schedule",
     "simulate",
 ]
-
-#: Rows (points × chains) of one pass when ``chunk_size`` is not given.
-ROWS_PER_PASS = 4096
 
 
 def sigmoid_schedule(num_steps: int, sharpness: float = 4.0) -> torch.Tensor:
@@ -366,6 +364,7 @@ def ais(
     target_acceptance: float = 0.65,
     proposal: str = "guide",
     chunk_size: int | None = None,
+    max_memory: int | str | None = None,
     return_increments: bool = False,
     seed: int | None = None,
     progress: bool = True,
@@ -383,9 +382,11 @@ def ais(
     the model and guide with gradients per chain (half that with a fixed ``step_size``).
 
     The pair must keep the site contract of :mod:`pvae.models` with real-valued continuous
-    latent sites (any number); points and chains are laid out as rows of one batch, so memory
-    grows with ``chunk_size · num_chains`` (default: as many points as fit in 4,096 rows).
-    Runs in eval mode; parameters are not changed.
+    latent sites (any number); points and chains are laid out as rows of one batch, passes of
+    ``chunk_size`` points, or by default as many as fit in ``max_memory`` (measured on a probe
+    evaluation of one point's chains, as :func:`~pvae.estimation.log_marginal` measures its
+    passes; on CPU too, since AIS's cost is in Pyro's per-evaluation overhead and fewer,
+    larger passes are faster). Runs in eval mode; parameters are not changed.
 
     :param model: the model.
     :param guide: the guide (``None`` with ``proposal="prior"``).
@@ -396,7 +397,9 @@ def ais(
     :param float step_size: a fixed leapfrog step size, or ``None`` (default) to tune it.
     :param float target_acceptance: the acceptance rate the tuning aims at (default 0.65).
     :param str proposal: ``"guide"`` (default) or ``"prior"``.
-    :param int chunk_size: points per pass.
+    :param int chunk_size: points per pass; overrides ``max_memory`` (give one of them).
+    :param max_memory: the memory budget of the passes and results, in bytes or as a string
+        such as ``"512MiB"`` (default 1 GiB for the passes).
     :param bool return_increments: keep the per-step log-weight increments.
     :param int seed: seed of the chains (the global RNG is left as it was); ``None``: drawn
         from the global RNG.
@@ -407,30 +410,41 @@ def ais(
     """
     _check_ais_args(model, guide, x, proposal, num_steps, num_chains, num_leapfrog, step_size,
                     target_acceptance, chunk_size, progress)  # fmt: skip
+    if chunk_size is not None and max_memory is not None:
+        raise ValueError(
+            f"give chunk_size ({chunk_size!r}) or max_memory ({max_memory!r}), not both: "
+            "chunk_size fixes the points per pass, max_memory picks them"
+        )
+    if max_memory is not None:
+        parse_memory(max_memory, "max_memory")
     guide = guide if proposal == "guide" else None
     if seed is None:
         seed = int(torch.randint(2**62, ()))
-    points = chunk_size or max(1, ROWS_PER_PASS // num_chains)
     betas = sigmoid_schedule(num_steps)
-    passes = (1 if step_size is not None else 2) * math.ceil(len(x) / points)
     results = []
     with (
         torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []),
         evaluating(model, guide),
-        tqdm(total=passes * num_steps, disable=not progress, desc="ais", unit="step") as bar,
     ):
         torch.manual_seed(seed)
         model_trace, guide_trace = trace_pair(model, guide, x[:1], proposal, check=True)
         owner = "guide" if guide is not None else "model"
         names = _check_real_latents(guide_trace if guide is not None else model_trace, owner)
-        for first in range(0, len(x), points):
-            block = x[first : first + points]
-            results.append(
-                _run_block(
-                    model, guide, block, names, betas, num_chains, num_leapfrog, step_size,
-                    target_acceptance, return_increments, bar,
-                )
-            )  # fmt: skip
+        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+            # the probe's draws leave the chains' as they were
+            points = chunk_size or _points_per_pass(
+                model, guide, x, names, num_chains, num_steps, max_memory, return_increments
+            )
+        passes = (1 if step_size is not None else 2) * math.ceil(len(x) / points)
+        with tqdm(total=passes * num_steps, disable=not progress, desc="ais", unit="step") as bar:
+            for first in range(0, len(x), points):
+                block = x[first : first + points]
+                results.append(
+                    _run_block(
+                        model, guide, block, names, betas, num_chains, num_leapfrog,
+                        step_size, target_acceptance, return_increments, bar,
+                    )
+                )  # fmt: skip
     log_weights = torch.cat([r[0] for r in results])
     bad = torch.isnan(log_weights).any(1)
     if bool(bad.any()):
@@ -452,6 +466,35 @@ def ais(
         proposal=proposal,
         increments=torch.cat([r[3] for r in results]) if return_increments else None,
     )
+
+
+def _points_per_pass(model, guide, x, names, num_chains, num_steps, max_memory, increments):
+    """The most points whose chains fit in ``max_memory`` (default 1 GiB), from the peak bytes
+    of one point's chains' density evaluation with gradients, and the per-row state of HMC."""
+    rows = x[:1].repeat_interleave(num_chains, dim=0)
+    densities = _Densities(model, guide, rows, names)
+    z = _initial_latents(model, guide, rows, names)
+    used = peak_memory(lambda: densities(z, validate=False))
+    latent_bytes = sum(value[0].numel() for value in z.values()) * x.element_size()
+    # A row's share of the probe with a tenth for the leapfrog's temporaries beside it, its
+    # copy of the data point, and the HMC state of the warm-up's chains and the estimate's
+    # (latents, momenta, proposals and gradients: 16 latents' sizes).
+    per_row = math.ceil(1.1 * used / num_chains) + x[0].nbytes + 16 * latent_bytes
+    # Per point beyond the passes: step sizes (T), log-weights (C) and increments (C · T).
+    per_point = (num_steps + num_chains + (num_chains * num_steps if increments else 0)) * (
+        x.element_size()
+    )
+    budget = parse_memory(DEFAULT_MAX_MEMORY if max_memory is None else max_memory)
+    fixed = len(x) * per_point if max_memory is not None else 0
+    available = budget - fixed
+    if available < per_row * num_chains:
+        given = f"max_memory={max_memory!r}" if max_memory is not None else "the default max_memory"
+        raise ValueError(
+            f"{given} is too small for AIS on this pair and data (num_chains={num_chains}): "
+            f"the results need {fixed:,} bytes and each point's chains about "
+            f"{per_row * num_chains:,} (measured on a probe); give a larger max_memory"
+        )
+    return max(1, available // (per_row * num_chains))
 
 
 def _run_block(model, guide, block, names, betas, num_chains, num_leapfrog, step_size,

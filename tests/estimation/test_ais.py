@@ -239,3 +239,29 @@ def test_a_leapfrog_step_into_invalid_parameters_is_rejected_not_raised():
     assert bool(((result.estimate - exact).abs() <= 4 * result.stderr + 0.02).all()), (
         result.estimate, exact, result.stderr,
     )  # fmt: skip
+
+
+def test_the_passes_fit_in_max_memory():
+    # A budget that the probe says holds 3 points' chains: the run takes several passes and
+    # its measured peak stays within the budget; the same seed with the default budget (one
+    # pass) gives the same chains, so the same estimates.
+    from pvae.estimation.ais import _points_per_pass
+    from pvae.estimation.memory import peak_memory
+
+    pyro.set_rng_seed(0)
+    data = load_digits(dequantize=True).train[:12]
+    model = pvae.build_model("normal-shared", 64, 2, (64,))
+    guide = pvae.build_guide("diag-normal", model, (64,))
+    one_point = _points_per_pass(model, guide, data, ["z"], 4, 5, 10**9, False)
+    assert one_point > 1000
+    budget = 3 * (10**9 // one_point) + 12 * (5 + 4) * 8  # 3 points' chains and the results
+    assert _points_per_pass(model, guide, data, ["z"], 4, 5, budget, False) == 3
+    kwargs = {"num_steps": 5, "num_chains": 4, "seed": 0, "progress": False}
+    peak = peak_memory(lambda: ais(model, guide, data, max_memory=budget, **kwargs))
+    assert budget / 2 < peak <= budget, (peak, budget)  # measured: 56,352 of 59,952 bytes
+    with pytest.raises(ValueError, match="max_memory=100 is too small for AIS"):
+        ais(model, guide, data, max_memory=100, **kwargs)
+    with pytest.raises(ValueError, match=r"give chunk_size .* or max_memory .*, not both"):
+        ais(model, guide, data, max_memory="1GiB", chunk_size=4, **kwargs)
+    with pytest.raises(ValueError, match="max_memory must be an integer number of bytes"):
+        ais(model, guide, data, max_memory="lots", **kwargs)
