@@ -8,10 +8,14 @@ model/guide pair, :class:`~pyro.nn.PyroModule` or plain function, that keeps thi
 1. Both are called as ``model(x)`` and ``guide(x)`` with ``x`` a ``(batch, data_dim)`` tensor.
 2. Every per-point site sits inside ``pyro.plate("data", x.shape[0])``, the batch plate, with
    the data points on its rightmost batch dimension (``dim=-1``).
-3. The model observes the data at the site named ``"x"`` (``obs=x``), with one log-density per
-   data point (use ``.to_event(1)`` over the pixel dimension).
+3. The model observes the data at one sample site inside the data plate (``obs=x``), with one
+   log-density per data point (use ``.to_event(1)`` over the pixel dimension). Its name is
+   free: pvae's models call it ``"x"``, Pyro's VAE example ``"obs"``; the tools find it in the
+   trace (:func:`pvae.contract.observed_site`).
 4. The latent sites (one or more) are sampled by the model (their prior) and by the guide (the
-   approximate posterior) under the same names; each has one value per data point.
+   approximate posterior) under the same names, also free (``"z"``, ``"latent"``, ...); each
+   has one value per data point. A diagnostic of one latent site reads the guide's only one
+   unless told which (``site=``), and an unknown name is refused with the list of them.
 
 Data points must be conditionally independent given the parameters: pvae evaluates points
 (and importance samples) by stacking them along the data plate.

@@ -13,6 +13,8 @@ __all__ = [
     "ContractError",
     "check_contract",
     "evaluating",
+    "latent_site",
+    "observed_site",
     "sample_sites",
     "site_log_prob",
     "trace_pair",
@@ -65,16 +67,62 @@ def sample_sites(trace):
     ]
 
 
+def observed_site(model_trace, conditioned=()) -> dict:
+    """The model's observed site in ``model_trace``: the one sample site inside
+    ``pyro.plate("data", ...)`` that observes the data, whatever its name (``"x"`` in pvae's
+    models, ``"obs"`` in Pyro's VAE example). A trace of the model under ``poutine.condition``
+    marks the conditioned sites observed too: name them in ``conditioned``.
+
+    :raises ContractError: if there is none or more than one, listing the sample sites.
+    """
+    sites = sample_sites(model_trace)
+    observed = [
+        site
+        for site in sites
+        if site["is_observed"] and _in_data_plate(site) and site["name"] not in conditioned
+    ]
+    if len(observed) == 1:
+        return observed[0]
+    names = sorted(site["name"] for site in sites)
+    if not observed:
+        raise ContractError(
+            "the model must observe the data at one sample site inside pyro.plate('data', ...) "
+            f"(pyro.sample(name, ..., obs=x)); its sample sites are {names}, none observed there"
+        )
+    raise ContractError(
+        f"the model observes {len(observed)} sites inside the data plate "
+        f"({sorted(site['name'] for site in observed)}); pvae scores a model with one observed "
+        "site per data point"
+    )
+
+
+def latent_site(trace, site: str | None = None) -> str:
+    """The latent site a diagnostic reads: ``site`` if it is a latent (unobserved) sample site
+    of ``trace`` (a guide's or a model's), or, for ``None``, the trace's only one.
+
+    :raises ValueError: naming the latent sites there are.
+    """
+    latent = [s["name"] for s in sample_sites(trace) if not s["is_observed"]]
+    if site is None:
+        if len(latent) == 1:
+            return latent[0]
+        raise ValueError(
+            f"the pair has {len(latent)} latent sites {sorted(latent)}; pass site= to choose one"
+        )
+    if site not in latent:
+        raise ValueError(
+            f"site must be a latent site of the pair, got {site!r}; its latent sites are "
+            f"{sorted(latent)}"
+        )
+    return site
+
+
 def _check_traces(model_trace, guide_trace) -> None:
     model_sites = {site["name"]: site for site in sample_sites(model_trace)}
-    if "x" not in model_sites or not model_sites["x"]["is_observed"]:
-        raise ContractError(
-            "the model must observe the data at a sample site named 'x' "
-            f"(pyro.sample('x', ..., obs=x)); its sample sites are {sorted(model_sites)}"
-        )
     for name, site in model_sites.items():
         if not _in_data_plate(site):
             raise ContractError(f"model site {name!r} is not inside pyro.plate('data', ...)")
+    observed_site(model_trace)
     if guide_trace is None:
         return
     latent = {name for name, site in model_sites.items() if not site["is_observed"]}

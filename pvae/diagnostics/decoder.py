@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from pyro import poutine
 
-from pvae.contract import evaluating
+from pvae.contract import evaluating, latent_site, observed_site
 from pvae.distributions import normal_variance
 from pvae.validation import check_data, check_pair_data, check_positive_int, check_site
 
@@ -26,7 +26,7 @@ def decode_at(model, x: torch.Tensor, site: str, loc: torch.Tensor) -> dict:
     error of its mean per point, shape ``(n,)``, and its variance per point and pixel (``nan``
     without a Normal likelihood), as ``{"error": ..., "variance": ...}``."""
     trace = poutine.trace(poutine.condition(model, data={site: loc})).get_trace(x)
-    fn = trace.nodes["x"]["fn"]
+    fn = observed_site(trace, conditioned=(site,))["fn"]
     error = (x - fn.mean.expand_as(x)).pow(2).sum(-1)
     variance = normal_variance(fn, x)
     if variance is None:
@@ -34,32 +34,37 @@ def decode_at(model, x: torch.Tensor, site: str, loc: torch.Tensor) -> dict:
     return {"error": error, "variance": variance}
 
 
-def decode_at_posterior_mean(model, guide, x: torch.Tensor, site: str = "z") -> dict:
-    """:func:`decode_at` the guide's posterior mean of ``site`` for the points ``x``: the squared
-    error of the decoder's mean per point and its variance per point and pixel, in eval mode
-    without gradients. Checks nothing but that ``site`` is a site of the guide."""
+def decode_at_posterior_mean(model, guide, x: torch.Tensor, site: str | None = None) -> dict:
+    """:func:`decode_at` the guide's posterior mean of ``site`` (default: the guide's only
+    latent site) for the points ``x``: the squared error of the decoder's mean per point and
+    its variance per point and pixel, in eval mode without gradients. Checks nothing but that
+    ``site`` is a latent site of the guide."""
     with evaluating(model, guide):
         guide_trace = poutine.trace(guide).get_trace(x)
-        if site not in guide_trace.nodes:
-            raise ValueError(f"site must be a latent site of the guide, got {site!r}")
+        site = latent_site(guide_trace, site)
         return decode_at(model, x, site, guide_trace.nodes[site]["fn"].mean)
 
 
 def reconstruction_error(
-    model: Callable, guide: Callable, x: torch.Tensor, *, site: str = "z", chunk_size: int = 4096
+    model: Callable,
+    guide: Callable,
+    x: torch.Tensor,
+    *,
+    site: str | None = None,
+    chunk_size: int = 4096,
 ) -> torch.Tensor:
     r"""Squared reconstruction error of every point through the posterior mean [1]:
 
     .. math:: e(x) = \big\| x - \mu_x\big(\mathbb{E}_{q}[z \mid x]\big) \big\|^2,
 
     summed over the d pixels, where :math:`\mu_x(z)` is the mean of the model's likelihood at
-    the site ``"x"`` given ``z``. For a point-mass guide (the autoencoder) the posterior mean is
+    the observed site given ``z``. For a point-mass guide (the autoencoder) the posterior mean is
     the encoder's output. Runs in eval mode without gradients.
 
     :param model: a model keeping the site contract of :mod:`pvae.models`.
     :param guide: its guide, whose distribution at ``site`` has a ``mean``.
     :param torch.Tensor x: data, shape ``(n, d)``.
-    :param str site: the latent site (default ``"z"``).
+    :param site: the latent site (default: the guide's only one).
     :param int chunk_size: points per pass (default 4096).
     :returns: shape ``(n,)``.
 
@@ -69,7 +74,8 @@ def reconstruction_error(
         Posterior Collapse. ICML.
     """
     check_pair_data(model, guide, x, "x")
-    check_site(site)
+    if site is not None:
+        check_site(site)
     check_positive_int(chunk_size, "chunk_size")
     errors = [
         decode_at_posterior_mean(model, guide, block, site)["error"]
@@ -90,5 +96,5 @@ def decoder_variance(model, guide, x: torch.Tensor) -> float:
     for a shared variance; ``nan`` for another likelihood)."""
     with evaluating(model, guide):
         trace = poutine.trace(poutine.replay(model, poutine.trace(guide).get_trace(x)))
-        variance = normal_variance(trace.get_trace(x).nodes["x"]["fn"], x)
+        variance = normal_variance(observed_site(trace.get_trace(x))["fn"], x)
     return math.nan if variance is None else variance.mean().item()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from torch.distributions import Independent, Normal, kl_divergence
 
-from pvae.contract import evaluating, trace_pair
+from pvae.contract import evaluating, latent_site, trace_pair
 from pvae.diagnostics.decoder import decode_at
 from pvae.diagnostics.taxonomy import LatentDiagnostics
 from pvae.validation import check_pair_data, check_positive_float, check_positive_int, check_site
@@ -36,7 +36,7 @@ def diagnose(
     guide: Callable,
     x: torch.Tensor,
     *,
-    site: str = "z",
+    site: str | None = None,
     threshold: float = ACTIVE_UNIT_THRESHOLD,
     num_samples: int = 1,
     chunk_size: int = 1024,
@@ -59,7 +59,7 @@ def diagnose(
         ``site`` is a diagonal Normal.
     :param guide: its guide, a diagonal Normal on ``site``.
     :param torch.Tensor x: the data set, shape ``(n, d)``.
-    :param str site: the latent site (default ``"z"``).
+    :param site: the latent site (default: the guide's only one; with several, name one).
     :param float threshold: the activity threshold (default 0.01).
     :param int num_samples: z samples per point for the mutual information (default 1).
     :param int chunk_size: points per pass (default 1024; the aggregate posterior is
@@ -72,7 +72,8 @@ def diagnose(
         Posterior Collapse. ICML.
     """
     check_pair_data(model, guide, x, "x")
-    check_site(site)
+    if site is not None:
+        check_site(site)
     check_positive_float(threshold, "threshold")
     check_positive_int(num_samples, "num_samples")
     check_positive_int(chunk_size, "chunk_size")
@@ -80,8 +81,7 @@ def diagnose(
     with evaluating(model, guide):
         for block in x.split(chunk_size):
             model_trace, guide_trace = trace_pair(model, guide, block, "guide", check=True)
-            if site not in guide_trace.nodes:
-                raise ValueError(f"site must be a latent site of the pair, got {site!r}")
+            site = latent_site(guide_trace, site)
             q = _diagonal_normal(guide_trace.nodes[site]["fn"], site)
             p = _diagonal_normal(model_trace.nodes[site]["fn"], site)
             locs.append(q.loc.expand(q.batch_shape))

@@ -35,7 +35,7 @@ import torch
 from pyro import poutine
 from tqdm.auto import tqdm
 
-from pvae.contract import evaluating, sample_sites, site_log_prob, trace_pair
+from pvae.contract import evaluating, observed_site, sample_sites, site_log_prob, trace_pair
 from pvae.estimation.memory import parse_memory, peak_memory
 from pvae.estimation.passes import DEFAULT_MAX_MEMORY
 from pvae.estimation.result import log_mean_weight, point_summary
@@ -284,7 +284,8 @@ class _Chains:
 
 def _initial_latents(model, guide, rows: torch.Tensor, names: list[str]):
     if guide is None:
-        trace = poutine.trace(poutine.block(model, hide=["x"])).get_trace(rows)
+        observed = poutine.block(model, hide_fn=lambda message: message["is_observed"])
+        trace = poutine.trace(observed).get_trace(rows)
     else:
         trace = poutine.trace(guide).get_trace(rows)
     return {name: trace.nodes[name]["value"].detach() for name in names}
@@ -548,10 +549,11 @@ def simulate(model, like: torch.Tensor, num_points: int):
     likelihood (``poutine.uncondition``); ``like`` gives the data's width, dtype and device."""
     template = like[:1].expand(num_points, *like.shape[1:]).clone()
     with torch.no_grad():
+        name = observed_site(poutine.trace(model).get_trace(template))["name"]
         trace = poutine.trace(poutine.uncondition(model)).get_trace(template)
-    x = trace.nodes["x"]["value"].detach()
+    x = trace.nodes[name]["value"].detach()
     latents = {
-        site["name"]: site["value"].detach() for site in sample_sites(trace) if site["name"] != "x"
+        site["name"]: site["value"].detach() for site in sample_sites(trace) if site["name"] != name
     }
     return x, latents
 

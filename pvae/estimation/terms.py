@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from torch.distributions import kl_divergence
 
-from pvae.contract import evaluating, sample_sites, site_log_prob, trace_pair
+from pvae.contract import evaluating, observed_site, sample_sites, site_log_prob, trace_pair
 from pvae.distributions import normal_variance
 from pvae.validation import check_pair_data, check_positive_int
 
@@ -25,7 +25,7 @@ def elbo_terms(
 
     the KL analytic where torch has it (as in ``TraceMeanField_ELBO``), else a one-sample
     estimate. Returns ``recon``, ``kl`` and ``elbo`` (shape ``(n,)``) and ``min_variance``, the
-    smallest variance of a Normal likelihood at site ``"x"`` (``nan`` for other likelihoods),
+    smallest variance of a Normal likelihood at the observed site (``nan`` for others),
     with the row of ``x`` and the pixel where it occurs (``min_variance_point``,
     ``min_variance_pixel``; −1 without a Normal likelihood).
 
@@ -64,7 +64,7 @@ def _elbo_terms(model: Callable, guide: Callable, x: torch.Tensor) -> dict[str, 
             except NotImplementedError:
                 site_kl = site_log_prob(q_site, (num_rows,)) - site_log_prob(site, (num_rows,))
             kl = kl + site_kl.expand(num_rows)
-        variance, point, pixel = min_variance(model_trace.nodes["x"]["fn"], x)
+        variance, point, pixel = min_variance(observed_site(model_trace)["fn"], x)
         return {
             "recon": recon,
             "kl": kl,
