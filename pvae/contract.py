@@ -8,10 +8,13 @@ from collections.abc import Callable
 import torch
 from pyro import poutine
 from pyro.poutine.util import site_is_subsample
+from torch.distributions import constraints
 
 __all__ = [
     "ContractError",
     "check_contract",
+    "check_data_support",
+    "check_support",
     "evaluating",
     "latent_site",
     "observed_site",
@@ -96,6 +99,39 @@ def observed_site(model_trace, conditioned=()) -> dict:
     )
 
 
+def check_support(site, *, first_point: int = 0, repeats: int = 1) -> None:
+    """Refuse data outside the support of the observed ``site``'s distribution, checked
+    entry by entry, whether or not the distribution validates its arguments (Pyro's VAE
+    example scores grey levels under a ``Bernoulli(..., validate_args=False)``, a number
+    that is not a log-probability of anything). ``first_point`` is the index of the site's
+    first row in the whole data and ``repeats`` how many consecutive rows each point fills, for
+    the error's index.
+
+    :raises ContractError: naming the site, the distribution, its support and the first entry
+        outside it.
+    """
+    fn, value = site["fn"], site["value"]
+    support = fn.support
+    while isinstance(support, constraints.independent):
+        support = support.base_constraint
+    try:
+        inside = support.check(value)
+    except (NotImplementedError, RuntimeError, ValueError):  # a support torch cannot check
+        return
+    if inside.shape != value.shape or bool(inside.all()):
+        return
+    flat = (~inside).reshape(value.shape[0], -1) if value.dim() > 1 else ~inside.unsqueeze(-1)
+    row, entry = (int(i) for i in flat.nonzero()[0])
+    bad = value.reshape(flat.shape)[row, entry].item()
+    base = getattr(fn, "base_dist", fn)
+    raise ContractError(
+        f"the data at the model's observed site {site['name']!r} are outside the support of its "
+        f"{type(base).__name__} ({support}): the first such entry is point "
+        f"{first_point + row // repeats}, entry {entry}, value {bad!r}. Binarize the data for a "
+        "Bernoulli, or use a likelihood whose support holds them"
+    )
+
+
 def latent_site(trace, site: str | None = None) -> str:
     """The latent site a diagnostic reads: ``site`` if it is a latent (unobserved) sample site
     of ``trace`` (a guide's or a model's), or, for ``None``, the trace's only one.
@@ -122,7 +158,7 @@ def _check_traces(model_trace, guide_trace) -> None:
     for name, site in model_sites.items():
         if not _in_data_plate(site):
             raise ContractError(f"model site {name!r} is not inside pyro.plate('data', ...)")
-    observed_site(model_trace)
+    check_support(observed_site(model_trace))
     if guide_trace is None:
         return
     latent = {name for name, site in model_sites.items() if not site["is_observed"]}
@@ -161,6 +197,20 @@ def trace_pair(
     if check:
         _check_traces(model_trace, guide_trace)
     return model_trace, guide_trace
+
+
+def check_data_support(
+    model: Callable, guide: Callable | None, x: torch.Tensor, *, chunk_size: int = 4096
+) -> None:
+    """:func:`check_support` on every point of ``x``: the model run on chunks of it (replaying
+    the guide, or with the prior's draws), in eval mode without gradients."""
+    with evaluating(model, guide):
+        for first in range(0, x.shape[0], chunk_size):
+            block = x[first : first + chunk_size]
+            model_trace, _ = trace_pair(
+                model, guide, block, "guide" if guide is not None else "prior", check=False
+            )
+            check_support(observed_site(model_trace), first_point=first)
 
 
 def check_contract(model: Callable, guide: Callable | None, x: torch.Tensor) -> None:

@@ -122,3 +122,22 @@ def test_the_sites_are_found_and_errors_list_them(pyro_style):
         ContractError, match=r"observes 2 sites inside the data plate \(\['again', 'obs'\]\)"
     ):
         pvae.log_marginal(twice_observed, vae.guide, x, num_samples=2, progress=False)
+
+
+def test_data_outside_the_support_are_refused_naming_the_first_bad_entry(pyro_style):
+    # Pyro's example scores grey levels under its Bernoulli(validate_args=False) without a
+    # word; pvae refuses them before any number, wherever the first bad entry is.
+    vae, data = pyro_style
+    x = data.test[:30].clone()
+    x[17, 5] = 0.25  # one grey pixel among binary ones
+    message = r"observed site 'obs' .* Bernoulli .*point 17, entry 5, value 0\.25"
+    with pytest.raises(ContractError, match=message):
+        pvae.log_marginal(vae.model, vae.guide, x, num_samples=4, progress=False)
+    with pytest.raises(ContractError, match=message):
+        pvae.log_marginal(vae.model, vae.guide, x, num_samples=4, vectorize=False, progress=False)
+    with pytest.raises(ContractError, match=message):
+        pvae.fit(vae.model, vae.guide, x, epochs=1, progress=False)
+    with pytest.raises(ContractError, match=message):
+        pvae.ais(vae.model, vae.guide, x, num_steps=2, num_chains=2, progress=False)
+    with pytest.raises(ContractError, match=message):
+        diagnose(vae.model, vae.guide, x)

@@ -35,7 +35,14 @@ import torch
 from pyro import poutine
 from tqdm.auto import tqdm
 
-from pvae.contract import evaluating, observed_site, sample_sites, site_log_prob, trace_pair
+from pvae.contract import (
+    check_data_support,
+    evaluating,
+    observed_site,
+    sample_sites,
+    site_log_prob,
+    trace_pair,
+)
 from pvae.estimation.memory import parse_memory, peak_memory
 from pvae.estimation.passes import DEFAULT_MAX_MEMORY
 from pvae.estimation.result import log_mean_weight, point_summary
@@ -427,6 +434,7 @@ def ais(
         torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []),
         evaluating(model, guide),
     ):
+        check_data_support(model, guide, x)  # every point, before the seed's draws
         torch.manual_seed(seed)
         model_trace, guide_trace = trace_pair(model, guide, x[:1], proposal, check=True)
         owner = "guide" if guide is not None else "model"

@@ -11,7 +11,14 @@ import pyro.distributions as dist
 import torch
 from tqdm import tqdm
 
-from pvae.contract import ContractError, sample_sites, site_log_prob, trace_pair
+from pvae.contract import (
+    ContractError,
+    check_support,
+    observed_site,
+    sample_sites,
+    site_log_prob,
+    trace_pair,
+)
 from pvae.estimation.common_noise import PARTICLE_PLATE, SAMPLE_BLOCK, CommonNoise
 from pvae.estimation.memory import parse_memory, peak_memory
 
@@ -96,9 +103,11 @@ class _Evaluator:
             traces = trace_pair(
                 self.model, self.guide, block, self.proposal, False, noise, particles
             )
+            check_support(observed_site(traces[0]), first_point=points.start)
             return _log_weights(*traces, self.proposal, (size, len(points))).T.contiguous()
         rows = block.repeat_interleave(size, dim=0)
         traces = trace_pair(self.model, self.guide, rows, self.proposal, False, noise)
+        check_support(observed_site(traces[0]), first_point=points.start, repeats=size)
         return _log_weights(*traces, self.proposal, (rows.shape[0],)).reshape(len(points), size)
 
 

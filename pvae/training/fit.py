@@ -13,7 +13,7 @@ import torch
 from pyro.optim import PyroOptim
 from tqdm import tqdm
 
-from pvae.contract import check_contract
+from pvae.contract import check_contract, check_data_support
 from pvae.estimation.terms import elbo_terms
 from pvae.training.nonfinite import NONFINITE
 from pvae.training.objectives import ELBOS
@@ -326,6 +326,7 @@ def fit(
     )
     with forked_rng(data):
         check_contract(model, guide, data[:2])  # before anything runs the pair on more data
+        check_data_support(model, guide, data)  # every point, before any step
 
     start = 0 if resume is None else resume.epochs_done
     if resume is not None:
