@@ -84,7 +84,8 @@ class LatentDiagnostics:
 @dataclass
 class CollapseReport:
     """What :func:`collapse_report` finds: for each category of :data:`CATEGORIES` a verdict,
-    ``"indicated"``, ``"possible"`` or ``"not indicated"``, and the evidence behind it.
+    ``"indicated"``, ``"possible"``, ``"not indicated"`` or ``"unknown"`` (the evidence it
+    needs is not there: a model that states no variance_learned), and the evidence behind it.
     ``str(report)`` reads as a short paragraph per category."""
 
     num_active: int
@@ -162,19 +163,23 @@ def collapse_report(
     degenerate = normal and smallest < DEGENERATE_VARIANCE_RATIO * mean_variance
     # A variance that singles out points is far below its typical value; a shared γ is not.
     localized = smallest < 0.01 * gamma
-    if degenerate and math.isinf(diagnostics.log_density_bound) and localized:
+    bound = diagnostics.log_density_bound
+    # nan: the model states no bound. Unknown is never read as bounded.
+    unbounded = not math.isfinite(bound)
+    no_floor = "no floor" if math.isinf(bound) else "no stated bound (the model does not say)"
+    if degenerate and unbounded and localized:
         verdicts["iii"] = "indicated"
         reasons["iii"] = (
             f"the smallest decoder variance is {smallest:.3g}, {smallest / mean_variance:.1e} "
             f"of the data's mean variance {mean_variance:.3g} and {smallest / gamma:.1e} of "
-            "the decoder's average, and the likelihood has no floor: the decoder is "
+            f"the decoder's average, and the likelihood has {no_floor}: the decoder is "
             "shrinking its variance on individual points"
         )
-    elif degenerate and math.isinf(diagnostics.log_density_bound):
+    elif degenerate and unbounded:
         verdicts["iii"] = "possible"
         reasons["iii"] = (
             f"the decoder variance is {gamma:.3g} everywhere, {gamma / mean_variance:.1e} of "
-            "the data's mean variance, with no floor: one γ for every z is unbounded once the "
+            f"the data's mean variance, with {no_floor}: one γ for every z is unbounded once the "
             "decoder reproduces every training point (Dai & Wipf, 2019), and γ → 0 is also "
             "what a decoder fitting data near a low-dimensional manifold does; the held-out "
             "likelihood tells them apart (it falls when training points are memorised)"
@@ -182,7 +187,13 @@ def collapse_report(
     elif normal:
         reasons["iii"] = (
             f"smallest decoder variance {smallest:.3g} vs data variance {mean_variance:.3g}"
-            + ("" if math.isinf(diagnostics.log_density_bound) else "; the likelihood is bounded")
+            + (
+                "; the likelihood is bounded"
+                if not unbounded
+                else ""
+                if math.isinf(bound)
+                else "; whether the likelihood is bounded is unknown (the model states no bound)"
+            )
         )
     else:
         reasons["iii"] = "no Normal likelihood"
@@ -197,6 +208,12 @@ def collapse_report(
             )
         else:
             reasons["ii"] = f"γ = {gamma:.3g} is fixed, but {m} eigenvalue(s) exceed it"
+    elif normal and learned is None:
+        verdicts["ii"] = "unknown"
+        reasons["ii"] = (
+            "whether γ is learned is unknown: the model does not state variance_learned (pvae's "
+            "models do; set model.variance_learned = False for a fixed γ)"
+        )
     else:
         reasons["ii"] = "γ is learned" if normal and learned else "no fixed γ"
 

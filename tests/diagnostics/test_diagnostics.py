@@ -135,6 +135,38 @@ def test_report_names_degenerate_variance_for_an_unfloored_variance_network():
     assert "unbounded once the decoder reproduces every training point" in report.reasons["iii"]
 
 
+def test_a_users_model_that_states_nothing_is_never_read_as_bounded():
+    """The same unfloored variance network behind a plain function, which states neither a
+    bound nor whether its variance is learned: (iii) is still indicated (the variance singles
+    out a pixel and no bound is known), never "bounded"; and a user's fixed γ = 1 gets (ii)
+    "unknown", not "no fixed γ"."""
+    from pvae.guides import DiagNormalGuide
+    from pvae.registry import build_model
+
+    x = torch.rand(50, 6)
+    model = build_model("normal-network", 6, 2, (8,))
+    with torch.no_grad():
+        model.decoder.net[-1].bias[6:] = 0.0
+        model.decoder.net[-1].bias[6] = -20.0
+        model.decoder.net[-1].weight[6:] = 0.0
+
+    def users_model(x):
+        return model(x)
+
+    report = diagnose(users_model, DiagNormalGuide(6, 2, (8,)), x).report()
+    assert report.verdicts["iii"] == "indicated", str(report)
+    assert "no stated bound" in report.reasons["iii"]
+    fixed = build_model("normal-fixed", 6, 2, (8,))
+
+    def users_fixed(x):
+        return fixed(x)
+
+    report = diagnose(users_fixed, DiagNormalGuide(6, 2, (8,)), x).report()
+    assert report.verdicts["ii"] == "unknown", str(report)
+    assert "; the likelihood is bounded" not in report.reasons["iii"]
+    assert "whether the likelihood is bounded is unknown" in report.reasons["iii"]
+
+
 def test_report_names_a_bad_local_minimum_at_proposition_1s_collapsed_point():
     """Category (v): the collapsed point of Proposition 1, γ = γ̄ learned, no active unit
     although the data covariance has an eigenvalue (2) above γ; (iv) stays only possible."""
