@@ -16,6 +16,7 @@ __all__ = [
     "check_data_support",
     "check_support",
     "evaluating",
+    "forked_rng",
     "latent_site",
     "observed_site",
     "sample_sites",
@@ -41,6 +42,12 @@ def evaluating(*modules):
     finally:
         for module, mode in modes:
             module.train(mode)
+
+
+def forked_rng(x: torch.Tensor):
+    """A forked global RNG on ``x``'s device: work inside it (a check, a probe, monitoring
+    beside training) leaves the draws after it unchanged."""
+    return torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else [])
 
 
 def _in_data_plate(site) -> bool:

@@ -38,12 +38,13 @@ from tqdm.auto import tqdm
 from pvae.contract import (
     check_data_support,
     evaluating,
+    forked_rng,
     observed_site,
     sample_sites,
     site_log_prob,
     trace_pair,
 )
-from pvae.estimation.memory import parse_memory, peak_memory
+from pvae.estimation.memory import check_pass_options, parse_memory, peak_memory
 from pvae.estimation.passes import DEFAULT_MAX_MEMORY
 from pvae.estimation.result import log_mean_weight, point_summary
 from pvae.validation import (
@@ -352,8 +353,6 @@ def _check_ais_args(model, guide, x, proposal, num_steps, num_chains, num_leapfr
         check_positive_float(step_size, "step_size")
     if not 0 < check_positive_float(target_acceptance, "target_acceptance") < 1:
         raise ValueError(f"target_acceptance must be in (0, 1), got {target_acceptance!r}")
-    if chunk_size is not None:
-        check_positive_int(chunk_size, "chunk_size")
     check_bool(progress, "progress")
     if proposal == "guide" and guide is None:
         raise ValueError("proposal='guide' needs a guide; pass guide=None with proposal='prior'")
@@ -418,20 +417,14 @@ def ais(
     """
     _check_ais_args(model, guide, x, proposal, num_steps, num_chains, num_leapfrog, step_size,
                     target_acceptance, chunk_size, progress)  # fmt: skip
-    if chunk_size is not None and max_memory is not None:
-        raise ValueError(
-            f"give chunk_size ({chunk_size!r}) or max_memory ({max_memory!r}), not both: "
-            "chunk_size fixes the points per pass, max_memory picks them"
-        )
-    if max_memory is not None:
-        parse_memory(max_memory, "max_memory")
+    check_pass_options(chunk_size, max_memory, "points per pass")
     guide = guide if proposal == "guide" else None
     if seed is None:
         seed = int(torch.randint(2**62, ()))
     betas = sigmoid_schedule(num_steps)
     results = []
     with (
-        torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []),
+        forked_rng(x),
         evaluating(model, guide),
     ):
         check_data_support(model, guide, x)  # every point, before the seed's draws
@@ -439,7 +432,7 @@ def ais(
         model_trace, guide_trace = trace_pair(model, guide, x[:1], proposal, check=True)
         owner = "guide" if guide is not None else "model"
         names = _check_real_latents(guide_trace if guide is not None else model_trace, owner)
-        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+        with forked_rng(x):
             # the probe's draws leave the chains' as they were
             points = chunk_size or _points_per_pass(
                 model, guide, x, names, num_chains, num_steps, max_memory, return_increments
@@ -599,7 +592,7 @@ def bdmc(
     check_positive_int(num_points, "num_points")
     if seed is None:
         seed = int(torch.randint(2**62, ()))
-    with torch.random.fork_rng(devices=[like.device] if like.device.type == "cuda" else []):
+    with forked_rng(like):
         torch.manual_seed(seed)
         with evaluating(model, guide):
             x, latents = simulate(model, like, num_points)
@@ -616,7 +609,7 @@ def bdmc(
     sizes = torch.cat([forward_sizes.flip(1)[:, 1:], forward_sizes[:, :1]], 1)
     betas = sigmoid_schedule(num_steps).flip(0)
     with (
-        torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []),
+        forked_rng(x),
         evaluating(model, guide),
         tqdm(total=num_steps, disable=not progress, desc="bdmc reverse", unit="step") as bar,
     ):

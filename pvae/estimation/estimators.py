@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 
 from pvae.contract import evaluating
-from pvae.estimation.memory import parse_memory
+from pvae.estimation.memory import check_pass_options
 from pvae.estimation.passes import iter_log_weights
 from pvae.estimation.psis import psis_khat
 from pvae.estimation.result import ImportanceEstimate, log_mean_weight
@@ -54,15 +54,7 @@ def _check_estimator_args(
     """Check the arguments the three estimators share; return the pass options."""
     check_pair_data(model, guide, x, "x")
     check_positive_int(num_samples, "num_samples")
-    if chunk_size is not None:
-        check_positive_int(chunk_size, "chunk_size")
-        if max_memory is not None:
-            raise ValueError(
-                f"give chunk_size ({chunk_size!r}) or max_memory ({max_memory!r}), not both: "
-                "chunk_size fixes the rows per pass, max_memory picks them"
-            )
-    if max_memory is not None:
-        parse_memory(max_memory, "max_memory")
+    check_pass_options(chunk_size, max_memory, "rows per pass")
     check_choice(proposal, "proposal", PROPOSALS)
     check_bool(vectorize, "vectorize", allow_none=True)
     if seed is not None:

@@ -11,7 +11,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-__all__ = ["parse_memory", "peak_memory"]
+from pvae.validation import check_positive_int
+
+__all__ = ["check_pass_options", "parse_memory", "peak_memory"]
 
 _UNITS = {
     "": 1,
@@ -51,6 +53,21 @@ def parse_memory(value, name: str = "max_memory") -> int:
         f"{name} must be an integer number of bytes or a string like '512MiB' or '2GB', "
         f"got {value!r}"
     )
+
+
+def check_pass_options(chunk_size, max_memory, per_pass: str) -> None:
+    """Check ``chunk_size`` (a positive integer) and ``max_memory`` (:func:`parse_memory`),
+    refusing both at once: ``chunk_size`` fixes the ``per_pass`` (e.g. "rows per pass"),
+    ``max_memory`` picks them."""
+    if chunk_size is not None:
+        check_positive_int(chunk_size, "chunk_size")
+        if max_memory is not None:
+            raise ValueError(
+                f"give chunk_size ({chunk_size!r}) or max_memory ({max_memory!r}), not both: "
+                f"chunk_size fixes the {per_pass}, max_memory picks them"
+            )
+    if max_memory is not None:
+        parse_memory(max_memory, "max_memory")
 
 
 class _LiveBytes(TorchDispatchMode):

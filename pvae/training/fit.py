@@ -13,12 +13,11 @@ import torch
 from pyro.optim import PyroOptim
 from tqdm import tqdm
 
-from pvae.contract import check_contract, check_data_support
+from pvae.contract import check_contract, check_data_support, forked_rng
 from pvae.estimation.terms import elbo_terms
 from pvae.training.nonfinite import NONFINITE
 from pvae.training.objectives import ELBOS
 from pvae.training.optim import default_optimizer
-from pvae.training.rng import forked_rng
 from pvae.training.state import FitState, History
 from pvae.training.step import GuardedStep
 from pvae.training.watchdog import Watchdog

@@ -11,7 +11,7 @@ import pyro.optim
 import torch
 from pyro import poutine
 
-from pvae.training.rng import forked_rng
+from pvae.contract import forked_rng
 
 __all__ = [
     "LR_FACTOR",
