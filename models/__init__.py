@@ -5,11 +5,14 @@ The site contract
 Every tool in :mod:`pvae` (``fit``, ``log_marginal``, ``elbo_per_point``, the CLI) works on any
 model/guide pair, :class:`~pyro.nn.PyroModule` or plain function, that keeps this contract:
 
-1. Both are called as ``model(x)`` and ``guide(x)`` with ``x`` a ``(batch, data_dim)`` tensor.
+1. Both are called as ``model(x)`` and ``guide(x)`` with ``x`` a ``(batch, *event_shape)``
+   tensor: flat vectors ``(batch, data_dim)`` (pvae's own models) or images
+   ``(batch, channels, height, width)`` for a convolutional pair.
 2. Every per-point site sits inside ``pyro.plate("data", x.shape[0])``, the batch plate, with
    the data points on its rightmost batch dimension (``dim=-1``).
 3. The model observes the data at one sample site inside the data plate (``obs=x``), with one
-   log-density per data point (use ``.to_event(1)`` over the pixel dimension). Its name is
+   log-density per data point (``.to_event(len(event_shape))``: ``.to_event(1)`` over flat
+   pixels, ``.to_event(3)`` over ``(channels, height, width)``). Its name is
    free: pvae's models call it ``"x"``, Pyro's VAE example ``"obs"``; the tools find it in the
    trace (:func:`pvae.contract.observed_site`).
 4. The latent sites (one or more) are sampled by the model (their prior) and by the guide (the

@@ -34,16 +34,22 @@ __all__ = [
 SEED_LIMIT = 2**32
 
 
-def check_data(x, name: str = "data", *, dim: int | None = None) -> torch.Tensor:
-    """Check that ``x`` is a non-empty, finite, floating-point ``(num_points, dim)`` tensor.
+def check_data(
+    x, name: str = "data", *, dim: int | None = None, event_shape: tuple[int, ...] | None = None
+) -> torch.Tensor:
+    """Check that ``x`` is a non-empty, finite, floating-point ``(num_points, *event_shape)``
+    tensor: flat vectors ``(n, d)`` or images ``(n, channels, height, width)``, whatever the
+    model's observed site scores with ``.to_event(len(event_shape))``.
 
     :param x: the tensor to check.
     :param str name: the argument name used in error messages.
-    :param int dim: the expected trailing size, if known.
+    :param int dim: the expected event size (the product of ``event_shape``), if known.
+    :param tuple event_shape: the expected shape of one point, if known (e.g. the training
+        data's, for held-out data).
     :returns: ``x`` itself (never a converted copy: nothing is silently coerced).
     :raises TypeError: if ``x`` is not a floating-point :class:`torch.Tensor`.
-    :raises ValueError: on a wrong rank or size, no rows, or a NaN/inf entry (the first one's
-        index is named).
+    :raises ValueError: on a rank below 2, a wrong event size, no rows, or a NaN/inf entry (the
+        first one's index is named).
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
@@ -52,19 +58,26 @@ def check_data(x, name: str = "data", *, dim: int | None = None) -> torch.Tensor
             f"{name} must be a floating-point tensor, got dtype {x.dtype}; "
             f"convert it explicitly, e.g. {name}.to(torch.get_default_dtype())"
         )
-    if x.dim() != 2:
+    if x.dim() < 2:
         raise ValueError(
-            f"{name} must have shape (num_points, data_dim), got shape {tuple(x.shape)}"
+            f"{name} must have shape (num_points, *event_shape), e.g. (num_points, data_dim) "
+            f"or (num_points, 1, height, width), got shape {tuple(x.shape)}"
         )
-    if x.shape[0] == 0 or x.shape[1] == 0:
+    if x.numel() == 0:
         raise ValueError(f"{name} is empty: shape {tuple(x.shape)}")
-    if dim is not None and x.shape[1] != dim:
-        raise ValueError(f"{name} must have {dim} columns (data_dim), got shape {tuple(x.shape)}")
+    if dim is not None and x[0].numel() != dim:
+        raise ValueError(
+            f"{name} must have {dim} entries per point (data_dim), got shape {tuple(x.shape)}"
+        )
+    if event_shape is not None and tuple(x.shape[1:]) != tuple(event_shape):
+        raise ValueError(
+            f"{name} must have points of shape {tuple(event_shape)}, got shape {tuple(x.shape)}"
+        )
     finite = torch.isfinite(x)
     if not bool(finite.all()):
-        row, col = (int(i) for i in (~finite).nonzero()[0])
+        index = [int(i) for i in (~finite).nonzero()[0]]
         raise ValueError(
-            f"{name} contains a non-finite value {x[row, col].item()} at index [{row}, {col}] "
+            f"{name} contains a non-finite value {x[tuple(index)].item()} at index {index} "
             f"({int((~finite).sum())} non-finite entries in all)"
         )
     return x
@@ -245,7 +258,13 @@ def check_pair_data(model, guide, x, name: str = "x") -> torch.Tensor:
 
 def _check_module_fits(module, role: str, x: torch.Tensor, name: str) -> None:
     data_dim = getattr(module, "data_dim", None)
-    if isinstance(data_dim, Integral) and not isinstance(data_dim, bool) and x.dim() == 2:
+    if isinstance(data_dim, Integral) and not isinstance(data_dim, bool):
+        if x.dim() != 2:
+            raise ValueError(
+                f"{name} has shape {tuple(x.shape)} but the {role} takes flat vectors "
+                f"(num_points, data_dim = {data_dim}); flatten it explicitly with "
+                f"{name}.flatten(1)"
+            )
         if x.shape[1] != data_dim:
             raise ValueError(
                 f"{name} has {x.shape[1]} columns (shape {tuple(x.shape)}) but the {role} "

@@ -215,13 +215,15 @@ def data_cases() -> list[Case]:
             "1-D, shape (4,)",
             lambda: points()[0],
             ValueError,
-            f"{name} must have shape (num_points, data_dim), got shape (4,)",
+            f"{name} must have shape (num_points, *event_shape), e.g. (num_points, data_dim) "
+            "or (num_points, 1, height, width), got shape (4,)",
         )
         add(
             "3-D, shape (10, 2, 2)",
             lambda: points().reshape(10, 2, 2),
             ValueError,
-            f"{name} must have shape (num_points, data_dim), got shape (10, 2, 2)",
+            f"{name} has shape (10, 2, 2) but the model takes flat vectors (num_points, "
+            f"data_dim = 4); flatten it explicitly with {name}.flatten(1)",
         )
         add("empty: 0 rows", lambda: points()[:0], ValueError, f"{name} is empty: shape (0, 4)")
         add(
@@ -256,7 +258,8 @@ def data_cases() -> list[Case]:
                 "0-D, shape ()",
                 lambda: points()[0, 0],
                 ValueError,
-                f"{name} must have shape (num_points, data_dim), got shape ()",
+                f"{name} must have shape (num_points, *event_shape), e.g. (num_points, "
+                "data_dim) or (num_points, 1, height, width), got shape ()",
             ),
             (
                 "empty: 0 columns",
@@ -705,7 +708,7 @@ def fit_argument_cases() -> list[Case]:
         case(
             "`validation_data` with 3 columns",
             ValueError,
-            "validation_data must have 4 columns (data_dim), got shape (5, 3)",
+            "validation_data must have 4 entries per point (data_dim), got shape (5, 3)",
             validation_data=points(5, 3),
         ),
         case(
@@ -1035,7 +1038,7 @@ def builder_cases() -> list[Case]:
             "per-point",
             lambda: {"data": points(d=3)},
             ValueError,
-            "data must have 4 columns (data_dim), got shape (10, 3)",
+            "data must have 4 entries per point (data_dim), got shape (10, 3)",
             hidden=(),
             shown="data=<10 points with 3 columns>",
         ),
@@ -1301,7 +1304,8 @@ def data_loader_cases() -> list[Case]:
         from_levels(
             "`levels` 1-D",
             ValueError,
-            "levels must have shape (num_points, data_dim), got shape (4,)",
+            "levels must have shape (num_points, *event_shape), e.g. (num_points, data_dim) or "
+            "(num_points, 1, height, width), got shape (4,)",
             make=lambda: levels()[0],
         ),
         from_levels(
@@ -1912,7 +1916,7 @@ def collapse_cases() -> list[Case]:
                 pair("linear-gaussian", "exact")[0], points(d=3)
             ),
             ValueError,
-            "data must have 4 columns (data_dim), got shape (10, 3)",
+            "data must have 4 entries per point (data_dim), got shape (10, 3)",
         ),
         Case(
             "pvae.likelihoods.SoftThresholdDecoder",
@@ -2095,7 +2099,7 @@ def construction_cases() -> list[Case]:
             "`x` with 3 columns",
             lambda tmp: MatteiFrellsen(points()).log_prob(points(d=3)),
             ValueError,
-            "x must have 4 columns (data_dim), got shape (10, 3)",
+            "x must have 4 entries per point (data_dim), got shape (10, 3)",
         ),
         Case(
             "pvae.models.one_dimensional.OneDimensional",

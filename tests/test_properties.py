@@ -104,15 +104,23 @@ def test_check_data_names_the_first_non_finite_entry(case):
 @given(finite_matrices(), st.integers(1, 9))
 def test_check_data_names_a_wrong_width(x, dim):
     assume(dim != x.shape[1])
-    with pytest.raises(ValueError, match=rf"x must have {dim} columns \(data_dim\)"):
+    with pytest.raises(ValueError, match=rf"x must have {dim} entries per point \(data_dim\)"):
         check_data(x, "x", dim=dim)
 
 
 @examples(40)
-@given(st.lists(st.integers(1, 5), min_size=0, max_size=4).filter(lambda s: len(s) != 2))
-def test_check_data_refuses_every_other_rank(shape):
-    with pytest.raises(ValueError, match=r"x must have shape \(num_points, data_dim\)"):
+@given(st.lists(st.integers(1, 5), min_size=0, max_size=1))
+def test_check_data_refuses_a_rank_below_two(shape):
+    with pytest.raises(ValueError, match=r"x must have shape \(num_points, \*event_shape\)"):
         check_data(torch.zeros(shape), "x")
+
+
+@examples(40)
+@given(st.lists(st.integers(1, 4), min_size=2, max_size=5))
+def test_check_data_takes_points_of_any_shape(shape):
+    # (n, d) vectors and (n, c, h, w) images alike; dim is the event size.
+    x = torch.zeros(shape)
+    assert check_data(x, "x", dim=x[0].numel(), event_shape=tuple(shape[1:])) is x
 
 
 # pvae.validation.check_binary / check_unit_interval (the Bernoulli likelihoods' data checks)

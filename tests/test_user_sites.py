@@ -141,3 +141,75 @@ def test_data_outside_the_support_are_refused_naming_the_first_bad_entry(pyro_st
         pvae.ais(vae.model, vae.guide, x, num_steps=2, num_chains=2, progress=False)
     with pytest.raises(ContractError, match=message):
         diagnose(vae.model, vae.guide, x)
+
+
+class ConvVAE(nn.Module):
+    """A convolutional pair on ``(B, 1, 8, 8)`` images, its observed site
+    ``Bernoulli(...).to_event(3)``; with ``flat=True`` the same networks on rows of 64 pixels
+    scored with ``.to_event(1)``: the oracle, since both forms must give the same numbers."""
+
+    def __init__(self, z_dim=2, flat=False):
+        super().__init__()
+        self.z_dim, self.flat = z_dim, flat
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, 4, 3, stride=2, padding=1),
+            nn.Softplus(),
+            nn.Flatten(),
+            nn.Linear(4 * 4 * 4, 2 * z_dim),
+        )
+        self.decoder_fc = nn.Linear(z_dim, 4 * 4 * 4)
+        self.decoder_conv = nn.ConvTranspose2d(4, 1, 4, stride=2, padding=1)
+
+    def decode(self, z):
+        hidden = nn.functional.softplus(self.decoder_fc(z))
+        images = self.decoder_conv(hidden.reshape(-1, 4, 4, 4))
+        shape = (64,) if self.flat else (1, 8, 8)
+        return torch.sigmoid(images).reshape(*z.shape[:-1], *shape)
+
+    def model(self, x):
+        pyro.module("conv_decoder", self)
+        with pyro.plate("data", x.shape[0]):
+            z = pyro.sample(
+                "latent", dist.Normal(x.new_zeros(x.shape[0], self.z_dim), 1.0).to_event(1)
+            )
+            probs = self.decode(z)
+            pyro.sample("obs", dist.Bernoulli(probs).to_event(probs.dim() - z.dim() + 1), obs=x)
+
+    def guide(self, x):
+        pyro.module("conv_encoder", self)
+        with pyro.plate("data", x.shape[0]):
+            loc, log_scale = self.encoder(x.reshape(-1, 1, 8, 8)).chunk(2, -1)
+            pyro.sample("latent", dist.Normal(loc, log_scale.exp()).to_event(1))
+
+
+def test_images_with_a_convolutional_pair_give_the_numbers_of_their_flat_twin():
+    images = load_digits(binarize=True, images=True)
+    assert images.train.shape[1:] == (1, 8, 8) and images.data_dim == 64
+    results = {}
+    for flat in (False, True):
+        pyro.clear_param_store()
+        torch.manual_seed(0)
+        vae = ConvVAE(flat=flat)
+        train, test = images.train[:200], images.test[:30]
+        if flat:
+            train, test = train.flatten(1), test.flatten(1)
+        pyro.set_rng_seed(1)
+        history = pvae.fit(vae.model, vae.guide, train, epochs=2, batch_size=50, progress=False)
+        estimate = pvae.log_marginal(vae.model, vae.guide, test, num_samples=40, seed=3,
+                                     progress=False)  # fmt: skip
+        annealed = pvae.ais(vae.model, vae.guide, test[:4], num_steps=4, num_chains=2, seed=0,
+                            progress=False)  # fmt: skip
+        found = diagnose(vae.model, vae.guide, test)
+        results[flat] = (history, estimate, annealed, found, elbo_terms(vae.model, vae.guide, test))
+    (h_img, e_img, a_img, d_img, t_img), (h_flat, e_flat, a_flat, d_flat, t_flat) = (
+        results[False],
+        results[True],
+    )
+    # The same networks and draws: only the order of the pixel sums differs (float rounding).
+    assert h_img.column("elbo") == pytest.approx(h_flat.column("elbo"), rel=1e-5)
+    torch.testing.assert_close(e_img.estimate, e_flat.estimate, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(a_img.estimate, a_flat.estimate, rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(t_img["elbo"], t_flat["elbo"], rtol=1e-5, atol=1e-4)
+    assert d_img.reconstruction_error == pytest.approx(d_flat.reconstruction_error, rel=1e-5)
+    torch.testing.assert_close(d_img.data_eigenvalues, d_flat.data_eigenvalues)
+    assert bool(torch.isfinite(e_img.estimate).all()) and e_img.estimate.shape == (30,)

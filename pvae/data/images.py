@@ -52,7 +52,8 @@ def from_levels(
       continuous density cannot grow without bound merely because the data are discrete;
     - ``binarize=True``: :math:`x / (L - 1) > 0.5` as 0/1 values, for Bernoulli likelihoods.
 
-    :param torch.Tensor levels: float32 or float64 tensor ``(n, d)`` of whole numbers in
+    :param torch.Tensor levels: float32 or float64 tensor ``(n, d)`` (or ``(n, *shape)``: images
+        keep their shape) of whole numbers in
         ``[0, num_levels − 1]``.
     :param int num_levels: L, the number of grey levels (17 for sklearn's digits, 256 for 8-bit).
     :param labels: integer class labels, one per image, or ``None``.
@@ -75,10 +76,10 @@ def from_levels(
         raise ValueError("binarize and dequantize exclude each other; choose one")
     bad = (levels != levels.round()) | (levels < 0) | (levels > num_levels - 1)
     if bool(bad.any()):
-        row, col = (int(i) for i in bad.nonzero()[0])
+        index = tuple(int(i) for i in bad.nonzero()[0])
         raise ValueError(
             f"levels must be whole numbers in [0, {num_levels - 1}] (num_levels={num_levels}), "
-            f"but levels[{row}, {col}] = {levels[row, col].item():g}"
+            f"but levels[{', '.join(map(str, index))}] = {levels[index].item():g}"
         )
     data = scale_levels(
         levels,
@@ -128,18 +129,24 @@ def load_digits(
     test_fraction: float = 0.2,
     seed: int = 0,
     dtype: torch.dtype | None = None,
+    images: bool = False,
 ) -> Split:
     """sklearn's bundled handwritten digits (1,797 images of 8×8 = 64 pixels, no download),
     17 grey levels, split and scaled by :func:`from_levels` (see there for ``binarize``,
     ``dequantize``, ``test_fraction`` and ``seed``).
 
     :param dtype: ``torch.float32`` or ``torch.float64`` (default: torch's default dtype).
+    :param bool images: points as ``(1, 8, 8)`` images (for a convolutional pair) rather than
+        rows of 64 pixels (default False); the same values, split and noise either way.
     """
     from sklearn.datasets import load_digits as sklearn_digits
 
     check_float_dtype(dtype)
+    check_bool(images, "images")
     bunch = sklearn_digits()
     levels = torch.as_tensor(bunch.data, dtype=dtype or torch.get_default_dtype())
+    if images:
+        levels = levels.reshape(-1, 1, 8, 8)
     return from_levels(
         levels,
         DIGITS_LEVELS,

@@ -191,6 +191,7 @@ def load_mnist(
     dtype: torch.dtype | None = None,
     checksums: str | dict[str, str] | None = "official",
     cache_dir: str | os.PathLike | None = None,
+    images: bool = False,
 ) -> Split:
     r"""MNIST [1] or Fashion-MNIST [2] from the four standard IDX files, with the official
     training set (60,000 images) as ``train`` and the official test set (10,000) as ``test``,
@@ -204,8 +205,8 @@ def load_mnist(
     writing: ``https://ossci-datasets.s3.amazonaws.com/mnist/`` (MNIST, used by torchvision) and
     ``http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/`` (Fashion-MNIST).
 
-    Images are flattened to rows of ``rows × cols`` pixels (784 for the official files) and
-    scaled as :func:`from_levels` scales 256 grey levels: :math:`x / 255` by default,
+    Images are flattened to rows of ``rows × cols`` pixels (784 for the official files), or with
+    ``images=True`` kept as ``(1, rows, cols)`` images (for a convolutional pair), and scaled as :func:`from_levels` scales 256 grey levels: :math:`x / 255` by default,
     ``dequantize=True`` for :math:`(x + u) / 256` with :math:`u \sim U[0, 1)` (one stream from
     ``seed``, training images first), ``binarize=True`` for :math:`x / 255 > 0.5`.
 
@@ -223,7 +224,10 @@ def load_mnist(
         digest of the file as stored, which must have an entry for every file read, under the
         name read (``.gz`` or not); or ``None``: nothing is checked.
     :param cache_dir: download folder for a URL ``root`` (default ``~/.cache/pvae``).
-    :returns: a :class:`Split` with ``train`` ``(60000, 784)``, ``test`` ``(10000, 784)`` and
+    :param bool images: points as ``(1, rows, cols)`` images rather than flat rows (default
+        False).
+    :returns: a :class:`Split` with ``train`` ``(60000, 784)``, ``test`` ``(10000, 784)`` (or
+        ``(60000, 1, 28, 28)`` and ``(10000, 1, 28, 28)`` with ``images=True``) and
         int64 ``train_labels``/``test_labels`` in 0..9.
     :raises FileNotFoundError: if a file is missing.
     :raises ValueError: on a bad argument, a checksum mismatch, a malformed IDX file, images
@@ -242,6 +246,7 @@ def load_mnist(
         raise ValueError("binarize and dequantize exclude each other; choose one")
     check_seed(seed)
     check_float_dtype(dtype)
+    check_bool(images, "images")
     checksums = _check_checksums(checksums)
     if not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"root must be a folder or a base URL, got {type(root).__name__}")
@@ -266,8 +271,9 @@ def load_mnist(
     # images' first draws.
     generator = torch.Generator().manual_seed(seed)
 
-    def scale(images: np.ndarray) -> torch.Tensor:
-        levels = torch.from_numpy(images.reshape(len(images), -1)).to(dtype)
+    def scale(pixels: np.ndarray) -> torch.Tensor:
+        shape = (len(pixels), 1, *pixels.shape[1:]) if images else (len(pixels), -1)
+        levels = torch.from_numpy(pixels.reshape(shape)).to(dtype)
         return scale_levels(
             levels,
             _MNIST_LEVELS,
@@ -294,6 +300,7 @@ def load_fashion_mnist(
     dtype: torch.dtype | None = None,
     checksums: str | dict[str, str] | None = "official",
     cache_dir: str | os.PathLike | None = None,
+    images: bool = False,
 ) -> Split:
     """Fashion-MNIST [1]: :func:`load_mnist` with ``kind="fashion-mnist"`` (see there for the
     arguments). The ten classes are 0 T-shirt/top, 1 trouser, 2 pullover, 3 dress, 4 coat,
@@ -311,4 +318,5 @@ def load_fashion_mnist(
         dtype=dtype,
         checksums=checksums,
         cache_dir=cache_dir,
+        images=images,
     )

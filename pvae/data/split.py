@@ -26,7 +26,15 @@ class Split:
 
     @property
     def data_dim(self) -> int:
-        return self.train.shape[1]
+        """Entries per point, d (64 for the digits, flat or as 1×8×8 images): what bits per
+        dimension divide by."""
+        return self.train[0].numel()
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        """The shape of one point: ``(d,)`` for flat vectors, ``(1, height, width)`` for
+        images."""
+        return tuple(self.train.shape[1:])
 
 
 def split(
@@ -38,7 +46,7 @@ def split(
 ) -> Split:
     """Shuffle ``data`` (and ``labels``) with ``seed`` and hold out ``test_fraction`` of it.
 
-    :param torch.Tensor data: ``(n, d)``, finite.
+    :param torch.Tensor data: ``(n, *event_shape)``, finite.
     :param labels: integer class labels, shape ``(n,)``, or ``None``.
     :param float test_fraction: held-out share, in (0, 1) (default 0.2).
     :param int seed: seed of the shuffle, in ``[0, 2**32 − 1]`` (default 0).

@@ -27,11 +27,11 @@ def decode_at(model, x: torch.Tensor, site: str, loc: torch.Tensor) -> dict:
     without a Normal likelihood), as ``{"error": ..., "variance": ...}``."""
     trace = poutine.trace(poutine.condition(model, data={site: loc})).get_trace(x)
     fn = observed_site(trace, conditioned=(site,))["fn"]
-    error = (x - fn.mean.expand_as(x)).pow(2).sum(-1)
+    error = (x - fn.mean.expand_as(x)).flatten(1).pow(2).sum(-1)
     variance = normal_variance(fn, x)
     if variance is None:
         variance = torch.full_like(x, math.nan)
-    return {"error": error, "variance": variance}
+    return {"error": error, "variance": variance.flatten(1)}
 
 
 def decode_at_posterior_mean(model, guide, x: torch.Tensor, site: str | None = None) -> dict:
@@ -63,7 +63,7 @@ def reconstruction_error(
 
     :param model: a model keeping the site contract of :mod:`pvae.models`.
     :param guide: its guide, whose distribution at ``site`` has a ``mean``.
-    :param torch.Tensor x: data, shape ``(n, d)``.
+    :param torch.Tensor x: data, shape ``(n, *event_shape)``.
     :param site: the latent site (default: the guide's only one).
     :param int chunk_size: points per pass (default 4096).
     :returns: shape ``(n,)``.
@@ -88,7 +88,7 @@ def mean_error(x: torch.Tensor) -> float:
     """The reconstruction error of every point by the mean of ``x``, averaged over the points:
     the total variance, what a decoder that ignores z (a collapsed VAE) achieves at best."""
     check_data(x, "x")
-    return (x - x.mean(0)).pow(2).sum(-1).mean().item()
+    return (x - x.mean(0)).flatten(1).pow(2).sum(-1).mean().item()
 
 
 def decoder_variance(model, guide, x: torch.Tensor) -> float:

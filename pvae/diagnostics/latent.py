@@ -106,9 +106,9 @@ def diagnose(
         min_decoder_variance=float(variance.min()),
         variance_learned=getattr(model, "variance_learned", None),
         log_density_bound=float(bound()) if callable(bound) else math.nan,
-        data_eigenvalues=torch.linalg.eigvalsh(torch.cov(x.T, correction=0)).flip(0)
+        data_eigenvalues=torch.linalg.eigvalsh(torch.cov(x.flatten(1).T, correction=0)).flip(0)
         if x.shape[0] > 1
-        else x.new_zeros(x.shape[1]),
+        else x.new_zeros(x[0].numel()),
     )
 
 

@@ -76,9 +76,11 @@ def _elbo_terms(model: Callable, guide: Callable, x: torch.Tensor) -> dict[str, 
 
 
 def min_variance(fn, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-    """The smallest variance of a Normal likelihood and its (row, pixel) in ``x``."""
+    """The smallest variance of a Normal likelihood and its (row, pixel) in ``x``, the pixel
+    counted in the flattened point (row-major, as ``x[row].flatten()``)."""
     variance = normal_variance(fn, x)
     if variance is None:
         return x.new_tensor(math.nan), -1, -1
-    point, pixel = divmod(int(variance.argmin()), x.shape[-1])
+    variance = variance.flatten(1)
+    point, pixel = divmod(int(variance.argmin()), variance.shape[1])
     return variance[point, pixel], point, pixel

@@ -171,7 +171,9 @@ def _check_fit_args(
             )
     check_model_data(model, data, "data")
     if validation_data is not None:
-        check_data(validation_data, "validation_data", dim=data.shape[1])
+        check_data(
+            validation_data, "validation_data", dim=data[0].numel(), event_shape=data.shape[1:]
+        )
         check_model_data(model, validation_data, "validation_data")
     check_dtypes(model, guide, data, "data")
     if validation_data is not None:
