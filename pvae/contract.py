@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import torch
 from pyro import poutine
+from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
 from torch.distributions import constraints
 
@@ -14,6 +15,7 @@ __all__ = [
     "ContractError",
     "check_contract",
     "check_data_support",
+    "check_registered_modules",
     "check_support",
     "evaluating",
     "forked_rng",
@@ -225,3 +227,60 @@ def check_contract(model: Callable, guide: Callable | None, x: torch.Tensor) -> 
     :class:`ContractError` if the pair breaks the site contract of :mod:`pvae.models`."""
     with evaluating(model, guide):
         trace_pair(model, guide, x, "guide" if guide is not None else "prior", check=True)
+
+
+class _ModuleRegistrations(Messenger):
+    """Records every ``pyro.param`` call whose initial value is a module's own
+    :class:`torch.nn.Parameter` (what ``pyro.module(name, net)`` passes) while the store
+    returned another tensor under that name: the module computes with its own parameter, the
+    optimizer updates the store's, and neither moves."""
+
+    def __init__(self):
+        super().__init__()
+        self.stale: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+
+    def _pyro_post_param(self, msg):
+        init = msg["args"][1] if len(msg["args"]) > 1 else msg["kwargs"].get("init_tensor")
+        stored = msg["value"]
+        if isinstance(init, torch.nn.Parameter) and isinstance(stored, torch.Tensor):
+            if init is not stored and init is not getattr(stored, "unconstrained", lambda: None)():
+                self.stale[msg["name"]] = (tuple(init.shape), tuple(stored.shape))
+
+
+def check_registered_modules(model: Callable, guide: Callable | None, x: torch.Tensor) -> None:
+    """Refuse a pair whose ``pyro.module`` registrations found Pyro's param store holding other
+    tensors under the same names: what running a notebook cell that builds new networks a
+    second time without ``pyro.clear_param_store()`` leaves. ``pyro.module(name, net)`` then
+    records the store's old tensors as the parameters (the ones an optimizer updates) while
+    ``net`` computes with its own, so training would move neither; with a changed
+    architecture the shapes differ too.
+
+    :raises ContractError: naming the parameters (and the shapes, where they differ) and the
+        two ways out.
+    """
+    spy = _ModuleRegistrations()
+    with evaluating(model, guide), spy:
+        trace_pair(model, guide, x, "guide" if guide is not None else "prior", check=False)
+    if not spy.stale:
+        return
+    names = sorted(spy.stale)
+    changed = [
+        f"{name}: the module's {own}, the store's {stored}"
+        for name, (own, stored) in sorted(spy.stale.items())
+        if own != stored
+    ]
+    shapes = f"; their shapes differ ({'; '.join(changed[:3])})" if changed else ""
+    continuing = (
+        ""
+        if changed
+        else ", or register with pyro.module(name, net, update_module_params=True) to continue "
+        "from the stored values"
+    )
+    raise ContractError(
+        f"{len(names)} module parameters registered with pyro.module ({', '.join(names[:4])}"
+        f"{', ...' if len(names) > 4 else ''}) are not the tensors Pyro's param store holds "
+        f"under their names{shapes}. The store keeps an earlier run's parameters: the module "
+        "would compute with its own while the optimizer updated the store's, and training "
+        f"would move neither. Call pyro.clear_param_store() before building the pair "
+        f"again{continuing}"
+    )

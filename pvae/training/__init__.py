@@ -11,6 +11,7 @@ from pvae.training.objectives import ELBOS, KLWeight
 from pvae.training.optim import JointOptim, default_optimizer
 from pvae.training.schedules import kl_cyclical, kl_warmup
 from pvae.training.state import FitState, History
+from pvae.training.step import UnusedParameterWarning
 from pvae.training.watchdog import IllPosedWarning, Watchdog
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "JointOptim",
     "KLWeight",
     "NonFiniteError",
+    "UnusedParameterWarning",
     "Watchdog",
     "default_optimizer",
     "fit",

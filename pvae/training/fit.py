@@ -13,7 +13,12 @@ import torch
 from pyro.optim import PyroOptim
 from tqdm import tqdm
 
-from pvae.contract import check_contract, check_data_support, forked_rng
+from pvae.contract import (
+    check_contract,
+    check_data_support,
+    check_registered_modules,
+    forked_rng,
+)
 from pvae.estimation.terms import elbo_terms
 from pvae.training.nonfinite import NONFINITE
 from pvae.training.objectives import ELBOS
@@ -328,6 +333,7 @@ def fit(
     with forked_rng(data):
         check_contract(model, guide, data[:2])  # before anything runs the pair on more data
         check_data_support(model, guide, data)  # every point, before any step
+        check_registered_modules(model, guide, data[:2])  # no stale parameters in the store
 
     start = 0 if resume is None else resume.epochs_done
     if resume is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable
 
 import pyro
@@ -24,7 +25,14 @@ from pvae.training.nonfinite import (
 from pvae.training.objectives import ELBOS, KLWeight
 from pvae.training.snapshot import LastGood, give_up
 
-__all__ = ["GuardedStep"]
+__all__ = ["GRADIENT_CHECK_STEPS", "GuardedStep", "UnusedParameterWarning"]
+
+GRADIENT_CHECK_STEPS = 5  # the first steps of a fit call over which every parameter must move
+
+
+class UnusedParameterWarning(UserWarning):
+    """Parameters in the trace of the pair received no gradient over the first steps of
+    :func:`fit`: the loss does not depend on them, and training leaves them where they are."""
 
 
 def _scaled(program: Callable) -> Callable:
@@ -98,6 +106,8 @@ class GuardedStep:
         self.checked = is_validation_enabled()  # the user's pyro.enable_validation setting
         self.modules = [m for m in (model, guide) if isinstance(m, torch.nn.Module)]
         self.last_good = LastGood(self.modules, optimizer, epochs_done)
+        self.unused: dict[str, torch.Tensor] | None = None  # no gradient yet, by name
+        self.steps_checked = 0
 
     def run_epoch(
         self, epoch: int, beta: float, order: torch.Tensor, progress: Callable[[int], object]
@@ -160,6 +170,7 @@ class GuardedStep:
                 progress(-step)
                 return total, failure
             params = {node["value"].unconstrained() for node in capture.trace.nodes.values()}
+            self.note_gradients(capture.trace)
             self.last_good.note(params)
             if not (
                 math.isfinite(loss) and all_finite([p.grad for p in params if p.grad is not None])
@@ -177,6 +188,38 @@ class GuardedStep:
             progress(-(step + 1))
             return total, failure
         return total / self.num_points**2, None
+
+    def note_gradients(self, trace) -> None:
+        """Over the first :data:`GRADIENT_CHECK_STEPS` steps (or the first epoch's, if
+        fewer), keep the parameters of the
+        step's ``trace`` that received no gradient (none, or exactly zero) on every one of
+        them; then warn once, naming them (:class:`UnusedParameterWarning`)."""
+        if self.steps_checked >= GRADIENT_CHECK_STEPS:
+            return
+        unmoved = {}
+        for name, node in trace.nodes.items():
+            grad = node["value"].unconstrained().grad
+            if grad is None or not bool(grad.any()):
+                unmoved[name] = node
+        if self.unused is None:
+            self.unused = unmoved
+        else:
+            self.unused = {k: v for k, v in self.unused.items() if k in unmoved}
+        self.steps_checked += 1
+        if self.steps_checked in (GRADIENT_CHECK_STEPS, self.num_batches):
+            steps, self.steps_checked = self.steps_checked, GRADIENT_CHECK_STEPS
+            if self.unused:
+                names = sorted(self.unused)
+                warnings.warn(
+                    f"{len(names)} parameters received no gradient in the first {steps} "
+                    f"steps ({', '.join(names[:5])}"
+                    f"{', ...' if len(names) > 5 else ''}): the loss does not depend on them "
+                    "and training leaves them where they are. Is each one used by the model "
+                    "or the guide (or left in Pyro's param store by an earlier pair under the "
+                    "same name)?",
+                    UnusedParameterWarning,
+                    stacklevel=5,  # the caller of fit
+                )
 
     def diagnose(
         self,

@@ -253,7 +253,7 @@ def test_pyro_checks_run_on_each_epochs_first_step(ppca, validation, every_step)
         validate_every_step=every_step,
         progress=False,
     )
-    seen = seen[2:]  # the contract and the data-support checks before training
+    seen = seen[3:]  # the contract, data-support and module checks before training
     first_steps = [True, False, False] * 2
     expected = [validation and (every_step or first) for first in first_steps]
     assert seen == expected
