@@ -43,7 +43,11 @@ NAN[3, 2] = float("nan")
         ({"kl_weight": -0.5}, ValueError, "kl_weight must be >= 0, got -0.5"),
         ({"kl_weight": lambda e: -1.0}, ValueError, r"kl_weight\(0\) must be >= 0, got -1.0"),
         ({"monitor_size": -1}, ValueError, "monitor_size must be a non-negative integer, got -1"),
-        ({"validation_data": torch.rand(5, 3)}, ValueError, "validation_data must have 4 entries per point"),
+        (
+            {"validation_data": torch.rand(5, 3)},
+            ValueError,
+            "validation_data must have 4 entries per point",
+        ),
         ({"validation_data": GOOD.float()}, TypeError, "validation_data has dtype torch.float32"),
         ({"kl_weight": kl_warmup(3, start=0.5)}, None, None),
     ],

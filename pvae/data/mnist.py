@@ -206,7 +206,8 @@ def load_mnist(
     ``http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/`` (Fashion-MNIST).
 
     Images are flattened to rows of ``rows × cols`` pixels (784 for the official files), or with
-    ``images=True`` kept as ``(1, rows, cols)`` images (for a convolutional pair), and scaled as :func:`from_levels` scales 256 grey levels: :math:`x / 255` by default,
+    ``images=True`` kept as ``(1, rows, cols)`` images (for a convolutional pair), and scaled as
+    :func:`from_levels` scales 256 grey levels: :math:`x / 255` by default,
     ``dequantize=True`` for :math:`(x + u) / 256` with :math:`u \sim U[0, 1)` (one stream from
     ``seed``, training images first), ``binarize=True`` for :math:`x / 255 > 0.5`.
 
