@@ -1,6 +1,7 @@
 """Training: SVI over minibatches with a guard against non-finite steps, resumable."""
 
 from pvae.training.fit import fit
+from pvae.training.iwae import IWAE
 from pvae.training.nonfinite import (
     LR_FACTOR,
     MAX_HALVINGS,
@@ -16,6 +17,7 @@ from pvae.training.watchdog import IllPosedWarning, Watchdog
 
 __all__ = [
     "ELBOS",
+    "IWAE",
     "LR_FACTOR",
     "MAX_HALVINGS",
     "NONFINITE",

@@ -21,7 +21,7 @@ from pvae.contract import (
 )
 from pvae.estimation.terms import elbo_terms
 from pvae.training.nonfinite import NONFINITE
-from pvae.training.objectives import ELBOS
+from pvae.training.objectives import ELBOS, IWAE_OBJECTIVES
 from pvae.training.optim import default_optimizer
 from pvae.training.state import FitState, History
 from pvae.training.step import GuardedStep
@@ -129,6 +129,16 @@ def _check_fit_args(
     check_positive_float(lr, "lr")
     check_choice(elbo, "elbo", ELBOS)
     num_particles = check_positive_int(num_particles, "num_particles")
+    if elbo in IWAE_OBJECTIVES:
+        if num_particles < 2:
+            raise ValueError(
+                f"elbo={elbo!r} needs num_particles = K >= 2 importance samples per point "
+                f"(K = 1 is the ELBO), got {num_particles}"
+            )
+        if callable(kl_weight) or kl_weight != 1:
+            raise ValueError(
+                f"elbo={elbo!r} has no KL weight: kl_weight must be 1, got {kl_weight!r}"
+            )
     check_positive_int(max_plate_nesting, "max_plate_nesting")
     check_bool(validate_every_step, "validate_every_step")
     check_bool(progress, "progress")
@@ -210,7 +220,8 @@ def fit(
     resume: FitState | None = None,
     progress: bool = True,
 ) -> History:
-    r"""Fit ``model`` and ``guide`` to ``data`` by maximising the ELBO with Pyro's SVI.
+    r"""Fit ``model`` and ``guide`` to ``data`` by maximising the ELBO (or the IWAE bound,
+    ``elbo="iwae"``) with Pyro's SVI.
 
     Each epoch visits every point once in a fresh random order, in minibatches of
     ``batch_size``. A minibatch of :math:`B` of the :math:`N` points is scaled by
@@ -266,9 +277,16 @@ def fit(
         including the epochs already done.
     :param int batch_size: points per step (default 128); ``≥ N`` gives full-batch steps.
     :param float lr: Adam learning rate (default 1e-3).
-    :param str elbo: ``"meanfield"`` (``TraceMeanField_ELBO``: analytic KL where it exists,
-        default) or ``"trace"`` (``Trace_ELBO``: Monte Carlo KL). Same expectation.
-    :param int num_particles: samples of z per point and step, vectorized (default 1).
+    :param str elbo: the objective: ``"meanfield"`` (``TraceMeanField_ELBO``: analytic KL
+        where it exists, default), ``"trace"`` (``Trace_ELBO``: Monte Carlo KL; the same
+        expectation for a guide whose latent sites are independent given x, which
+        ``TraceMeanField_ELBO`` assumes), or the IWAE bound with K = ``num_particles`` ≥ 2
+        samples per point (:class:`~pvae.training.IWAE`): ``"iwae"`` (reparameterized
+        gradients) or ``"iwae-dreg"`` (doubly-reparameterized gradients for the guide).
+        With an IWAE objective the epoch's ``loss`` is −L_K per point and ``kl_weight``
+        must be 1; the monitoring still reports the ELBO.
+    :param int num_particles: samples of z per point and step, vectorized (default 1); K for
+        the IWAE objectives.
     :param kl_weight: β ≥ 0, a number or a function of the epoch (e.g. :func:`kl_warmup`);
         default 1 (the ELBO).
     :param int seed: if given, ``pyro.set_rng_seed(seed)`` (torch, numpy and ``random``)

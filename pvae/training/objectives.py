@@ -1,13 +1,24 @@
-"""The SVI objectives by name (``Trace_ELBO``, ``TraceMeanField_ELBO``) and the KL weight β."""
+"""The SVI objectives by name (``Trace_ELBO``, ``TraceMeanField_ELBO``, the IWAE bound) and the
+KL weight β."""
 
 from __future__ import annotations
+
+import functools
 
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from pyro.poutine.messenger import Messenger
 
-__all__ = ["ELBOS", "KLWeight"]
+from pvae.training.iwae import IWAE
 
-ELBOS = {"trace": Trace_ELBO, "meanfield": TraceMeanField_ELBO}
+__all__ = ["ELBOS", "IWAE_OBJECTIVES", "KLWeight"]
+
+ELBOS = {
+    "trace": Trace_ELBO,
+    "meanfield": TraceMeanField_ELBO,
+    "iwae": IWAE,
+    "iwae-dreg": functools.partial(IWAE, dreg=True),
+}
+IWAE_OBJECTIVES = ("iwae", "iwae-dreg")  # K = num_particles; no KL weight
 
 
 class KLWeight(Messenger):
