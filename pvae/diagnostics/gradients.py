@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 from pyro import poutine
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from pvae.contract import evaluating
 from pvae.validation import check_bool, check_choice, check_pair_data, check_positive_int

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pyro
 import pyro.distributions as dist
 import torch
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from pvae.contract import (
     ContractError,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from pvae import tables
 from pvae.data.catalog import check_data_choice, load_dataset

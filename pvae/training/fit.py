@@ -11,7 +11,7 @@ import pyro
 import pyro.optim
 import torch
 from pyro.optim import PyroOptim
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from pvae.contract import (
     check_contract,
@@ -95,6 +95,10 @@ def _fit_state(
         cuda_rng=torch.cuda.get_rng_state_all() if data.device.type == "cuda" else None,
         watchdog=None if watchdog is None else watchdog.get_state(),
     )
+
+
+# tqdm's default bar with the epochs done to one decimal (the steps move it by fractions).
+_BAR = "{l_bar}{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 
 
 def _check_fit_args(
@@ -320,7 +324,9 @@ def fit(
         checkpoint; on a forked RNG, so it does not change training.
     :param FitState resume: continue the run this state came from (above); ``None``
         (default) starts afresh.
-    :param bool progress: show a tqdm progress bar (default ``True``).
+    :param bool progress: show a progress bar in epochs (``tqdm.auto``: a widget in Jupyter),
+        moved by each step's fraction, with the last epoch's loss and ELBO in its postfix
+        (default ``True``).
     :returns: the per-epoch :class:`History` (with ``resume``, from the run's first epoch).
     :raises NonFiniteError: after a non-finite step (``on_nonfinite="raise"``) or after
         :data:`MAX_HALVINGS` learning-rate halvings in a row (``"lower-lr"``).
@@ -386,7 +392,7 @@ def fit(
         if data.device.type == "cuda":
             torch.cuda.set_rng_state_all(resume.cuda_rng)
     bar = tqdm(
-        total=(epochs - start) * step.num_batches, disable=not progress, desc="fit", unit="step"
+        total=epochs - start, disable=not progress, desc="fit", unit="epoch", bar_format=_BAR
     )
 
     # Each end-of-epoch hook takes the history, whose length is the epochs done.
@@ -414,7 +420,11 @@ def fit(
             beta = kl_weight(epoch) if callable(kl_weight) else kl_weight
             check_nonnegative_float(beta, f"kl_weight({epoch})")
             order = torch.randperm(data.shape[0], generator=generator).to(data.device)
-            loss, halvings = step.run_epoch(epoch, beta, order, bar.update)
+            # Steps move the bar by fractions of an epoch; the epoch's end sets it exactly.
+            loss, halvings = step.run_epoch(
+                epoch, beta, order, lambda steps: bar.update(steps / step.num_batches)
+            )
+            bar.n = epoch + 1 - start
             record = {"epoch": epoch + 1, "loss": loss, "kl_weight": beta}
             if on_nonfinite == "lower-lr":
                 record["lr_halvings"] = halvings
