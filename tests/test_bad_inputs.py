@@ -665,7 +665,7 @@ def fit_argument_cases() -> list[Case]:
         case(
             "`elbo='Trace'`",
             ValueError,
-            "elbo must be one of ['meanfield', 'trace'], got 'Trace'",
+            "elbo must be one of ['iwae', 'iwae-dreg', 'meanfield', 'trace'], got 'Trace'",
             elbo="Trace",
         ),
         case(
@@ -1183,7 +1183,11 @@ def gradient_and_diagnostic_cases() -> list[Case]:
         grad(
             "`num_particles=0`", "num_particles must be a positive integer, got 0", num_particles=0
         ),
-        grad("`elbo='x'`", "elbo must be one of ['meanfield', 'trace'], got 'x'", elbo="x"),
+        grad(
+            "`elbo='x'`",
+            "elbo must be one of ['iwae', 'iwae-dreg', 'meanfield', 'trace'], got 'x'",
+            elbo="x",
+        ),
         grad("`progress='no'`", "progress must be True or False, got 'no'", progress="no"),
         diag("`threshold=0`", "threshold must be > 0, got 0", threshold=0),
         diag(

@@ -192,14 +192,15 @@ class GuardedStep:
     def note_gradients(self, trace) -> None:
         """Over the first :data:`GRADIENT_CHECK_STEPS` steps (or the first epoch's, if
         fewer), keep the parameters of the
-        step's ``trace`` that received no gradient (none, or exactly zero) on every one of
+        step's ``trace`` that received no gradient (the loss's graph does not reach them; a
+        gradient of exactly zero, as at a stationary point, is not counted) on every one of
         them; then warn once, naming them (:class:`UnusedParameterWarning`)."""
         if self.steps_checked >= GRADIENT_CHECK_STEPS:
             return
         unmoved = {}
         for name, node in trace.nodes.items():
             grad = node["value"].unconstrained().grad
-            if grad is None or not bool(grad.any()):
+            if grad is None:  # not in the loss's graph (a zero gradient can be a stationary point)
                 unmoved[name] = node
         if self.unused is None:
             self.unused = unmoved
