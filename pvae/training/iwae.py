@@ -26,6 +26,11 @@ def _latent_sites(guide_trace) -> list[dict]:
     return sites
 
 
+def _log_density(sites, shape: tuple[int, int]) -> torch.Tensor:
+    """Σ of the sites' log-densities, one per (draw, point)."""
+    return sum(site_log_prob(site, shape) for site in sites)
+
+
 def _scale(model_trace, guide_trace) -> float:
     """The one scale of every site (``fit``'s N / B): the IWAE bound has no KL weight."""
     scales = {
@@ -123,8 +128,8 @@ class IWAE:
         shape = self._shape(model_trace)
         latent = _latent_sites(guide_trace)
         scale = _scale(model_trace, guide_trace)
-        log_p = sum(site_log_prob(site, shape) for site in sample_sites(model_trace))
-        log_q = sum(site_log_prob(site, shape) for site in latent)
+        log_p = _log_density(sample_sites(model_trace), shape)
+        log_q = _log_density(latent, shape)
         log_w = log_p - log_q
         bound = torch.logsumexp(log_w, 0) - math.log(self.num_particles)
         loss = -scale * bound.sum()
@@ -138,10 +143,8 @@ class IWAE:
             detached.nodes[site["name"]] = {**site, "value": site["value"].detach()}
         with particles:
             fixed = poutine.trace(poutine.replay(model, trace=detached)).get_trace(*args, **kwargs)
-        log_p_fixed = sum(site_log_prob(site, shape) for site in sample_sites(fixed))
-        log_q_fixed = sum(
-            site_log_prob({**site, "value": site["value"].detach()}, shape) for site in latent
-        )
+        log_p_fixed = _log_density(sample_sites(fixed), shape)
+        log_q_fixed = _log_density(sample_sites(detached), shape)
         weights = torch.softmax(log_w.detach(), 0)
         path = (log_p - log_p_fixed) - (log_q - log_q_fixed)
         surrogate = (weights * log_p_fixed).sum() + (weights.pow(2) * path).sum()
@@ -149,18 +152,16 @@ class IWAE:
 
     @staticmethod
     def _check_independent(latent: list[dict]) -> None:
-        values = [site["value"] for site in latent]
         for site in latent:
-            others = [v for v, s in zip(values, latent, strict=True) if s is not site]
-            others = [v for v in others if v.requires_grad]
-            if not others:
-                continue
+            others = [s for s in latent if s is not site and s["value"].requires_grad]
             density = site["fn"].log_prob(site["value"].detach()).sum()
-            if not density.requires_grad:
+            if not others or not density.requires_grad:
                 continue
-            grads = torch.autograd.grad(density, others, allow_unused=True, retain_graph=True)
-            if any(g is not None for g in grads):
-                names = [s["name"] for s in latent if s is not site]
+            grads = torch.autograd.grad(
+                density, [s["value"] for s in others], allow_unused=True, retain_graph=True
+            )
+            names = [s["name"] for s, g in zip(others, grads, strict=True) if g is not None]
+            if names:
                 raise ContractError(
                     f"doubly-reparameterized gradients need each guide site's distribution free "
                     f"of the other latent draws, but guide site {site['name']!r} depends on "

@@ -106,7 +106,7 @@ class GuardedStep:
         self.checked = is_validation_enabled()  # the user's pyro.enable_validation setting
         self.modules = [m for m in (model, guide) if isinstance(m, torch.nn.Module)]
         self.last_good = LastGood(self.modules, optimizer, epochs_done)
-        self.unused: dict[str, torch.Tensor] | None = None  # no gradient yet, by name
+        self.unused: set[str] | None = None  # parameters with no gradient yet, by name
         self.steps_checked = 0
 
     def run_epoch(
@@ -197,15 +197,11 @@ class GuardedStep:
         them; then warn once, naming them (:class:`UnusedParameterWarning`)."""
         if self.steps_checked >= GRADIENT_CHECK_STEPS:
             return
-        unmoved = {}
-        for name, node in trace.nodes.items():
-            grad = node["value"].unconstrained().grad
-            if grad is None:  # not in the loss's graph (a zero gradient can be a stationary point)
-                unmoved[name] = node
-        if self.unused is None:
-            self.unused = unmoved
-        else:
-            self.unused = {k: v for k, v in self.unused.items() if k in unmoved}
+        # Not in the loss's graph (a zero gradient can be a stationary point).
+        unreached = {
+            n for n, node in trace.nodes.items() if node["value"].unconstrained().grad is None
+        }
+        self.unused = unreached if self.unused is None else self.unused & unreached
         self.steps_checked += 1
         if self.steps_checked in (GRADIENT_CHECK_STEPS, self.num_batches):
             steps, self.steps_checked = self.steps_checked, GRADIENT_CHECK_STEPS
