@@ -11,13 +11,14 @@ from pyro import poutine
 from tqdm.auto import tqdm
 
 from pvae.contract import evaluating
+from pvae.display import Displayed
 from pvae.validation import check_bool, check_choice, check_pair_data, check_positive_int
 
 __all__ = ["GradientMoments", "gradient_variance"]
 
 
-@dataclass
-class GradientMoments:
+@dataclass(repr=False)
+class GradientMoments(Displayed):
     """What :func:`gradient_variance` returns: per Pyro parameter name, the mean and the
     variance over draws of each element of the gradient of the loss (−ELBO) with respect to the
     parameter's unconstrained value (what the optimizer steps).
@@ -30,6 +31,17 @@ class GradientMoments:
     mean: dict[str, torch.Tensor]
     variance: dict[str, torch.Tensor]
     num_draws: int
+
+    def _display(self):
+        title = (
+            f"GradientMoments: SVI's gradient of the loss over {self.num_draws} independent draws, "
+            f"{len(self.variance)} parameters"
+        )
+        rows = [("total variance", f"{self.total_variance():.4g} (summed over every element)")]
+        for name, variance in self.summary().items():
+            size = self.variance[name].numel()
+            rows.append((name, f"variance {variance:.4g} (summed over {size} element(s))"))
+        return title, rows
 
     def total_variance(self) -> float:
         """The trace of the gradient's covariance: the variance summed over every element of

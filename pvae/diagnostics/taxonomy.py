@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from pvae.display import Displayed
 from pvae.theory.ppca import active_dimensions
 from pvae.validation import check_positive_float
 
@@ -33,8 +34,8 @@ CATEGORIES = {
 DEGENERATE_VARIANCE_RATIO = 1e-3
 
 
-@dataclass
-class LatentDiagnostics:
+@dataclass(repr=False)
+class LatentDiagnostics(Displayed):
     r"""Per latent dimension, over the whole data set (every field has shape ``(q,)`` but
     ``mutual_information``, a scalar, and ``scales``, ``(n, q)``).
 
@@ -76,13 +77,50 @@ class LatentDiagnostics:
     def latent_dim(self) -> int:
         return self.active.shape[0]
 
+    def _display(self):
+        title = (
+            f"LatentDiagnostics: {self.num_active} of {self.latent_dim} latent units active "
+            f"(activity Cov_x E_q[z_u | x] > 0.01) over {self.scales.shape[0]} points"
+        )
+        learned = {True: "learned", False: "fixed", None: "unknown (the model does not say)"}
+        bound = self.log_density_bound
+        rows = [
+            ("KL(q ‖ p)", f"{self.kl_per_dim.sum().item():.4g} nats per point (closed form)"),
+            (
+                "I(x; z)",
+                f"{self.mutual_information:.4g} nats (Monte Carlo, aggregate posterior; no se)",
+            ),
+            ("reconstruction", f"{self.reconstruction_error:.4g} (‖x − E[x | z = E_q z]‖²)"),
+        ]
+        if math.isnan(self.decoder_variance):
+            rows.append(("decoder variance", "none (not a Normal likelihood)"))
+        else:
+            rows.append(
+                (
+                    "decoder variance",
+                    f"{self.decoder_variance:.4g} mean, {self.min_decoder_variance:.3g} smallest "
+                    f"(at the posterior means); {learned[self.variance_learned]}",
+                )
+            )
+        rows.append(
+            (
+                "bound on log p(x)",
+                "not stated by the model (unknown)"
+                if math.isnan(bound)
+                else "none"
+                if math.isinf(bound)
+                else f"{bound:.4g} nats per point",
+            )
+        )
+        return title, rows
+
     def report(self, *, reference_error: float | None = None) -> CollapseReport:
         """:func:`collapse_report` of these diagnostics."""
         return collapse_report(self, reference_error=reference_error)
 
 
-@dataclass
-class CollapseReport:
+@dataclass(repr=False)
+class CollapseReport(Displayed):
     """What :func:`collapse_report` finds: for each category of :data:`CATEGORIES` a verdict,
     ``"indicated"``, ``"possible"``, ``"not indicated"`` or ``"unknown"`` (the evidence it
     needs is not there: a model that states no variance_learned), and the evidence behind it.
@@ -97,6 +135,16 @@ class CollapseReport:
     def indicated(self) -> list[str]:
         """The categories the evidence points to."""
         return [key for key, verdict in self.verdicts.items() if verdict == "indicated"]
+
+    def _display(self):
+        title = (
+            f"CollapseReport (Dai, Wang & Wipf 2020): {self.num_active} of {self.latent_dim} "
+            "latent units active; str() gives the reasons"
+        )
+        return title, [
+            (f"({key}) {CATEGORIES[key]}", verdict, self.reasons[key])
+            for key, verdict in self.verdicts.items()
+        ]
 
     def __str__(self) -> str:
         lines = [f"active units: {self.num_active} of {self.latent_dim}"]

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from scipy import stats
 
+from pvae.display import Displayed
 from pvae.validation import check_positive_float, check_positive_int
 
 __all__ = [
@@ -283,8 +284,8 @@ def collapsed_points(
     return torch.nonzero(memorised).flatten().tolist()
 
 
-@dataclass(frozen=True)
-class Verdict:
+@dataclass(frozen=True, repr=False)
+class Verdict(Displayed):
     """What a run shows, and why.
 
     :ivar status: ``"diverging"`` (training log p̂ rising while the smallest variance falls
@@ -306,6 +307,11 @@ class Verdict:
     held_out: Trend | None
     variance: Trend | None
     rung: Rung
+
+    def _display(self):
+        rows = [("summary", self.summary), ("rung", str(self.rung))]
+        rows += [(f"finding {i}", reason) for i, reason in enumerate(self.reasons, 1)]
+        return f"Verdict: {self.status}", rows
 
     def __str__(self) -> str:
         return "\n".join((f"{self.status}: {self.summary}", *(f"- {r}" for r in self.reasons)))

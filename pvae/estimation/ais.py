@@ -44,6 +44,7 @@ from pvae.contract import (
     site_log_prob,
     trace_pair,
 )
+from pvae.display import Displayed, with_error
 from pvae.estimation.memory import check_pass_options, parse_memory, peak_memory
 from pvae.estimation.passes import DEFAULT_MAX_MEMORY
 from pvae.estimation.result import log_mean_weight, point_summary
@@ -77,8 +78,8 @@ def sigmoid_schedule(num_steps: int, sharpness: float = 4.0) -> torch.Tensor:
     return (beta - beta[0]) / (beta[-1] - beta[0])
 
 
-@dataclass
-class AISEstimate:
+@dataclass(repr=False)
+class AISEstimate(Displayed):
     """Per-data-point results of :func:`ais`; every tensor field has shape ``(n,)`` but
     ``log_weights`` ``(n, C)`` and ``increments`` ``(n, C, T)``.
 
@@ -105,6 +106,30 @@ class AISEstimate:
 
     def __len__(self) -> int:
         return self.estimate.shape[0]
+
+    def _display(self):
+        title = (
+            f"AISEstimate: log p̂(x) by annealed importance sampling (HMC; {self.proposal} "
+            f"start, T = {self.num_steps} steps, C = {self.num_chains} chains) of {len(self)} "
+            "points"
+        )
+        if len(self) == 0:
+            return title, []
+        summary = self.summary()
+        return title, [
+            (
+                "log p̂(x)",
+                f"{with_error(summary['log_marginal'], summary['stderr_mc'])} nats per point "
+                "(mean; Monte Carlo se over chains)",
+            ),
+            ("across points", f"se {summary['stderr_points']:.2g} (the points' spread / √n)"),
+            ("acceptance", f"{summary['acceptance']:.2f} (HMC, mean over chains and steps)"),
+            (
+                "trust",
+                "a lower bound in expectation, with no status of its own: bdmc() measures "
+                "its gap on simulated data; ImportanceEstimate.status_given(ais) reads it",
+            ),
+        ]
 
     def summary(self) -> dict[str, float]:
         """Averages over the points: the mean estimate, its Monte Carlo standard error
@@ -523,8 +548,8 @@ def _run_block(model, guide, block, names, betas, num_chains, num_leapfrog, step
     )
 
 
-@dataclass
-class BDMCResult:
+@dataclass(repr=False)
+class BDMCResult(Displayed):
     """:func:`bdmc`'s sandwich per simulated point, shape ``(n,)`` each.
 
     :ivar lower: forward AIS, a stochastic lower bound on log p(x).
@@ -543,6 +568,32 @@ class BDMCResult:
     width: torch.Tensor
     data: torch.Tensor
     forward: AISEstimate
+
+    def __len__(self) -> int:
+        return self.lower.shape[0]
+
+    def _display(self):
+        n = len(self)
+        title = (
+            f"BDMCResult: the BDMC sandwich of log p(x) on {n} simulated points (forward and "
+            f"reverse AIS, T = {self.forward.num_steps} steps, C = {self.forward.num_chains} "
+            "chains)"
+        )
+        if n == 0:
+            return title, []
+
+        def mean(values, stderr):
+            return with_error(values.mean().item(), (stderr.pow(2).sum().sqrt() / n).item())
+
+        return title, [
+            ("lower", f"{mean(self.lower, self.lower_stderr)} nats per point (forward AIS)"),
+            ("upper", f"{mean(self.upper, self.upper_stderr)} nats per point (reverse AIS)"),
+            (
+                "width",
+                f"{self.width.mean().item():.3g} mean, {self.width.max().item():.3g} largest "
+                "(nats): bounds AIS's error, in expectation, on data like the model's own",
+            ),
+        ]
 
 
 def simulate(model, like: torch.Tensor, num_points: int):

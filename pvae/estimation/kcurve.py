@@ -7,14 +7,15 @@ from dataclasses import dataclass
 
 import torch
 
+from pvae.display import Displayed, with_error
 from pvae.estimation.result import log_mean_weight
 from pvae.validation import check_positive_int
 
 __all__ = ["KCurve", "k_curve"]
 
 
-@dataclass
-class KCurve:
+@dataclass(repr=False)
+class KCurve(Displayed):
     """log p̂ on the first k of the same K draws, for each k of ``num_samples``.
 
     :ivar num_samples: the k, increasing, shape ``(m,)``.
@@ -27,6 +28,19 @@ class KCurve:
     per_point: torch.Tensor
     mean: torch.Tensor
     stderr_mc: torch.Tensor
+
+    def _display(self):
+        title = (
+            f"KCurve: log p̂(x) by importance sampling on the first k of the same draws, mean "
+            f"of {self.per_point.shape[0]} points (nats; Monte Carlo se)"
+        )
+        rows = [
+            (f"k = {k}", with_error(mean, se))
+            for k, mean, se in zip(
+                self.num_samples.tolist(), self.mean.tolist(), self.stderr_mc.tolist(), strict=True
+            )
+        ]
+        return title, rows
 
 
 def k_curve(result, num_samples=None) -> KCurve:

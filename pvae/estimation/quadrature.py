@@ -10,6 +10,7 @@ import torch
 from pyro import poutine
 
 from pvae.contract import evaluating, sample_sites, site_log_prob, trace_pair
+from pvae.display import Displayed
 from pvae.validation import check_data, check_model_data, check_positive_int
 
 __all__ = ["QuadratureEstimate", "log_marginal_quadrature"]
@@ -18,8 +19,8 @@ __all__ = ["QuadratureEstimate", "log_marginal_quadrature"]
 WINDOW_NATS = 60.0
 
 
-@dataclass
-class QuadratureEstimate:
+@dataclass(repr=False)
+class QuadratureEstimate(Displayed):
     """Per-point results of :func:`log_marginal_quadrature`.
 
     :ivar estimate: :math:`\\log p(x)` in nats, shape ``(n,)``: composite Simpson's rule in log
@@ -42,6 +43,25 @@ class QuadratureEstimate:
 
     def __len__(self) -> int:
         return self.estimate.shape[0]
+
+    def _display(self):
+        n = len(self)
+        title = (
+            f"QuadratureEstimate: log p(x) by composite Simpson quadrature ({self.num_nodes} "
+            f"nodes per latent dimension) of {n} points"
+        )
+        if n == 0:
+            return title, []
+        spread = self.estimate.std().item() / n**0.5 if n > 1 else math.nan
+        return title, [
+            ("log p(x)", f"{self.estimate.mean().item():.6g} nats per point (mean)"),
+            ("across points", f"se {spread:.2g} (the points' spread / √n)"),
+            (
+                "quadrature error",
+                f"{self.error.max().item():.2g} nats at most (the last refinement's change); "
+                f"converged on {int(self.converged.sum())} of {n} points",
+            ),
+        ]
 
 
 def _latent_site(model, x: torch.Tensor) -> tuple[str, int, bool]:

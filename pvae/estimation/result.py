@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pvae.display import Displayed, with_error
+
 __all__ = ["ImportanceEstimate", "log_mean_weight", "point_summary"]
 
 
@@ -45,8 +47,15 @@ def point_summary(estimate: torch.Tensor, stderr: torch.Tensor) -> dict[str, flo
     }
 
 
-@dataclass
-class ImportanceEstimate:
+def _status_counts(statuses: list[str]) -> str:
+    """``"n reliable, m doubtful, k unreliable"``: how many points have each trust status."""
+    return ", ".join(
+        f"{statuses.count(status)} {status}" for status in ("reliable", "doubtful", "unreliable")
+    )
+
+
+@dataclass(repr=False)
+class ImportanceEstimate(Displayed):
     """Per-data-point results of :func:`log_marginal`; every field has shape ``(n,)``.
 
     :ivar estimate: :math:`\\log \\hat p(x)` in nats.
@@ -104,6 +113,37 @@ class ImportanceEstimate:
 
     def __len__(self) -> int:
         return self.estimate.shape[0]
+
+    def _display(self):
+        title = (
+            f"ImportanceEstimate: log p̂(x) by importance sampling ({self.proposal} proposal, "
+            f"K = {self.num_samples}) of {len(self)} points"
+        )
+        if len(self) == 0:
+            return title, []
+        summary = self.summary()
+        if self.nested is None:
+            trust = "no status: not made by log_marginal (no nested estimates)"
+        else:
+            trust = _status_counts(self.status) + " (.evidence() says why)"
+        worst = int((self.khat > 0.7).sum())
+        elbo_spread = self.elbo.std().item() / len(self) ** 0.5 if len(self) > 1 else math.nan
+        return title, [
+            (
+                "log p̂(x)",
+                f"{with_error(summary['log_marginal'], summary['stderr_mc'])} nats per point "
+                "(mean; Monte Carlo se)",
+            ),
+            ("across points", f"se {summary['stderr_points']:.2g} (the points' spread / √n)"),
+            (
+                "ELBO",
+                f"{summary['elbo']:.6g} nats per point (the mean log-weight; se across points "
+                f"{elbo_spread:.2g})",
+            ),
+            ("trust", trust),
+            ("k̂ > 0.7", f"{worst} of {len(self)} points"),
+            ("ESS", f"{summary['ess']:.4g} of K = {self.num_samples} (mean over points)"),
+        ]
 
     def summary(self) -> dict[str, float]:
         """Averages over the data points: the mean estimate with its Monte Carlo and
