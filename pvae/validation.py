@@ -19,6 +19,7 @@ __all__ = [
     "check_labels",
     "check_model_data",
     "check_nonnegative_float",
+    "check_nonnegative_int",
     "check_num_levels",
     "check_pair_data",
     "check_positive_float",
@@ -149,6 +150,14 @@ def check_positive_int(value, name: str) -> int:
     """Check that ``value`` is an integer ≥ 1 (bools refused)."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_nonnegative_int(value, name: str, meaning: str = "") -> int:
+    """Check that ``value`` is an integer ≥ 0 (bools refused); ``meaning`` says what 0 means
+    in the error (e.g. ``" (0: no AIS)"``)."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer{meaning}, got {value!r}")
     return int(value)
 
 

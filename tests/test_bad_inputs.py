@@ -2050,6 +2050,52 @@ def depth_cases() -> list[Case]:
     ]
 
 
+def iwae_vs_elbo_cases() -> list[Case]:
+    from pvae.experiments import iwae_vs_elbo
+
+    def setting(bad, message, **changes):
+        return Case(
+            "pvae.experiments.iwae_vs_elbo.IWAEvsELBOSettings",
+            bad,
+            lambda tmp: iwae_vs_elbo.IWAEvsELBOSettings(**changes),
+            ValueError,
+            message,
+        )
+
+    return [
+        setting(
+            "`num_particles=1`",
+            "num_particles must be at least 2 (with K = 1 IWAE_K is the ELBO), got 1",
+            num_particles=1,
+        ),
+        setting(
+            "`seeds=(0, 0)`",
+            "seeds must name at least one seed, none twice, got (0, 0)",
+            seeds=(0, 0),
+        ),
+        setting("`seeds=0`", "seeds must be a sequence of seeds, got 0", seeds=0),
+        setting(
+            "`ais_steps=-1`",
+            "ais_steps must be a non-negative integer (0: no AIS), got -1",
+            ais_steps=-1,
+        ),
+        Case(
+            "pvae.experiments.iwae_vs_elbo.run_iwae_vs_elbo",
+            "`settings='x'`",
+            lambda tmp: iwae_vs_elbo.run_iwae_vs_elbo(tmp, settings="x"),
+            TypeError,
+            "settings must be an IWAEvsELBOSettings, got str",
+        ),
+        Case(
+            "pvae.experiments.iwae_vs_elbo.run_iwae_vs_elbo",
+            "`data` a tensor",
+            lambda tmp: iwae_vs_elbo.run_iwae_vs_elbo(tmp, data=points()),
+            TypeError,
+            "data must be a pvae.data.Split, got Tensor",
+        ),
+    ]
+
+
 def construction_cases() -> list[Case]:
     from pvae.guides.one_dimensional import OneDimensionalGuide
     from pvae.models.mattei_frellsen import MatteiFrellsen
@@ -2594,6 +2640,7 @@ CASES: list[Case] = [
     *checkpoint_cases(),
     *collapse_cases(),
     *depth_cases(),
+    *iwae_vs_elbo_cases(),
     *construction_cases(),
     *plot_cases(),
     *cli_cases(),

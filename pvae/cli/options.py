@@ -96,3 +96,11 @@ def depths_type(text: str) -> tuple[int, ...]:
     if len(set(depths)) != len(depths):
         raise argparse.ArgumentTypeError(f"--depths must not repeat a depth, got {text!r}")
     return depths
+
+
+def seeds_type(text: str) -> tuple[int, ...]:
+    """Comma-separated seeds, none twice (``0,1,2``)."""
+    seeds = tuple(seed_type(part) for part in text.split(","))
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"must not repeat a seed, got {text!r}")
+    return seeds

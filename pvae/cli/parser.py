@@ -14,6 +14,7 @@ from pvae.cli.options import (
     out_type,
     positive_type,
     seed_type,
+    seeds_type,
 )
 from pvae.data.catalog import NAMES
 from pvae.registry import GUIDES, MODELS
@@ -224,4 +225,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     collapse.add_argument("--seed", type=seed_type, default=0)
     collapse.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    iwae = experiments.add_parser(
+        "iwae-vs-elbo",
+        help="Burda et al. (2016): held-out log p̂ of Bernoulli VAEs trained by the ELBO, the "
+        "ELBO with K samples, IWAE_K and IWAE_K with DReG gradients, at the same budget",
+    )
+    iwae.add_argument("--out", type=Path, default=Path("runs/iwae_vs_elbo"), help="results folder")
+    iwae.add_argument("--epochs", type=positive_type(int), help="epochs per run (default 100)")
+    iwae.add_argument(
+        "--particles",
+        type=positive_type(int),
+        help="K, samples per point of elbo-k, iwae and iwae-dreg; at least 2 (default 16)",
+    )
+    iwae.add_argument(
+        "--seeds", type=seeds_type, help="one run of every objective per seed (default 0,1,2)"
+    )
+    iwae.add_argument(
+        "--num-samples",
+        type=positive_type(int),
+        help="K of the held-out importance-sampling estimate (default 5000)",
+    )
+    iwae.add_argument(
+        "--ais-steps",
+        type=nonnegative_int_type,
+        help="T of the held-out AIS estimate that must confirm IS's differences; 0: no AIS "
+        "(the verdict then reads the trust status) (default 100)",
+    )
+    _data_arguments(iwae)
+    iwae.add_argument(
+        "--max-points",
+        type=positive_type(int),
+        help="use at most N training and N held-out points (a seeded random subset)",
+    )
+    iwae.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser

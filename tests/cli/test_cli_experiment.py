@@ -1,4 +1,4 @@
-"""``pvae experiment``: the collapse-depth experiment end to end, and its flag checks."""
+"""``pvae experiment``: collapse-depth and iwae-vs-elbo end to end, and their flag checks."""
 
 import json
 import subprocess
@@ -50,7 +50,7 @@ def test_help_lists_the_experiment():
     result = subprocess.run(
         ["pvae", "experiment", "--help"], capture_output=True, text=True, check=True, cwd=ROOT
     )
-    assert "collapse-depth" in result.stdout
+    assert "collapse-depth" in result.stdout and "iwae-vs-elbo" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -86,3 +86,43 @@ def test_bad_values_exit_with_a_named_error(tmp_path, capsys):
     assert code == 2
     error = capsys.readouterr().err
     assert "pvae experiment collapse-depth: error:" in error and str(missing) in error
+
+
+def test_iwae_vs_elbo_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    flags = ["--epochs", "1", "--particles", "3", "--seeds", "4", "--num-samples", "32"]
+    flags += ["--ais-steps", "3", "--max-points", "40", "--out", str(out), "--no-progress"]
+    code = main(["experiment", "iwae-vs-elbo", *flags])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "Burda et al. (2016)" in printed and "iwae-dreg − elbo-k" in printed
+    assert str(out / "iwae_vs_elbo.png") in printed
+    saved = json.loads((out / "iwae_vs_elbo.json").read_text())
+    settings = saved["settings"]
+    assert settings["epochs"] == 1 and settings["num_particles"] == 3
+    assert settings["seeds"] == [4] and settings["num_samples"] == 32
+    assert settings["ais_steps"] == 3
+    assert settings["hidden_sizes"] == [200, 200]  # the architecture stays the default
+    assert saved["num_test"] == 40 and [row["particles"] for row in saved["rows"]] == [1, 3, 3, 3]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--seeds", "0,x"], "invalid int value: 'x'"),
+        (["--seeds", "1,1"], "must not repeat a seed, got '1,1'"),
+        (["--particles", "0"], "must be > 0, got '0'"),
+    ],
+)
+def test_bad_iwae_vs_elbo_flags_are_refused_by_the_parser(flags, message, capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["experiment", "iwae-vs-elbo", *flags])
+    assert raised.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_one_particle_is_refused_naming_the_flag(capsys):
+    assert main(["experiment", "iwae-vs-elbo", "--particles", "1", "--no-progress"]) == 2
+    assert "pvae experiment iwae-vs-elbo: error: --particles must be at least 2" in (
+        capsys.readouterr().err
+    )

@@ -18,6 +18,7 @@ from pvae.plots import (
     plot_demo,
     plot_history,
     plot_interpolation,
+    plot_iwae_vs_elbo,
     plot_khat,
     plot_latent_grid,
     plot_latent_scatter,
@@ -486,6 +487,41 @@ def test_collapse_depth_figure_shows_the_rows():
         tallest = vertices[vertices[:, 1] == 10, 0]
         assert tallest.min() <= value <= tallest.max()
     assert (first.get_title(), second.get_title()) == ("1 hidden layer", "2 hidden layers")
+
+
+def test_iwae_vs_elbo_figure_shows_the_rows_and_differences():
+    rows = [
+        {
+            "variant": variant,
+            "seed": seed,
+            "test_log_px": -20.0 - i - seed,
+            "test_stderr_points": 0.1,
+            "test_elbo": -22.0 - i - seed,
+        }
+        for i, variant in enumerate(("elbo", "iwae"))
+        for seed in (0, 1)
+    ]
+    comparisons = [
+        {
+            "first": "iwae",
+            "second": "elbo",
+            "per_seed": [{"difference": -1.0, "stderr_points": 0.2}] * 2,
+        }
+    ]
+    histories = {
+        (variant, 0): [{"epoch": 1, "val_elbo": -30.0}, {"epoch": 2, "val_elbo": v}]
+        for variant, v in (("elbo", -25.0), ("iwae", -26.0))
+    }
+    figure = plot_iwae_vs_elbo(rows, comparisons, histories)
+    left, middle, right = figure.axes
+    drawn = sorted(float(y) for line in left.lines for y in line.get_ydata())
+    assert drawn == sorted([row["test_log_px"] for row in rows] + [r["test_elbo"] for r in rows])
+    differences = [float(y) for line in middle.lines for y in line.get_ydata()]
+    assert differences.count(-1.0) == 2
+    np.testing.assert_allclose(line_labelled(right, "iwae").get_ydata(), [-30.0, -26.0])
+    assert len(plot_iwae_vs_elbo(rows, comparisons).axes) == 2  # no histories, no third panel
+    with pytest.raises(ValueError, match="lacks"):
+        plot_iwae_vs_elbo([{"variant": "elbo"}], comparisons)
 
 
 # every figure renders
