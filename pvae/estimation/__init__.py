@@ -5,6 +5,7 @@ from pvae.estimation.ais import AISEstimate, BDMCResult, ais, bdmc
 from pvae.estimation.compare import paired_difference, unpaired_difference
 from pvae.estimation.estimators import elbo_per_point, iwae_bound, log_marginal
 from pvae.estimation.kcurve import KCurve, k_curve
+from pvae.estimation.meanfield import MeanFieldWarning, mean_field_bias
 from pvae.estimation.memory import parse_memory, peak_memory
 from pvae.estimation.psis import psis_khat
 from pvae.estimation.quadrature import QuadratureEstimate, log_marginal_quadrature
@@ -17,6 +18,7 @@ __all__ = [
     "BDMCResult",
     "ImportanceEstimate",
     "KCurve",
+    "MeanFieldWarning",
     "QuadratureEstimate",
     "ais",
     "bdmc",
@@ -27,6 +29,7 @@ __all__ = [
     "k_curve",
     "log_marginal",
     "log_marginal_quadrature",
+    "mean_field_bias",
     "paired_difference",
     "parse_memory",
     "peak_memory",

@@ -10,6 +10,7 @@ from torch.distributions import kl_divergence
 
 from pvae.contract import evaluating, observed_site, sample_sites, site_log_prob, trace_pair
 from pvae.distributions import normal_variance
+from pvae.estimation.meanfield import mean_field_bias
 from pvae.validation import check_pair_data, check_positive_int
 
 __all__ = ["elbo_terms", "min_variance"]
@@ -24,7 +25,10 @@ def elbo_terms(
         - \underbrace{\mathrm{KL}(q(z \mid x) \,\|\, p(z))}_{\text{kl}},
 
     the KL analytic where torch has it (as in ``TraceMeanField_ELBO``), else a one-sample
-    estimate. Returns ``recon``, ``kl`` and ``elbo`` (shape ``(n,)``) and ``min_variance``, the
+    estimate. At a site where the analytic KL would not have the ELBO's expectation (its prior
+    depends on a latent the guide draws from it: :func:`~pvae.estimation.mean_field_bias`)
+    the one-sample estimate is used there too, so ``elbo`` is always an unbiased estimate of
+    the ELBO. Returns ``recon``, ``kl`` and ``elbo`` (shape ``(n,)``) and ``min_variance``, the
     smallest variance of a Normal likelihood at the observed site (``nan`` for others),
     with the row of ``x`` and the pixel where it occurs (``min_variance_point``,
     ``min_variance_pixel``; −1 without a Normal likelihood).
@@ -36,7 +40,8 @@ def elbo_terms(
     """
     check_pair_data(model, guide, x, "x")
     check_positive_int(chunk_size, "chunk_size")
-    parts = [_elbo_terms(model, guide, block) for block in x.split(chunk_size)]
+    sampled = set(mean_field_bias(model, guide, x[:2]))
+    parts = [_elbo_terms(model, guide, block, sampled) for block in x.split(chunk_size)]
     terms = {key: torch.cat([part[key] for part in parts]) for key in ("recon", "kl", "elbo")}
     minima = torch.stack([part["min_variance"] for part in parts])
     # nan (no Normal likelihood) sorts last; the first chunk then stands for all
@@ -47,7 +52,9 @@ def elbo_terms(
     return terms
 
 
-def _elbo_terms(model: Callable, guide: Callable, x: torch.Tensor) -> dict[str, torch.Tensor]:
+def _elbo_terms(
+    model: Callable, guide: Callable, x: torch.Tensor, sampled: set[str]
+) -> dict[str, torch.Tensor]:
     num_rows = x.shape[0]
     with evaluating(model, guide):
         model_trace, guide_trace = trace_pair(model, guide, x, "guide", check=True)
@@ -59,9 +66,8 @@ def _elbo_terms(model: Callable, guide: Callable, x: torch.Tensor) -> dict[str, 
                 recon = recon + site_log_prob(site, (num_rows,))
                 continue
             q_site = guide_sites[site["name"]]
-            try:
-                site_kl = kl_divergence(q_site["fn"], site["fn"])
-            except NotImplementedError:
+            site_kl = None if site["name"] in sampled else _analytic_kl(q_site["fn"], site["fn"])
+            if site_kl is None:
                 site_kl = site_log_prob(q_site, (num_rows,)) - site_log_prob(site, (num_rows,))
             kl = kl + site_kl.expand(num_rows)
         variance, point, pixel = min_variance(observed_site(model_trace)["fn"], x)
@@ -73,6 +79,13 @@ def _elbo_terms(model: Callable, guide: Callable, x: torch.Tensor) -> dict[str, 
             "min_variance_point": point,
             "min_variance_pixel": pixel,
         }
+
+
+def _analytic_kl(q, p) -> torch.Tensor | None:
+    try:
+        return kl_divergence(q, p)
+    except NotImplementedError:
+        return None
 
 
 def min_variance(fn, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
