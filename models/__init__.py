@@ -14,7 +14,11 @@ model/guide pair, :class:`~pyro.nn.PyroModule` or plain function, that keeps thi
    log-density per data point (``.to_event(len(event_shape))``: ``.to_event(1)`` over flat
    pixels, ``.to_event(3)`` over ``(channels, height, width)``). Its name is
    free: pvae's models call it ``"x"``, Pyro's VAE example ``"obs"``; the tools find it in the
-   trace (:func:`pvae.contract.observed_site`).
+   trace (:func:`pvae.contract.observed_site`). A model may observe several sites there (parts
+   of ``x``, or ``x`` twice): log p̂ and the bounds sum every one, every one's support is
+   checked, and ``obs_site=`` on the tools (or :func:`pvae.contract.observing` around a block)
+   names the one whose likelihood the diagnostics read (its variance, its mean); without it
+   such a model is refused with the list of its observed sites.
 4. The latent sites (one or more) are sampled by the model (their prior) and by the guide (the
    approximate posterior) under the same names, also free (``"z"``, ``"latent"``, ...); each
    has one value per data point. A diagnostic of one latent site reads the guide's only one

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 from collections.abc import Callable
 
 import torch
@@ -21,10 +23,16 @@ __all__ = [
     "forked_rng",
     "latent_site",
     "observed_site",
+    "observed_sites",
+    "observing",
     "sample_sites",
     "site_log_prob",
     "trace_pair",
+    "with_obs_site",
 ]
+
+# The observed site the tools read, where a model observes several (None: the only one).
+_OBS_SITE: contextvars.ContextVar[str | None] = contextvars.ContextVar("obs_site", default=None)
 
 
 class ContractError(ValueError):
@@ -79,13 +87,12 @@ def sample_sites(trace):
     ]
 
 
-def observed_site(model_trace, conditioned=()) -> dict:
-    """The model's observed site in ``model_trace``: the one sample site inside
-    ``pyro.plate("data", ...)`` that observes the data, whatever its name (``"x"`` in pvae's
-    models, ``"obs"`` in Pyro's VAE example). A trace of the model under ``poutine.condition``
-    marks the conditioned sites observed too: name them in ``conditioned``.
+def observed_sites(model_trace, conditioned=()) -> list[dict]:
+    """Every sample site of the model inside ``pyro.plate("data", ...)`` that observes data,
+    whatever their names. A trace of the model under ``poutine.condition`` marks the
+    conditioned sites observed too: name them in ``conditioned``.
 
-    :raises ContractError: if there is none or more than one, listing the sample sites.
+    :raises ContractError: if there is none, listing the sample sites.
     """
     sites = sample_sites(model_trace)
     observed = [
@@ -93,19 +100,74 @@ def observed_site(model_trace, conditioned=()) -> dict:
         for site in sites
         if site["is_observed"] and _in_data_plate(site) and site["name"] not in conditioned
     ]
-    if len(observed) == 1:
-        return observed[0]
-    names = sorted(site["name"] for site in sites)
     if not observed:
+        names = sorted(site["name"] for site in sites)
         raise ContractError(
-            "the model must observe the data at one sample site inside pyro.plate('data', ...) "
+            "the model must observe the data at a sample site inside pyro.plate('data', ...) "
             f"(pyro.sample(name, ..., obs=x)); its sample sites are {names}, none observed there"
         )
+    return observed
+
+
+def observed_site(model_trace, conditioned=()) -> dict:
+    """The model's observed site in ``model_trace``, the one whose likelihood the tools read
+    (its support, its variance, its mean): the one sample site inside ``pyro.plate("data",
+    ...)`` that observes the data, whatever its name (``"x"`` in pvae's models, ``"obs"`` in
+    Pyro's VAE example), or, where the model observes several, the one named by ``obs_site=``
+    (:func:`observing`). Conditioned sites are as in :func:`observed_sites`.
+
+    :raises ContractError: if there is none, if there are several and none is named, or if the
+        named one is not among them, listing the observed sites.
+    """
+    observed = observed_sites(model_trace, conditioned)
+    names = sorted(site["name"] for site in observed)
+    chosen = _OBS_SITE.get()
+    if chosen is not None:
+        for site in observed:
+            if site["name"] == chosen:
+                return site
+        raise ContractError(
+            f"obs_site must name an observed site of the model inside the data plate, got "
+            f"{chosen!r}; its observed sites are {names}"
+        )
+    if len(observed) == 1:
+        return observed[0]
     raise ContractError(
-        f"the model observes {len(observed)} sites inside the data plate "
-        f"({sorted(site['name'] for site in observed)}); pvae scores a model with one observed "
-        "site per data point"
+        f"the model observes {len(observed)} sites inside the data plate ({names}); name the "
+        "one whose likelihood scores the data with obs_site= (log p̂ sums every observed site)"
     )
+
+
+@contextlib.contextmanager
+def observing(obs_site: str | None):
+    """Within this context every pvae tool reads ``obs_site`` as the model's observed site
+    (:func:`observed_site`); ``None`` leaves the choice to the trace (the only observed site).
+    The functions that take ``obs_site=`` enter it for their call; entering it around other
+    calls (plots, a whole notebook cell) does the same for them.
+
+    :raises ValueError: if ``obs_site`` is neither ``None`` nor a non-empty str.
+    """
+    if obs_site is not None and (not isinstance(obs_site, str) or not obs_site):
+        raise ValueError(
+            f"obs_site must be the name of a sample site (a str) or None, got {obs_site!r}"
+        )
+    token = _OBS_SITE.set(obs_site if obs_site is not None else _OBS_SITE.get())
+    try:
+        yield
+    finally:
+        _OBS_SITE.reset(token)
+
+
+def with_obs_site(function: Callable) -> Callable:
+    """Run ``function`` (which documents an ``obs_site=None`` keyword) within
+    :func:`observing` of the ``obs_site`` it is called with."""
+
+    @functools.wraps(function)
+    def wrapper(*args, obs_site: str | None = None, **kwargs):
+        with observing(obs_site):
+            return function(*args, obs_site=obs_site, **kwargs)
+
+    return wrapper
 
 
 def check_support(site, *, first_point: int = 0, repeats: int = 1) -> None:
@@ -167,7 +229,9 @@ def _check_traces(model_trace, guide_trace) -> None:
     for name, site in model_sites.items():
         if not _in_data_plate(site):
             raise ContractError(f"model site {name!r} is not inside pyro.plate('data', ...)")
-    check_support(observed_site(model_trace))
+    for site in observed_sites(model_trace):
+        check_support(site)
+    observed_site(model_trace)  # one observed site, or the one obs_site= names
     if guide_trace is None:
         return
     latent = {name for name, site in model_sites.items() if not site["is_observed"]}
@@ -219,7 +283,8 @@ def check_data_support(
             model_trace, _ = trace_pair(
                 model, guide, block, "guide" if guide is not None else "prior", check=False
             )
-            check_support(observed_site(model_trace), first_point=first)
+            for site in observed_sites(model_trace):
+                check_support(site, first_point=first)
 
 
 def check_contract(model: Callable, guide: Callable | None, x: torch.Tensor) -> None:

@@ -2034,6 +2034,21 @@ def depth_cases() -> list[Case]:
             "progress must be True or False, got 'no'",
         ),
         Case(
+            "pvae.log_marginal",
+            "`obs_site=3`",
+            lambda tmp: estimate(obs_site=3),
+            ValueError,
+            "obs_site must be the name of a sample site (a str) or None, got 3",
+        ),
+        Case(
+            "pvae.log_marginal",
+            "`obs_site='y'` (the model observes 'x')",
+            lambda tmp: estimate(obs_site="y"),
+            pvae.ContractError,
+            "obs_site must name an observed site of the model inside the data plate, got 'y'; "
+            "its observed sites are ['x']",
+        ),
+        Case(
             "pvae.diagnostics.reconstruction_error",
             "`site=3`",
             lambda tmp: estimate(diagnostics.reconstruction_error, site=3),

@@ -196,7 +196,7 @@ def vae_model(x):
         (model_without_plate, guide_without_plate, ContractError, r"site 'z' is not inside pyro"),
         # Pyro's own plate check names this one first.
         (model_without_event, vae_guide, ValueError, r"Shape mismatch inside plate\('data'\)"),
-        (model_observing_nothing, vae_guide, ContractError, "must observe the data at one sample"),
+        (model_observing_nothing, vae_guide, ContractError, "must observe the data at a sample"),
         (vae_model, guide_with_extra_site, ContractError, "must sample exactly the model's"),
     ],
 )
@@ -239,7 +239,7 @@ def test_fit_checks_the_contract_before_the_first_step():
         calls.append(x.shape[0])
         vae_model_without_x(x)
 
-    with pytest.raises(ContractError, match=r"must observe the data at one sample site inside"):
+    with pytest.raises(ContractError, match=r"must observe the data at a sample site inside"):
         pvae.fit(model, guide_without_plate, GOOD, epochs=3, batch_size=2, progress=False)
     assert calls == [2]  # one check on two points, no training step
 

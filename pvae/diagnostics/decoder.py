@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from pyro import poutine
 
-from pvae.contract import evaluating, latent_site, observed_site
+from pvae.contract import evaluating, latent_site, observed_site, with_obs_site
 from pvae.distributions import normal_variance
 from pvae.validation import check_data, check_pair_data, check_positive_int, check_site
 
@@ -24,13 +24,16 @@ __all__ = [
 def decode_at(model, x: torch.Tensor, site: str, loc: torch.Tensor) -> dict:
     """The model's likelihood at ``site`` = ``loc`` (e.g. the posterior mean): the squared
     error of its mean per point, shape ``(n,)``, and its variance per point and pixel (``nan``
-    without a Normal likelihood), as ``{"error": ..., "variance": ...}``."""
+    without a Normal likelihood), as ``{"error": ..., "variance": ...}``. Both are of what the
+    observed site (:func:`~pvae.contract.observed_site`) observes: ``x``, or its part where the
+    model observes several sites."""
     trace = poutine.trace(poutine.condition(model, data={site: loc})).get_trace(x)
-    fn = observed_site(trace, conditioned=(site,))["fn"]
-    error = (x - fn.mean.expand_as(x)).flatten(1).pow(2).sum(-1)
-    variance = normal_variance(fn, x)
+    observed = observed_site(trace, conditioned=(site,))
+    fn, value = observed["fn"], observed["value"]
+    error = (value - fn.mean.expand_as(value)).flatten(1).pow(2).sum(-1)
+    variance = normal_variance(fn, value)
     if variance is None:
-        variance = torch.full_like(x, math.nan)
+        variance = torch.full_like(value, math.nan)
     return {"error": error, "variance": variance.flatten(1)}
 
 
@@ -45,6 +48,7 @@ def decode_at_posterior_mean(model, guide, x: torch.Tensor, site: str | None = N
         return decode_at(model, x, site, guide_trace.nodes[site]["fn"].mean)
 
 
+@with_obs_site
 def reconstruction_error(
     model: Callable,
     guide: Callable,
@@ -52,6 +56,7 @@ def reconstruction_error(
     *,
     site: str | None = None,
     chunk_size: int = 4096,
+    obs_site: str | None = None,
 ) -> torch.Tensor:
     r"""Squared reconstruction error of every point through the posterior mean [1]:
 
@@ -66,6 +71,9 @@ def reconstruction_error(
     :param torch.Tensor x: data, shape ``(n, *event_shape)``.
     :param site: the latent site (default: the guide's only one).
     :param int chunk_size: points per pass (default 4096).
+    :param obs_site: where the model observes several sites inside the data plate, the one whose
+        likelihood the checks and diagnostics read (default ``None``: the only one;
+        :func:`pvae.contract.observing`).
     :returns: shape ``(n,)``.
 
     References
@@ -96,5 +104,6 @@ def decoder_variance(model, guide, x: torch.Tensor) -> float:
     for a shared variance; ``nan`` for another likelihood)."""
     with evaluating(model, guide):
         trace = poutine.trace(poutine.replay(model, poutine.trace(guide).get_trace(x)))
-        variance = normal_variance(observed_site(trace.get_trace(x))["fn"], x)
+        observed = observed_site(trace.get_trace(x))
+        variance = normal_variance(observed["fn"], observed["value"])
     return math.nan if variance is None else variance.mean().item()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from torch.distributions import Independent, Normal, kl_divergence
 
-from pvae.contract import evaluating, latent_site, trace_pair
+from pvae.contract import evaluating, latent_site, trace_pair, with_obs_site
 from pvae.diagnostics.decoder import decode_at
 from pvae.diagnostics.taxonomy import LatentDiagnostics
 from pvae.validation import check_pair_data, check_positive_float, check_positive_int, check_site
@@ -31,6 +31,7 @@ def _diagonal_normal(fn, site: str) -> Normal:
     return base
 
 
+@with_obs_site
 def diagnose(
     model: Callable,
     guide: Callable,
@@ -40,6 +41,7 @@ def diagnose(
     threshold: float = ACTIVE_UNIT_THRESHOLD,
     num_samples: int = 1,
     chunk_size: int = 1024,
+    obs_site: str | None = None,
 ) -> LatentDiagnostics:
     r"""Posterior-collapse diagnostics of the latent ``site`` over the whole data set ``x`` [1, 2].
 
@@ -64,6 +66,9 @@ def diagnose(
     :param int num_samples: z samples per point for the mutual information (default 1).
     :param int chunk_size: points per pass (default 1024; the aggregate posterior is
         evaluated on chunks of samples against all n points).
+    :param obs_site: where the model observes several sites inside the data plate, the one whose
+        likelihood the checks and diagnostics read (default ``None``: the only one;
+        :func:`pvae.contract.observing`).
 
     References
 

@@ -36,13 +36,15 @@ from pyro import poutine
 from tqdm.auto import tqdm
 
 from pvae.contract import (
+    ContractError,
     check_data_support,
     evaluating,
     forked_rng,
-    observed_site,
+    observed_sites,
     sample_sites,
     site_log_prob,
     trace_pair,
+    with_obs_site,
 )
 from pvae.display import Displayed, with_error
 from pvae.estimation.memory import check_pass_options, parse_memory, peak_memory
@@ -384,6 +386,7 @@ def _check_ais_args(model, guide, x, proposal, num_steps, num_chains, num_leapfr
     check_pair_data(model, guide if proposal == "guide" else None, x, "x")
 
 
+@with_obs_site
 def ais(
     model: Callable,
     guide: Callable | None,
@@ -400,6 +403,7 @@ def ais(
     return_increments: bool = False,
     seed: int | None = None,
     progress: bool = True,
+    obs_site: str | None = None,
 ) -> AISEstimate:
     r"""Annealed importance sampling of :math:`\log p(x)` for every data point [1, 3].
 
@@ -436,6 +440,9 @@ def ais(
     :param int seed: seed of the chains (the global RNG is left as it was); ``None``: drawn
         from the global RNG.
     :param bool progress: show a progress bar (default ``True``).
+    :param obs_site: where the model observes several sites inside the data plate, the one whose
+        likelihood the checks and diagnostics read (default ``None``: the only one;
+        :func:`pvae.contract.observing`).
     :returns: :class:`AISEstimate`.
     :raises ValueError: for bad arguments, a latent site that is not real-valued, or a pair
         that breaks the site contract.
@@ -601,7 +608,14 @@ def simulate(model, like: torch.Tensor, num_points: int):
     likelihood (``poutine.uncondition``); ``like`` gives the data's width, dtype and device."""
     template = like[:1].expand(num_points, *like.shape[1:]).clone()
     with torch.no_grad():
-        name = observed_site(poutine.trace(model).get_trace(template))["name"]
+        observed = observed_sites(poutine.trace(model).get_trace(template))
+        if len(observed) > 1:
+            raise ContractError(
+                f"bdmc simulates each point from the model's one observed site, but the model "
+                f"observes {sorted(site['name'] for site in observed)}, which together make up a "
+                "point in a way only the model knows"
+            )
+        name = observed[0]["name"]
         trace = poutine.trace(poutine.uncondition(model)).get_trace(template)
     x = trace.nodes[name]["value"].detach()
     latents = {

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from pvae.contract import evaluating
+from pvae.contract import evaluating, with_obs_site
 from pvae.estimation.memory import check_pass_options
 from pvae.estimation.passes import iter_log_weights
 from pvae.estimation.psis import psis_khat
@@ -103,6 +103,7 @@ def _per_point(
     return fields
 
 
+@with_obs_site
 def log_marginal(
     model: Callable,
     guide: Callable | None,
@@ -116,6 +117,7 @@ def log_marginal(
     progress: bool = True,
     seed: int | None = None,
     vectorize: bool | None = None,
+    obs_site: str | None = None,
 ) -> ImportanceEstimate:
     r"""Importance-sampled :math:`\log p(x)` of every data point, with its diagnostics.
 
@@ -169,6 +171,9 @@ def log_marginal(
         ``pyro.plate`` of particles where the pair broadcasts over it (checked on one point
         against the one-row-per-sample layout), else one row per sample; ``True``: require the
         particle plate; ``False``: one row per sample.
+    :param obs_site: where the model observes several sites inside the data plate, the one whose
+        likelihood the checks and diagnostics read (default ``None``: the only one;
+        :func:`pvae.contract.observing`).
     :rtype: ImportanceEstimate
     :raises ContractError: if the pair does not keep the site contract.
 
@@ -217,6 +222,7 @@ def log_marginal(
     return ImportanceEstimate(num_samples=num_samples, proposal=proposal, **fields)
 
 
+@with_obs_site
 def elbo_per_point(
     model: Callable,
     guide: Callable,
@@ -228,6 +234,7 @@ def elbo_per_point(
     progress: bool = False,
     seed: int | None = None,
     vectorize: bool | None = None,
+    obs_site: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Monte Carlo ELBO of every data point and its standard error, each shape ``(n,)``:
 
@@ -245,6 +252,9 @@ def elbo_per_point(
     :param chunk_size: as in :func:`log_marginal`; so are ``max_memory``, ``seed`` and
         ``vectorize``.
     :param bool progress: show a tqdm progress bar (default ``False``: usually short).
+    :param obs_site: where the model observes several sites inside the data plate, the one whose
+        likelihood the checks and diagnostics read (default ``None``: the only one;
+        :func:`pvae.contract.observing`).
     :returns: ``(elbo, stderr)``, each shape ``(n,)``.
     """
     passes = _check_estimator_args(
@@ -280,6 +290,7 @@ def elbo_per_point(
     return fields["elbo"], fields["stderr"]
 
 
+@with_obs_site
 def iwae_bound(
     model: Callable,
     guide: Callable,
@@ -292,6 +303,7 @@ def iwae_bound(
     progress: bool = False,
     seed: int | None = None,
     vectorize: bool | None = None,
+    obs_site: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""The IWAE bound :math:`\mathcal{L}_K` [1] of every data point and its standard error:
 
@@ -310,6 +322,9 @@ def iwae_bound(
     :param chunk_size: as in :func:`log_marginal`; so are ``max_memory``, ``seed`` and
         ``vectorize``.
     :param bool progress: show a tqdm progress bar (default ``False``).
+    :param obs_site: where the model observes several sites inside the data plate, the one whose
+        likelihood the checks and diagnostics read (default ``None``: the only one;
+        :func:`pvae.contract.observing`).
     :returns: ``(bound, stderr)``, each shape ``(n,)``; ``stderr`` is ``nan`` for one repeat.
 
     [1] Burda, Y., Grosse, R. & Salakhutdinov, R. (2016). Importance Weighted Autoencoders. ICLR.

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from pvae.contract import (
     ContractError,
     check_support,
-    observed_site,
+    observed_sites,
     sample_sites,
     site_log_prob,
     trace_pair,
@@ -103,11 +103,13 @@ class _Evaluator:
             traces = trace_pair(
                 self.model, self.guide, block, self.proposal, False, noise, particles
             )
-            check_support(observed_site(traces[0]), first_point=points.start)
+            for site in observed_sites(traces[0]):
+                check_support(site, first_point=points.start)
             return _log_weights(*traces, self.proposal, (size, len(points))).T.contiguous()
         rows = block.repeat_interleave(size, dim=0)
         traces = trace_pair(self.model, self.guide, rows, self.proposal, False, noise)
-        check_support(observed_site(traces[0]), first_point=points.start, repeats=size)
+        for site in observed_sites(traces[0]):
+            check_support(site, first_point=points.start, repeats=size)
         return _log_weights(*traces, self.proposal, (rows.shape[0],)).reshape(len(points), size)
 
 

@@ -8,7 +8,14 @@ from collections.abc import Callable
 import torch
 from torch.distributions import kl_divergence
 
-from pvae.contract import evaluating, observed_site, sample_sites, site_log_prob, trace_pair
+from pvae.contract import (
+    evaluating,
+    observed_site,
+    sample_sites,
+    site_log_prob,
+    trace_pair,
+    with_obs_site,
+)
 from pvae.distributions import normal_variance
 from pvae.estimation.meanfield import mean_field_bias
 from pvae.validation import check_pair_data, check_positive_int
@@ -16,8 +23,14 @@ from pvae.validation import check_pair_data, check_positive_int
 __all__ = ["elbo_terms", "min_variance"]
 
 
+@with_obs_site
 def elbo_terms(
-    model: Callable, guide: Callable, x: torch.Tensor, *, chunk_size: int = 16384
+    model: Callable,
+    guide: Callable,
+    x: torch.Tensor,
+    *,
+    chunk_size: int = 16384,
+    obs_site: str | None = None,
 ) -> dict[str, torch.Tensor]:
     r"""One-sample ELBO decomposition of every data point, in eval mode without gradients:
 
@@ -37,6 +50,9 @@ def elbo_terms(
     :param guide: its guide.
     :param torch.Tensor x: data, shape ``(n, d)``.
     :param int chunk_size: the most points evaluated at once (default 16384).
+    :param obs_site: where the model observes several sites inside the data plate, the one whose
+        likelihood the checks and diagnostics read (default ``None``: the only one;
+        :func:`pvae.contract.observing`).
     """
     check_pair_data(model, guide, x, "x")
     check_positive_int(chunk_size, "chunk_size")
@@ -70,7 +86,8 @@ def _elbo_terms(
             if site_kl is None:
                 site_kl = site_log_prob(q_site, (num_rows,)) - site_log_prob(site, (num_rows,))
             kl = kl + site_kl.expand(num_rows)
-        variance, point, pixel = min_variance(observed_site(model_trace)["fn"], x)
+        observed = observed_site(model_trace)  # its variance, of the entries it observes
+        variance, point, pixel = min_variance(observed["fn"], observed["value"])
         return {
             "recon": recon,
             "kl": kl,

@@ -19,6 +19,7 @@ from pvae.contract import (
     check_data_support,
     check_registered_modules,
     forked_rng,
+    with_obs_site,
 )
 from pvae.estimation.meanfield import MeanFieldWarning, mean_field_bias
 from pvae.estimation.terms import elbo_terms
@@ -220,6 +221,7 @@ def _check_fit_args(
     return epochs, batch_size, num_particles
 
 
+@with_obs_site
 def fit(
     model: Callable,
     guide: Callable,
@@ -243,6 +245,7 @@ def fit(
     on_epoch_end: Callable[[FitState], None] | None = None,
     resume: FitState | None = None,
     progress: bool = True,
+    obs_site: str | None = None,
 ) -> History:
     r"""Fit ``model`` and ``guide`` to ``data`` by maximising the ELBO (or the IWAE bound,
     ``elbo="iwae"``) with Pyro's SVI.
@@ -354,6 +357,9 @@ def fit(
     :param bool progress: show a progress bar in epochs (``tqdm.auto``: a widget in Jupyter),
         moved by each step's fraction, with the last epoch's loss and ELBO in its postfix
         (default ``True``).
+    :param obs_site: where the model observes several sites inside the data plate, the one whose
+        likelihood the checks and diagnostics read (default ``None``: the only one;
+        :func:`pvae.contract.observing`).
     :returns: the per-epoch :class:`History` (with ``resume``, from the run's first epoch).
     :raises NonFiniteError: after a non-finite step (``on_nonfinite="raise"``) or after
         :data:`MAX_HALVINGS` learning-rate halvings in a row (``"lower-lr"``).

@@ -9,7 +9,7 @@ import pyro
 import torch
 from pyro import poutine
 
-from pvae.contract import ContractError, observed_site, sample_sites, site_log_prob
+from pvae.contract import ContractError, observed_sites, sample_sites, site_log_prob
 from pvae.validation import check_bool, check_positive_int
 
 __all__ = ["IWAE"]
@@ -118,7 +118,7 @@ class IWAE:
         return model_trace, guide_trace, particles
 
     def _shape(self, model_trace) -> tuple[int, int]:
-        observed = observed_site(model_trace)
+        observed = observed_sites(model_trace)[0]  # every one is inside the data plate
         frames = [f for f in observed["cond_indep_stack"] if f.name == "data"]
         return self.num_particles, frames[0].size
 
