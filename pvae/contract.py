@@ -15,6 +15,7 @@ from torch.distributions import constraints
 
 __all__ = [
     "ContractError",
+    "LeafDraws",
     "check_contract",
     "check_data_support",
     "check_registered_modules",
@@ -37,6 +38,21 @@ _OBS_SITE: contextvars.ContextVar[str | None] = contextvars.ContextVar("obs_site
 
 class ContractError(ValueError):
     """A model/guide pair does not keep the site contract of :mod:`pvae.models`."""
+
+
+class LeafDraws(Messenger):
+    """Make every real-valued latent draw a leaf tensor that requires grad, so that autograd
+    can tell which distributions depend on which draws (each edge once, not through paths)."""
+
+    def _postprocess_message(self, msg):
+        value = msg["value"]
+        if (
+            msg["type"] == "sample"
+            and not msg["is_observed"]
+            and isinstance(value, torch.Tensor)
+            and value.is_floating_point()
+        ):
+            msg["value"] = value.detach().requires_grad_(True)
 
 
 @contextlib.contextmanager

@@ -150,8 +150,8 @@ def test_a_model_that_states_nothing_shows_unknown_not_bounded(pair):
                                 )  # fmt: skip
     diagnostics.variance_learned, diagnostics.log_density_bound = None, math.nan
     text = repr(diagnostics)
-    assert "unknown (the model does not say)" in text
-    assert "not stated by the model (unknown)" in text
+    assert "; unknown" in text
+    assert "unknown (neither stated by the model nor read from the trace)" in text
 
 
 def test_a_verdict_shows_its_findings():

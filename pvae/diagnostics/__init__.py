@@ -9,6 +9,7 @@ from pvae.diagnostics.decoder import (
 )
 from pvae.diagnostics.gradients import GradientMoments, gradient_variance
 from pvae.diagnostics.latent import ACTIVE_UNIT_THRESHOLD, diagnose
+from pvae.diagnostics.likelihood import Likelihood, read_likelihood
 from pvae.diagnostics.taxonomy import (
     CATEGORIES,
     DEGENERATE_VARIANCE_RATIO,
@@ -24,6 +25,7 @@ __all__ = [
     "CollapseReport",
     "GradientMoments",
     "LatentDiagnostics",
+    "Likelihood",
     "collapse_report",
     "decode_at",
     "decode_at_posterior_mean",
@@ -31,5 +33,6 @@ __all__ = [
     "diagnose",
     "gradient_variance",
     "mean_error",
+    "read_likelihood",
     "reconstruction_error",
 ]

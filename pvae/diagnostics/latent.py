@@ -10,6 +10,7 @@ from torch.distributions import Independent, Normal, kl_divergence
 
 from pvae.contract import evaluating, latent_site, trace_pair, with_obs_site
 from pvae.diagnostics.decoder import decode_at
+from pvae.diagnostics.likelihood import read_likelihood
 from pvae.diagnostics.taxonomy import LatentDiagnostics
 from pvae.validation import check_pair_data, check_positive_float, check_positive_int, check_site
 
@@ -99,7 +100,7 @@ def diagnose(
         activity = loc.var(0, correction=0)
         information = _mutual_information(loc, scale, num_samples, chunk_size)
         variance = torch.cat(variances)
-        bound = getattr(model, "log_density_bound", None)
+    likelihood = read_likelihood(model, guide, x[:2])
     return LatentDiagnostics(
         kl_per_dim=torch.cat(kls).mean(0),
         activity=activity,
@@ -109,8 +110,10 @@ def diagnose(
         reconstruction_error=float(torch.cat(errors).mean()),
         decoder_variance=float(variance.mean()),
         min_decoder_variance=float(variance.min()),
-        variance_learned=getattr(model, "variance_learned", None),
-        log_density_bound=float(bound()) if callable(bound) else math.nan,
+        variance_learned=likelihood.variance_learned,
+        log_density_bound=likelihood.log_density_bound,
+        likelihood_family=likelihood.family,
+        variance_depends_on_z=likelihood.variance_depends_on_z,
         data_eigenvalues=torch.linalg.eigvalsh(torch.cov(x.flatten(1).T, correction=0)).flip(0)
         if x.shape[0] > 1
         else x.new_zeros(x[0].numel()),

@@ -50,11 +50,15 @@ class LatentDiagnostics(Displayed):
     :ivar decoder_variance: the decoder's variance at the posterior mean, averaged over points
         and pixels (``nan`` without a Normal likelihood).
     :ivar min_decoder_variance: its smallest value over points and pixels (``nan`` likewise).
-    :ivar variance_learned: whether the decoder variance is learned (``None`` if the model
-        does not say; pvae's models do, through ``variance_learned``).
-    :ivar log_density_bound: the model's bound on log p(x) of one point (``inf`` if none,
-        ``nan`` if the model does not state it).
+    :ivar variance_learned: whether the decoder variance is learned, as the model states it
+        (``variance_learned``) or as the trace shows it (:func:`pvae.diagnostics.read_likelihood`);
+        ``None`` without a Normal likelihood.
+    :ivar log_density_bound: the bound on log p(x) of one point, stated by the model or read
+        from the trace (``inf`` if none, ``nan`` if unknown: never read as bounded).
     :ivar data_eigenvalues: eigenvalues of the data's sample covariance, largest first.
+    :ivar likelihood_family: the observed site's distribution class (``None`` if not read).
+    :ivar variance_depends_on_z: whether the decoder variance is a function of z (a variance
+        network), ``None`` without a Normal likelihood.
     """
 
     kl_per_dim: torch.Tensor
@@ -68,6 +72,8 @@ class LatentDiagnostics(Displayed):
     variance_learned: bool | None = None
     log_density_bound: float = math.nan
     data_eigenvalues: torch.Tensor | None = None
+    likelihood_family: str | None = None
+    variance_depends_on_z: bool | None = None
 
     @property
     def num_active(self) -> int:
@@ -82,7 +88,7 @@ class LatentDiagnostics(Displayed):
             f"LatentDiagnostics: {self.num_active} of {self.latent_dim} latent units active "
             f"(activity Cov_x E_q[z_u | x] > 0.01) over {self.scales.shape[0]} points"
         )
-        learned = {True: "learned", False: "fixed", None: "unknown (the model does not say)"}
+        learned = {True: "learned", False: "fixed", None: "unknown"}
         bound = self.log_density_bound
         rows = [
             ("KL(q ‖ p)", f"{self.kl_per_dim.sum().item():.4g} nats per point (closed form)"),
@@ -99,13 +105,14 @@ class LatentDiagnostics(Displayed):
                 (
                     "decoder variance",
                     f"{self.decoder_variance:.4g} mean, {self.min_decoder_variance:.3g} smallest "
-                    f"(at the posterior means); {learned[self.variance_learned]}",
+                    f"(at the posterior means); {learned[self.variance_learned]}"
+                    + (", a function of z" if self.variance_depends_on_z else ""),
                 )
             )
         rows.append(
             (
                 "bound on log p(x)",
-                "not stated by the model (unknown)"
+                "unknown (neither stated by the model nor read from the trace)"
                 if math.isnan(bound)
                 else "none"
                 if math.isinf(bound)
@@ -214,7 +221,12 @@ def collapse_report(
     bound = diagnostics.log_density_bound
     # nan: the model states no bound. Unknown is never read as bounded.
     unbounded = not math.isfinite(bound)
-    no_floor = "no floor" if math.isinf(bound) else "no stated bound (the model does not say)"
+    no_floor = (
+        "no floor"
+        if math.isinf(bound)
+        else "no known bound (the model states none; a floor under a learned variance is not "
+        "in the trace)"
+    )
     if degenerate and unbounded and localized:
         verdicts["iii"] = "indicated"
         reasons["iii"] = (
@@ -240,7 +252,8 @@ def collapse_report(
                 if not unbounded
                 else ""
                 if math.isinf(bound)
-                else "; whether the likelihood is bounded is unknown (the model states no bound)"
+                else "; whether the likelihood is bounded is unknown (the model states no bound "
+                "and the variance is learned)"
             )
         )
     else:
@@ -259,8 +272,8 @@ def collapse_report(
     elif normal and learned is None:
         verdicts["ii"] = "unknown"
         reasons["ii"] = (
-            "whether γ is learned is unknown: the model does not state variance_learned (pvae's "
-            "models do; set model.variance_learned = False for a fixed γ)"
+            "whether γ is learned is unknown: the model does not state variance_learned and the "
+            "trace was not read (set model.variance_learned = False for a fixed γ)"
         )
     else:
         reasons["ii"] = "γ is learned" if normal and learned else "no fixed γ"

@@ -7,10 +7,9 @@ from collections.abc import Callable
 
 import pyro.poutine as poutine
 import torch
-from pyro.poutine.messenger import Messenger
 from torch.distributions import kl_divergence
 
-from pvae.contract import evaluating, forked_rng, sample_sites
+from pvae.contract import LeafDraws, evaluating, forked_rng, sample_sites
 
 __all__ = ["MeanFieldWarning", "mean_field_bias"]
 
@@ -18,21 +17,6 @@ __all__ = ["MeanFieldWarning", "mean_field_bias"]
 class MeanFieldWarning(UserWarning):
     """``TraceMeanField_ELBO``'s analytic KL of a site differs in expectation from the ELBO's
     (:func:`mean_field_bias`)."""
-
-
-class _Leaves(Messenger):
-    """Make every real-valued latent draw a leaf tensor that requires grad, so that autograd
-    can tell which distributions depend on which draws (each edge once, not through paths)."""
-
-    def _postprocess_message(self, msg):
-        value = msg["value"]
-        if (
-            msg["type"] == "sample"
-            and not msg["is_observed"]
-            and isinstance(value, torch.Tensor)
-            and value.is_floating_point()
-        ):
-            msg["value"] = value.detach().requires_grad_(True)
 
 
 def _parents(fn, value: torch.Tensor, leaves: dict[str, torch.Tensor]) -> set[str]:
@@ -95,7 +79,7 @@ def mean_field_bias(model: Callable, guide: Callable, x: torch.Tensor) -> dict[s
     """
     # a forked RNG: the probe leaves the caller's draws (training, monitoring) unchanged
     with forked_rng(x), evaluating(model, guide), torch.enable_grad():
-        with _Leaves():
+        with LeafDraws():
             guide_trace = poutine.trace(guide).get_trace(x)
         latent = {s["name"]: s for s in sample_sites(guide_trace) if not s["is_observed"]}
         leaves = {

@@ -137,9 +137,9 @@ def test_report_names_degenerate_variance_for_an_unfloored_variance_network():
 
 def test_a_users_model_that_states_nothing_is_never_read_as_bounded():
     """The same unfloored variance network behind a plain function, which states neither a
-    bound nor whether its variance is learned: (iii) is still indicated (the variance singles
-    out a pixel and no bound is known), never "bounded"; and a user's fixed γ = 1 gets (ii)
-    "unknown", not "no fixed γ"."""
+    bound nor whether its variance is learned: the trace shows a learned variance that depends
+    on z, (iii) is indicated (the variance singles out a pixel and no bound is known), never
+    "bounded"; and a user's fixed γ = 1 is read from the trace as fixed, with its bound."""
     from pvae.guides import DiagNormalGuide
     from pvae.registry import build_model
 
@@ -153,18 +153,24 @@ def test_a_users_model_that_states_nothing_is_never_read_as_bounded():
     def users_model(x):
         return model(x)
 
-    report = diagnose(users_model, DiagNormalGuide(6, 2, (8,)), x).report()
+    found = diagnose(users_model, DiagNormalGuide(6, 2, (8,)), x)
+    assert found.variance_learned is True and found.variance_depends_on_z is True  # the trace
+    report = found.report()
     assert report.verdicts["iii"] == "indicated", str(report)
-    assert "no stated bound" in report.reasons["iii"]
+    assert "no known bound" in report.reasons["iii"]
     fixed = build_model("normal-fixed", 6, 2, (8,))
 
     def users_fixed(x):
         return fixed(x)
 
-    report = diagnose(users_fixed, DiagNormalGuide(6, 2, (8,)), x).report()
-    assert report.verdicts["ii"] == "unknown", str(report)
-    assert "; the likelihood is bounded" not in report.reasons["iii"]
-    assert "whether the likelihood is bounded is unknown" in report.reasons["iii"]
+    # a fixed γ = 1 is read from the trace: (ii) is judged, and the bound is γ's
+    found = diagnose(users_fixed, DiagNormalGuide(6, 2, (8,)), x)
+    assert found.variance_learned is False and found.variance_depends_on_z is False
+    assert found.log_density_bound == pytest.approx(fixed.log_density_bound())
+    report = found.report()
+    assert report.verdicts["ii"] != "unknown", str(report)
+    assert "γ = 1 is fixed" in report.reasons["ii"]
+    assert "; the likelihood is bounded" in report.reasons["iii"]
 
 
 def test_report_names_a_bad_local_minimum_at_proposition_1s_collapsed_point():
