@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
 import numbers
 import os
@@ -11,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "plain", "write_atomically"]
+__all__ = ["RunLocked", "atomic_write", "plain", "run_lock", "write_atomically"]
 
 
 def plain(value, where: str):
@@ -84,3 +86,45 @@ def write_atomically(path: Path, chunks, *, md5: str | None = None, source: str 
                 f"{digest.hexdigest()}; the download was discarded"
             )
     return digest.hexdigest()
+
+
+class RunLocked(RuntimeError):
+    """Another live process holds the lock of a run's output (:func:`run_lock`)."""
+
+
+@contextlib.contextmanager
+def run_lock(path, *, names: tuple[str, ...] = ()) -> Iterator[Path]:
+    """Hold the lock of the run writing ``path`` for the ``with`` block: an exclusive
+    ``flock`` on ``<path>.lock`` (created beside it, holding the holder's pid), which the
+    kernel releases when the process ends however it ends, so a killed run never leaves a
+    stale lock. Once it holds the lock it removes the stray temporaries
+    (``.<name>.<hex>.part``, :func:`atomic_write`) that a dead run left of ``path`` and of the
+    sibling files ``names``: no live writer can own them.
+
+    :param path: the run's main output (a checkpoint, or a results folder's marker).
+    :param names: other file names of the run in the same folder.
+    :raises RunLocked: if another process holds the lock, naming its pid and the lock file.
+    :returns: (as the ``with`` target) the lock file's path.
+    """
+    path = Path(path)
+    lock = path.with_name(path.name + ".lock")
+    descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            holder = os.pread(descriptor, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise RunLocked(
+                f"another pvae run (pid {holder}) is writing {str(path)!r} (it holds "
+                f"{str(lock)!r}); wait for it to end or choose another output"
+            ) from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        for name in (path.name, *names):
+            for stray in path.parent.glob(f".{name}.*.part"):
+                stray.unlink(missing_ok=True)
+        yield lock
+    finally:
+        os.close(descriptor)  # releases the flock; the file stays, harmless and reused

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 
@@ -9,12 +10,29 @@ from pvae.cli.evaluate import evaluate_command
 from pvae.cli.experiment import demo_command, experiment_command
 from pvae.cli.parser import build_parser
 from pvae.cli.train import train_command
+from pvae.files import RunLocked
 
 __all__ = ["main"]
 
+#: Exit status of a run stopped by Ctrl-C (128 + SIGINT, as a shell reports it).
+INTERRUPTED = 130
+
+
+def _os_message(error: OSError) -> str:
+    """An OS error as one line naming the path (``[Errno 28] No space left on device`` reads
+    "no space left on device: 'runs/model.pt'")."""
+    reason = error.strerror or str(error)
+    if error.errno == errno.ENOSPC:
+        reason = "no space left on the device (the disk is full)"
+    paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
+    return f"{reason}: {' -> '.join(repr(p) for p in paths)}" if paths else reason
+
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``pvae`` command."""
+    """Entry point of the ``pvae`` command: runs one command and turns its foreseeable
+    errors into one line on stderr (``--debug`` shows the traceback instead). Exit status 2
+    for bad input (a flag, a file, a setting), 1 for a run that failed (a divergence, the
+    disk, memory), 130 for Ctrl-C."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     commands = {
@@ -23,9 +41,35 @@ def main(argv: list[str] | None = None) -> int:
         "demo": demo_command,
         "experiment": experiment_command,
     }
+    name = " ".join(filter(None, (args.command, getattr(args, "experiment", None))))
     try:
         return commands[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError) as error:
-        name = " ".join(filter(None, (args.command, getattr(args, "experiment", None))))
+    except (ValueError, TypeError, FileNotFoundError, RunLocked) as error:
+        if args.debug:
+            raise
         print(f"pvae {name}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(
+            f"pvae {name}: interrupted; a checkpoint keeps the last whole epoch "
+            "('pvae train --resume' goes on from it)"
+            if args.command == "train"
+            else f"pvae {name}: interrupted",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
+    except (OSError, FloatingPointError, MemoryError, RuntimeError) as error:
+        # The disk (full, read-only, a folder where a file should be), a divergence
+        # (NonFiniteError), memory: the run failed, its message says where.
+        if args.debug:
+            raise
+        if isinstance(error, OSError):
+            message = _os_message(error)
+        elif isinstance(error, MemoryError):
+            message = f"out of memory{': ' + str(error) if str(error) else ''}"
+        else:
+            message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        print(f"pvae {name}: error: {message} (--debug shows the traceback)", file=sys.stderr)
+        return 1

@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
         "Train model/guide pairs and estimate log p(x) per data point.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every epoch")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the Python traceback of an error instead of its one-line message",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -11,6 +12,7 @@ from pvae.cli.config import TRAIN_DEFAULTS, train_config, write_train_config
 from pvae.cli.evaluate import evaluation_results, evaluation_rows, print_evaluation
 from pvae.cli.options import DATA_FLAGS
 from pvae.data.catalog import check_data_choice, load_data
+from pvae.files import run_lock
 from pvae.registry import build_guide, build_model
 from pvae.tables import write_table
 from pvae.training.fit import fit
@@ -49,17 +51,28 @@ def train_command(args) -> int:
             "--guide per-point has no posterior for the held-out points 'pvae train' monitors "
             "and 'pvae evaluate' scores; use it from Python (pvae.guides.PerPointNormalGuide)"
         )
-    _train_outputs(Path(config["out"]))
-    data = load_data(config)
-    torch.manual_seed(config["seed"])
-    hidden = tuple(config["hidden"])
-    model_hidden = () if config["model"] == "linear-gaussian" else hidden
-    model = build_model(
-        config["model"], data.data_dim, config["latent_dim"], model_hidden, **options
-    )
-    guide = build_guide(config["guide"], model, hidden)
-    optimizer = default_optimizer(config["lr"], data.train)
-    return _run_training(args, config, data, model, guide, optimizer, resume=None)
+    with _locked(Path(config["out"])):
+        data = load_data(config)
+        torch.manual_seed(config["seed"])
+        hidden = tuple(config["hidden"])
+        model_hidden = () if config["model"] == "linear-gaussian" else hidden
+        model = build_model(
+            config["model"], data.data_dim, config["latent_dim"], model_hidden, **options
+        )
+        guide = build_guide(config["guide"], model, hidden)
+        optimizer = default_optimizer(config["lr"], data.train)
+        return _run_training(args, config, data, model, guide, optimizer, resume=None)
+
+
+@contextlib.contextmanager
+def _locked(out: Path):
+    """The run's lock on ``out`` (:func:`pvae.files.run_lock`), held from before anything is
+    read or written until its last file is: a second run on the same ``--out`` is refused
+    instead of mixing its checkpoint, tables and figures with this one's."""
+    outputs = _train_outputs(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with run_lock(out, names=tuple(path.name for path in outputs.values())):
+        yield
 
 
 def resume_command(args) -> int:
@@ -74,7 +87,14 @@ def resume_command(args) -> int:
             f"--resume continues a run with the settings saved in its checkpoint; {flags} "
             "cannot change them (only --epochs, to train longer)"
         )
-    path = args.resume
+    path = Path(args.resume)
+    if not path.exists():  # before the lock, which would create its file beside it
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    with _locked(path):
+        return _resume_locked(args, path)
+
+
+def _resume_locked(args, path: Path) -> int:
     loaded = checkpoint.load(path)
     # data_root and levels came after format 3; a run without them had neither.
     config = {"data_root": None, "levels": None, **loaded.config}
@@ -112,6 +132,11 @@ def _train_outputs(out: Path) -> dict[str, Path]:
         "history": out.with_suffix(".history.csv"),
         "evaluation": out.with_suffix(".evaluation.json"),
     }
+    if out.is_dir():
+        raise ValueError(
+            f"--out {str(out)!r} is a directory; name the checkpoint file, e.g. "
+            f"{str(out / 'model.pt')!r}"
+        )
     if out in outputs.values():
         raise ValueError(
             f"--out {str(out)!r} would be overwritten by the run's other files; give the "
@@ -125,7 +150,6 @@ def _run_training(args, config, data, model, guide, optimizer, *, resume) -> int
     an interrupted run loses at most one epoch, then write the run's files."""
     out = Path(config["out"])
     outputs = _train_outputs(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     write_train_config(outputs["config"], config)
 
     def save_epoch(state) -> None:

@@ -1,0 +1,61 @@
+"""The CLI's errors: one line naming the file or flag, a non-zero status, no traceback
+(``--debug`` shows it)."""
+
+import importlib
+
+import pytest
+
+from pvae.cli import main
+
+cli_main = importlib.import_module("pvae.cli.main")  # the module (pvae.cli.main is main too)
+
+TINY = ["--model", "bernoulli", "--binarize", "--hidden", "8", "--latent-dim", "2",
+        "--eval-samples", "0", "--no-progress"]  # fmt: skip
+
+
+def _one_line(capsys) -> str:
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    lines = [line for line in error.splitlines() if line.strip()]
+    assert len(lines) == 1, error
+    return lines[0]
+
+
+def test_a_diverging_run_ends_in_one_line_with_status_1(tmp_path, capsys):
+    out = tmp_path / "run.pt"
+    flags = ["--hidden", "8", "--latent-dim", "2", "--eval-samples", "0", "--no-progress"]
+    code = main(["train", *flags, "--epochs", "2", "--lr", "1e6", "--out", str(out)])
+    assert code == 1
+    line = _one_line(capsys)
+    assert line.startswith("pvae train: error: ") and "--debug shows the traceback" in line
+
+
+def test_out_a_directory_is_refused_before_training(tmp_path, capsys):
+    assert main(["train", *TINY, "--epochs", "1", "--out", str(tmp_path)]) == 2
+    line = _one_line(capsys)
+    assert f"--out {str(tmp_path)!r} is a directory" in line
+
+
+def test_out_under_a_file_names_the_path(tmp_path, capsys):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("mine")
+    code = main(["train", *TINY, "--epochs", "1", "--out", str(blocker / "run.pt")])
+    assert code == 1
+    line = _one_line(capsys)
+    assert "notes.txt" in line
+    assert blocker.read_text() == "mine"  # nothing lost
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(ValueError, match="is a directory"):
+        main(["--debug", "train", *TINY, "--epochs", "1", "--out", str(tmp_path)])
+
+
+def test_ctrl_c_exits_130_with_one_line(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli_main.__dict__, "train_command", interrupted)
+    assert main(["train", *TINY]) == cli_main.INTERRUPTED == 130
+    line = _one_line(capsys)
+    assert line.startswith("pvae train: interrupted; a checkpoint keeps the last whole epoch")

@@ -1,0 +1,113 @@
+"""One run per output: the lock of ``pvae train`` (pvae.files.run_lock), against a second
+run, a killed holder and a dead run's temporaries."""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pvae import checkpoint
+from pvae.cli import main
+from pvae.files import RunLocked, run_lock
+
+HOLD = "import sys; from pvae.files import run_lock\nwith run_lock(sys.argv[1]):\n"
+HOLD += "    print('held', flush=True); sys.stdin.read()\n"
+
+
+@contextlib.contextmanager
+def holding(path: Path):
+    """Another process holding the lock of ``path`` for the block (or until killed)."""
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as child:
+        assert child.stdout.readline().strip() == "held"
+        try:
+            yield child
+        finally:
+            if child.poll() is None:
+                child.stdin.close()
+            child.wait()
+
+
+def test_a_second_holder_is_refused_naming_the_first_and_the_lock_is_reusable(tmp_path):
+    out = tmp_path / "run.pt"
+    with run_lock(out) as lock:
+        assert lock == tmp_path / "run.pt.lock"
+        assert lock.read_text().strip() == str(os.getpid())
+        with pytest.raises(RunLocked, match=rf"another pvae run \(pid {os.getpid()}\) is writing"):
+            with run_lock(out):
+                pass
+    with run_lock(out):  # released when the block ends
+        pass
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
+    out = tmp_path / "run.pt"
+    with holding(out) as child:
+        with pytest.raises(RunLocked, match=rf"pid {child.pid}\)"):
+            with run_lock(out):
+                pass
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    with run_lock(out):  # the kernel dropped the dead process's lock
+        pass
+
+
+def test_a_dead_runs_temporaries_are_removed_on_the_next_start(tmp_path):
+    out = tmp_path / "run.pt"
+    stray = [tmp_path / ".run.pt.0123abcd.part", tmp_path / ".run.toml.99ff.part"]
+    kept = tmp_path / ".other.pt.0123.part"  # another run's: not this one's to remove
+    for path in (*stray, kept):
+        path.write_bytes(b"partial")
+    with run_lock(out, names=("run.toml",)):
+        assert not any(path.exists() for path in stray)
+    assert kept.exists()
+
+
+def _train(out: Path, seed: int, epochs: int) -> list[str]:
+    return ["train", "--model", "bernoulli", "--binarize", "--hidden", "8", "--latent-dim", "2",
+            "--epochs", str(epochs), "--eval-samples", "0", "--seed", str(seed),
+            "--out", str(out), "--no-progress"]  # fmt: skip
+
+
+def test_pvae_train_refuses_an_output_another_run_is_writing(tmp_path, capsys):
+    out = tmp_path / "run.pt"
+    with holding(out) as child:
+        assert main(_train(out, seed=1, epochs=1)) == 2
+    error = capsys.readouterr().err
+    assert f"pvae train: error: another pvae run (pid {child.pid}) is writing" in error
+    assert not out.exists() and not out.with_suffix(".toml").exists()  # nothing written
+    assert main(_train(out, seed=1, epochs=1)) == 0  # free again
+
+
+def test_two_concurrent_trainings_on_one_out_keep_the_first_ones_results(tmp_path, capsys):
+    out = tmp_path / "run.pt"
+    with subprocess.Popen(
+        [sys.executable, "-m", "pvae.cli", *_train(out, seed=7, epochs=3)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    ) as first:
+        lock = tmp_path / "run.pt.lock"
+        deadline = time.monotonic() + 120
+        while not (lock.exists() and lock.read_text().strip() == str(first.pid)):
+            assert first.poll() is None, first.stderr.read()
+            assert time.monotonic() < deadline, "the first run never took the lock"
+            time.sleep(0.05)
+        assert main(_train(out, seed=8, epochs=1)) == 2
+        assert f"pid {first.pid}" in capsys.readouterr().err
+        assert first.wait(timeout=300) == 0, first.stderr.read()
+    loaded = checkpoint.load(out)
+    assert loaded.config["seed"] == 7 and len(loaded.history) == 3  # the first run's own
+    assert "seed = 7" in out.with_suffix(".toml").read_text()
+    assert torch.isfinite(torch.tensor([r["elbo"] for r in loaded.history])).all()
