@@ -265,6 +265,58 @@ def _read(path: Path) -> dict:
     return payload
 
 
+def _rebuild(name: str, payload: dict, model_spec, guide_spec):
+    """The model and guide a checkpoint's specs describe (on the current default device)."""
+    try:
+        model = build_model(
+            model_spec["name"],
+            model_spec["data_dim"],
+            model_spec["latent_dim"],
+            tuple(model_spec["hidden_sizes"]),
+            **model_spec["options"],
+        )
+        guide = build_guide(
+            guide_spec["name"], model, tuple(guide_spec["hidden_sizes"]), **guide_spec["options"]
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"checkpoint {name!r} could not rebuild its model and guide from their specs "
+            f"({model_spec}, {guide_spec}; written by {_written_by(payload)}): {error}"
+        ) from error
+    return model, guide
+
+
+def _check_state(name: str, spec: str, kind: str, expected: dict, state: dict) -> None:
+    """The saved weights ``state`` against those the spec's module has (``expected``, on the
+    meta device): the same names and shapes, floating point where the module's are, finite."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"checkpoint {name!r}: the {kind} weights do not match its {spec}: missing "
+            f"{missing[:4]}, unexpected {unexpected[:4]} (refused before allocating the {kind})"
+        )
+    for key, tensor in state.items():
+        want = expected[key]
+        if tuple(tensor.shape) != tuple(want.shape):
+            raise CheckpointError(
+                f"checkpoint {name!r}: the {kind} weights do not match its {spec}: size "
+                f"mismatch for {key!r}: the file holds shape {tuple(tensor.shape)}, the spec "
+                f"needs {tuple(want.shape)} (refused before allocating the {kind})"
+            )
+        if tensor.is_floating_point() != want.is_floating_point():
+            raise CheckpointError(
+                f"checkpoint {name!r} is damaged: its {kind} weight {key!r} is {tensor.dtype}, "
+                f"where the {kind} has {want.dtype}"
+            )
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(
+                f"checkpoint {name!r} is damaged: its {kind} weight {key!r} holds {bad} "
+                "non-finite value(s)"
+            )
+
+
 def _written_by(payload: dict) -> str:
     versions = payload.get("versions")
     if not isinstance(versions, dict) or not versions:
@@ -315,24 +367,23 @@ def load(path) -> Checkpoint:
                 f"file was written by {_written_by(payload)}"
             )
     states = (payload["model_state"], payload["guide_state"])
+    for key, kind in (("history", list), ("config", dict)):
+        if not isinstance(payload[key], kind):
+            raise CheckpointError(
+                f"checkpoint {name!r} is damaged: its {key!r} is a "
+                f"{type(payload[key]).__name__}, not a {kind.__name__}"
+            )
+    # First on the meta device, which allocates nothing: a spec asking for more weights than
+    # the file holds is refused before any memory is taken for them.
+    with torch.device("meta"):
+        specimen = _rebuild(name, payload, model_spec, guide_spec)
+    for kind, module, state, spec in zip(
+        ("model", "guide"), specimen, states, (model_spec, guide_spec), strict=True
+    ):
+        _check_state(name, f"{kind} spec {spec}", kind, module.state_dict(), state)
     dtypes = [t.dtype for state in states for t in state.values() if t.is_floating_point()]
     dtype = dtypes[0] if dtypes else torch.get_default_dtype()
-    try:
-        model = build_model(
-            model_spec["name"],
-            model_spec["data_dim"],
-            model_spec["latent_dim"],
-            tuple(model_spec["hidden_sizes"]),
-            **model_spec["options"],
-        ).to(dtype)
-        guide = build_guide(
-            guide_spec["name"], model, tuple(guide_spec["hidden_sizes"]), **guide_spec["options"]
-        ).to(dtype)
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(
-            f"checkpoint {name!r} could not rebuild its model and guide from their specs "
-            f"({model_spec}, {guide_spec}; written by {_written_by(payload)}): {error}"
-        ) from error
+    model, guide = (module.to(dtype) for module in _rebuild(name, payload, model_spec, guide_spec))
     for kind, module, state in (("model", model, states[0]), ("guide", guide, states[1])):
         try:
             module.load_state_dict(state)

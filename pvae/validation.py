@@ -21,6 +21,7 @@ __all__ = [
     "check_nonnegative_float",
     "check_nonnegative_int",
     "check_num_levels",
+    "check_pair",
     "check_pair_data",
     "check_positive_float",
     "check_positive_int",
@@ -256,9 +257,29 @@ def check_site(value, name: str = "site") -> str:
     return value
 
 
+def check_pair(model, guide, *, guide_required: bool = False) -> None:
+    """Check that ``model`` is a Pyro program (a callable: a PyroModule, an ``nn.Module``'s
+    method or a plain function of x) and ``guide`` one too, or ``None`` where the caller
+    allows it (a prior proposal), before anything reads the data with them."""
+    if not callable(model):
+        raise TypeError(
+            f"model must be a Pyro model, a callable such as a PyroModule or a function of x, "
+            f"got {type(model).__name__}"
+        )
+    if guide is None and not guide_required:
+        return
+    if not callable(guide):
+        raise TypeError(
+            f"guide must be a Pyro guide, a callable such as a PyroModule or a function of x"
+            f"{'' if guide_required else ' (or None for a prior proposal)'}, got "
+            f"{type(guide).__name__}"
+        )
+
+
 def check_pair_data(model, guide, x, name: str = "x") -> torch.Tensor:
-    """What every estimator and diagnostic checks of its data before it runs the pair:
-    :func:`check_data`, then :func:`check_model_data` and :func:`check_dtypes`."""
+    """What every estimator and diagnostic checks before it runs the pair: :func:`check_pair`,
+    then of its data :func:`check_data`, :func:`check_model_data` and :func:`check_dtypes`."""
+    check_pair(model, guide)
     check_data(x, name)
     check_model_data(model, x, name)
     check_dtypes(model, guide, x, name)

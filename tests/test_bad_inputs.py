@@ -2034,6 +2034,30 @@ def depth_cases() -> list[Case]:
             "progress must be True or False, got 'no'",
         ),
         Case(
+            "pvae.fit",
+            "`model=None`",
+            lambda tmp: pvae.fit(None, pair()[1], points(), progress=False),
+            TypeError,
+            "model must be a Pyro model, a callable such as a PyroModule or a function of x, "
+            "got NoneType",
+        ),
+        Case(
+            "pvae.fit",
+            "`guide=None`",
+            lambda tmp: pvae.fit(pair()[0], None, points(), progress=False),
+            TypeError,
+            "guide must be a Pyro guide, a callable such as a PyroModule or a function of x, "
+            "got NoneType",
+        ),
+        Case(
+            "pvae.log_marginal",
+            "`guide=3`",
+            lambda tmp: pvae.log_marginal(pair()[0], 3, points(), progress=False),
+            TypeError,
+            "guide must be a Pyro guide, a callable such as a PyroModule or a function of x (or "
+            "None for a prior proposal), got int",
+        ),
+        Case(
             "pvae.log_marginal",
             "`obs_site=3`",
             lambda tmp: estimate(obs_site=3),

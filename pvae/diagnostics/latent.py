@@ -80,7 +80,7 @@ def diagnose(
     check_pair_data(model, guide, x, "x")
     if site is not None:
         check_site(site)
-    check_positive_float(threshold, "threshold")
+    threshold = check_positive_float(threshold, "threshold")  # a float: 2**64 compares
     check_positive_int(num_samples, "num_samples")
     check_positive_int(chunk_size, "chunk_size")
     locs, scales, kls, errors, variances = [], [], [], [], []

@@ -36,6 +36,7 @@ from pvae.validation import (
     check_dtypes,
     check_model_data,
     check_nonnegative_float,
+    check_pair,
     check_positive_float,
     check_positive_int,
     check_seed,
@@ -148,6 +149,7 @@ def _check_fit_args(
 ) -> tuple[int, int, int]:
     """Check :func:`fit`'s arguments; ``epochs``, ``batch_size`` and ``num_particles`` as
     ints."""
+    check_pair(model, guide, guide_required=True)
     check_data(data, "data")
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -440,6 +442,8 @@ def fit(
         )
 
     def checkpoint(history: History) -> None:
+        if callback is not None:  # on_epoch_end never sees a NaN the callback wrote
+            step.check_after_callback(history[-1]["epoch"] - 1)
         state = _fit_state(history, order_seed, generator, data, watchdog)
         with forked_rng(data):
             on_epoch_end(state)

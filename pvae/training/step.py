@@ -189,6 +189,28 @@ class GuardedStep:
             return total, failure
         return total / self.num_points**2, None
 
+    def check_after_callback(self, epoch: int) -> None:
+        """Before :func:`fit`'s ``on_epoch_end`` for epoch ``epoch`` (from 0), after its
+        ``callback``, which runs once the epoch's state was taken: parameter values or
+        buffers the callback made non-finite end the run as a non-finite step does, whatever
+        ``on_nonfinite`` says (a lower learning rate cannot undo a callback), with the state
+        at the end of the epoch put back, so that ``on_epoch_end`` (a checkpoint) never sees
+        them. (Without ``on_epoch_end`` the next step finds them, as any other non-finite
+        value.)
+
+        :raises NonFiniteError: naming the parameters, the callback as the cause.
+        """
+        if self.last_good.take(epochs_done=epoch + 1):
+            return
+        cause = ValueError(f"fit's callback left non-finite values after epoch {epoch + 1}")
+        x = self.data[: self.batch_size]
+        failure = self.diagnose(
+            epoch, self.num_batches - 1, None, x, cause=cause, after_update=True
+        )
+        if failure is None:  # nothing non-finite among the tracked values: a buffer, say
+            raise cause
+        raise give_up(failure, self.last_good, 0) from cause
+
     def note_gradients(self, trace) -> None:
         """Over the first :data:`GRADIENT_CHECK_STEPS` steps (or the first epoch's, if
         fewer), keep the parameters of the

@@ -229,3 +229,14 @@ def test_report_calls_fewer_dimensions_than_linear_benign_when_they_reconstruct_
     report = found.report()
     assert report.indicated == ["i"], str(report)
     assert "below PCA's with 1 component(s)" in report.reasons["i"]
+
+
+def test_a_huge_integer_threshold_is_a_number_not_an_overflow():
+    # 2**64 is a valid threshold (no unit is that active); it used to overflow torch's compare
+    from pvae.registry import build_guide, build_model
+
+    model = build_model("normal-fixed", 4, 2, (8,))
+    found = diagnose(
+        model, build_guide("diag-normal", model, (8,)), torch.rand(10, 4), threshold=2**64
+    )
+    assert found.num_active == 0

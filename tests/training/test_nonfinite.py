@@ -405,3 +405,40 @@ def test_a_bad_buffer_seen_at_the_end_of_the_epoch_rewinds_to_the_epoch_before()
         )
     assert list(ends) == [1]
     assert equal(tensors(breaking, guide), ends[1])
+
+
+def test_a_nan_written_by_the_callback_never_reaches_on_epoch_end():
+    # The CLI's per-epoch save is an on_epoch_end: a NaN a callback writes after epoch 2 ends
+    # the run in NonFiniteError naming the weight, with the state of the end of epoch 2 (before
+    # the callback) put back, and on_epoch_end saw only finite states (epoch 1).
+    model, guide = vae()
+    weight = model.decoder.net[0].weight
+    saved, seen = {}, []
+
+    def inject(record):
+        if record["epoch"] == 2:
+            saved["tensors"] = tensors(model, guide)
+            with torch.no_grad():
+                weight[0, 0] = math.nan
+
+    def on_epoch_end(state):
+        seen.append(
+            (state.epochs_done, all(torch.isfinite(t).all() for t in tensors(model, guide)))
+        )
+
+    with pytest.raises(NonFiniteError, match="fit's callback left non-finite values") as caught:
+        pvae.fit(
+            model,
+            guide,
+            torch.rand(40, 6),
+            epochs=3,
+            batch_size=16,
+            callback=inject,
+            on_epoch_end=on_epoch_end,
+            progress=False,
+        )
+    assert seen == [(1, True)]
+    name = pyro.get_param_store().param_name(weight)
+    assert list(caught.value.parameters) == [name]
+    assert "end of epoch 2" in caught.value.restored
+    assert equal(tensors(model, guide), saved["tensors"])
