@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import struct
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -144,6 +145,13 @@ def load_array(tmp: Path, array: np.ndarray, **options):
 
 def load_npz(tmp: Path, **arrays):
     return data.load_array(save_array(tmp, None, "x.npz", **arrays))
+
+
+def crafted_npy() -> bytes:
+    """A .npy file of a (2, 4) uint8 array whose header claims (10^6, 10^6)."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.zeros((2, 4), np.uint8))
+    return buffer.getvalue().replace(b"(2, 4)", b"(1000000, 1000000)")
 
 
 def damaged(tmp: Path, content: bytes, name: str = "run.pt") -> Path:
@@ -1445,6 +1453,24 @@ def data_loader_cases() -> list[Case]:
             lambda tmp: data.load_array(damaged(tmp, b"1", "x.txt")),
             ValueError,
             "data file must be .npy or .npz, got",
+        ),
+        Case(
+            "pvae.data.load_array",
+            "a .npy header claiming 10^12 bytes (the file holds 20)",
+            lambda tmp: data.load_array(damaged(tmp, crafted_npy(), "x.npy")),
+            ValueError,
+            "x.npy' declares 1000000000000 bytes of data but holds 20: truncated, padded or "
+            "crafted, refused before reading",
+        ),
+        Case(
+            "pvae.data.read_idx",
+            "a header declaring 10^10 data bytes",
+            lambda tmp: data.read_idx(
+                damaged(tmp, b"\x00\x00\x08\x02" + struct.pack(">II", 10**5, 10**5), "x.idx")
+            ),
+            ValueError,
+            "x.idx' declares shape (100000, 100000) of uint8, 10000000000 data bytes, more than "
+            "max_bytes = 1073741824; pass a larger max_bytes to read it",
         ),
         Case(
             "pvae.data.load_array",

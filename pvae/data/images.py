@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import os
 import zipfile
 from pathlib import Path
@@ -158,6 +160,59 @@ def load_digits(
     )
 
 
+#: The most bytes an array of a ``.npy``/``.npz`` data file may declare (4 GiB).
+MAX_ARRAY_BYTES = 1 << 32
+
+
+def _declared_bytes(stream, where: str) -> int | None:
+    """The data bytes the ``.npy`` header at the start of ``stream`` declares (``None`` for
+    an object array, whose data are a pickle)."""
+    version = np.lib.format.read_magic(stream)
+    read_header = {
+        (1, 0): np.lib.format.read_array_header_1_0,
+        (2, 0): np.lib.format.read_array_header_2_0,
+    }.get(version)
+    if read_header is None:
+        raise ValueError(f"{where} has .npy format version {version}, which pvae does not read")
+    shape, _, dtype = read_header(stream)
+    if dtype.hasobject:  # a pickle, not raw data: np.load(allow_pickle=False) refuses it
+        return None
+    return math.prod(shape) * dtype.itemsize
+
+
+def _check_declared_sizes(path: Path) -> None:
+    """Refuse a ``.npy`` file, or a member of an ``.npz`` archive, whose header declares other
+    than the bytes it holds, or that holds more than :data:`MAX_ARRAY_BYTES`, before NumPy
+    allocates anything: a crafted header, or a zip bomb (read from the archive's directory
+    and the member's header, never decompressed whole)."""
+    with contextlib.ExitStack() as stack:
+        if path.suffix == ".npy":
+            members = [(f"data file {str(path)!r}", path.stat().st_size, lambda: path.open("rb"))]
+        else:
+            archive = stack.enter_context(zipfile.ZipFile(path))
+            members = [
+                (
+                    f"array {info.filename!r} of data file {str(path)!r}",
+                    info.file_size,
+                    lambda info=info: archive.open(info),
+                )
+                for info in archive.infolist()
+            ]
+        for where, size, opener in members:
+            if size > MAX_ARRAY_BYTES:
+                raise ValueError(
+                    f"{where} expands to {size} bytes, more than the {MAX_ARRAY_BYTES} pvae reads"
+                )
+            with opener() as stream:
+                declared = _declared_bytes(stream, where)
+                held = size - stream.tell()
+            if declared is not None and declared != held:
+                raise ValueError(
+                    f"{where} declares {declared} bytes of data but holds {held}: truncated, "
+                    "padded or crafted, refused before reading"
+                )
+
+
 def load_array(
     path,
     num_levels: int = 256,
@@ -192,6 +247,7 @@ def load_array(
     check_float_dtype(dtype)
     labels = None
     try:
+        _check_declared_sizes(path)
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as archive:
                 if "x" not in archive:

@@ -398,3 +398,47 @@ def test_load_mnist_validates_its_arguments(tmp_path, kwargs, message):
     make_mnist(tmp_path / "mnist")
     with pytest.raises(ValueError, match=message):
         load_mnist(tmp_path / "mnist", **kwargs)
+
+
+def _bomb(path, header: bytes, zeros: int) -> None:
+    """A gzip file holding ``header`` and then ``zeros`` zero bytes, written in chunks."""
+    import gzip
+
+    chunk = bytes(1 << 20)
+    with gzip.open(path, "wb", compresslevel=1) as stream:
+        stream.write(header)
+        for _ in range(zeros // len(chunk)):
+            stream.write(chunk)
+
+
+def test_a_gzip_bomb_is_refused_without_decompressing_it(tmp_path):
+    # The header declares 1,000 bytes; the stream expands to 64 MiB more. read_idx reads the
+    # declared bytes and counts the rest in 1 MiB chunks: Python never holds more than that.
+    import struct
+    import tracemalloc
+
+    path = tmp_path / "bomb.gz"
+    _bomb(path, b"\x00\x00\x08\x01" + struct.pack(">I", 1000) + bytes(1000), 64 << 20)
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"has 67108864 trailing bytes: shape \(1000,\)"):
+            read_idx(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak  # the whole stream would be 64 MiB
+
+
+def test_a_header_declaring_more_than_max_bytes_is_refused_before_reading(tmp_path):
+    import struct
+
+    path = tmp_path / "huge.idx"
+    path.write_bytes(b"\x00\x00\x08\x02" + struct.pack(">II", 100_000, 100_000) + bytes(10))
+    declared = r"10000000000 data bytes, more than max_bytes = 1073741824"
+    with pytest.raises(ValueError, match=declared):
+        read_idx(path)
+    with pytest.raises(ValueError, match="is truncated: shape"):
+        read_idx(path, max_bytes=10**11)  # allowed, then found short (nothing allocated first)
+    with pytest.raises(ValueError, match="max_bytes must be a positive integer"):
+        read_idx(path, max_bytes=0)
