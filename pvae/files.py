@@ -6,6 +6,7 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import io
 import numbers
 import os
 import secrets
@@ -13,7 +14,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["RunLocked", "atomic_write", "plain", "run_lock", "write_atomically"]
+__all__ = [
+    "RunLocked",
+    "atomic_write",
+    "plain",
+    "run_lock",
+    "save_figure",
+    "write_atomically",
+    "write_text",
+]
 
 
 def plain(value, where: str):
@@ -66,6 +75,28 @@ def atomic_write(path) -> Iterator[BinaryIO]:
         # Also on KeyboardInterrupt: a partial file must never be left behind.
         temporary.unlink(missing_ok=True)
         raise
+
+
+def write_text(path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` whole or not at all (:func:`atomic_write`). The
+    rename replaces whatever entry ``path`` is, a symlink included, and never writes through
+    it to the file it points to."""
+    path = Path(path)
+    with atomic_write(path) as handle:
+        handle.write(text.encode())
+    return path
+
+
+def save_figure(figure, path, **options) -> Path:
+    """``figure.savefig`` to ``path`` whole or not at all, in the format of its suffix,
+    replacing a symlink at ``path`` rather than writing through it; ``options`` go to
+    ``savefig`` (e.g. ``dpi``)."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=path.suffix.lstrip(".") or "png", **options)
+    with atomic_write(path) as handle:
+        handle.write(buffer.getvalue())
+    return path
 
 
 def write_atomically(path: Path, chunks, *, md5: str | None = None, source: str = "") -> str:

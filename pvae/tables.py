@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from pvae.files import write_text
 
 __all__ = ["Column", "format_table", "write_table"]
 
@@ -82,16 +85,16 @@ def format_table(
 
 def write_table(path, rows: list[dict]) -> Path:
     """Write ``rows`` (dicts with the same keys) to ``path``: JSON if it ends in ``.json``,
-    else CSV with a header row. Creates the parent folder."""
+    else CSV with a header row; whole or not at all, replacing a symlink at ``path`` rather
+    than writing through it (:func:`pvae.files.write_text`). Creates the parent folder."""
     path = Path(path)
     if not rows:
         raise ValueError(f"no rows to write to {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".json":
-        path.write_text(json.dumps(rows, indent=2) + "\n")
-        return path
-    with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+        return write_text(path, json.dumps(rows, indent=2) + "\n")
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text(path, text.getvalue())

@@ -15,6 +15,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from pvae.data.catalog import NAMES
+from pvae.files import write_text
 from pvae.registry import GUIDES, MODELS
 from pvae.training.objectives import ELBOS
 from pvae.validation import SEED_LIMIT
@@ -145,8 +146,8 @@ def write_train_config(path: Path, config: dict) -> Path:
         "default).\n"
         f"# Repeat the run with: pvae train --config {path} (add --out to keep these files)\n"
     )
-    path.write_text(header + tomli_w.dumps({k: v for k, v in config.items() if v is not None}))
-    return path
+    settings = tomli_w.dumps({k: v for k, v in config.items() if v is not None})
+    return write_text(path, header + settings)  # atomic; never through a symlink
 
 
 def train_config(args) -> dict:

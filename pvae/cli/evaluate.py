@@ -10,6 +10,7 @@ from pvae.estimation.ais import ais, bdmc
 from pvae.estimation.compare import unpaired_difference
 from pvae.estimation.estimators import log_marginal
 from pvae.estimation.kcurve import k_curve
+from pvae.files import save_figure
 from pvae.tables import Column, format_table, write_table
 
 __all__ = [
@@ -243,5 +244,5 @@ def _write_figures(loaded, results, args) -> None:
             title=f"{name}: log p̂ against K on nested draws",
         )
     for file_name, figure in figures.items():
-        figure.savefig(args.figures / file_name, dpi=110)
+        save_figure(figure, args.figures / file_name, dpi=110)
     print(f"wrote {', '.join(str(args.figures / file_name) for file_name in figures)}")

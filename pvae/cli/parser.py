@@ -112,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
         "with its saved settings, to the same result as a run never interrupted; --epochs "
         "may extend it",
     )
+    train.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the files at --out (and its .toml, .png, .history.csv, "
+        ".evaluation.json) that exist from an earlier run or of your own",
+    )
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     demo = commands.add_parser(

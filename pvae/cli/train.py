@@ -12,7 +12,7 @@ from pvae.cli.config import TRAIN_DEFAULTS, train_config, write_train_config
 from pvae.cli.evaluate import evaluation_results, evaluation_rows, print_evaluation
 from pvae.cli.options import DATA_FLAGS
 from pvae.data.catalog import check_data_choice, load_data
-from pvae.files import run_lock
+from pvae.files import run_lock, save_figure
 from pvae.registry import build_guide, build_model
 from pvae.tables import write_table
 from pvae.training.fit import fit
@@ -52,6 +52,7 @@ def train_command(args) -> int:
             "and 'pvae evaluate' scores; use it from Python (pvae.guides.PerPointNormalGuide)"
         )
     with _locked(Path(config["out"])):
+        _check_not_overwriting(Path(config["out"]), force=args.force)
         data = load_data(config)
         torch.manual_seed(config["seed"])
         hidden = tuple(config["hidden"])
@@ -73,6 +74,18 @@ def _locked(out: Path):
     out.parent.mkdir(parents=True, exist_ok=True)
     with run_lock(out, names=tuple(path.name for path in outputs.values())):
         yield
+
+
+def _check_not_overwriting(out: Path, *, force: bool) -> None:
+    """A new run does not replace files that exist at its outputs (an earlier run's
+    checkpoint, a text file of the user's) unless ``--force`` says so."""
+    existing = [p for p in (out, *_train_outputs(out).values()) if p.exists() or p.is_symlink()]
+    if existing and not force:
+        names = ", ".join(repr(str(p)) for p in existing)
+        raise ValueError(
+            f"--out {str(out)!r}: {names} already exist(s); pass --force to replace them, "
+            f"'pvae train --resume {out}' to continue that run, or choose another --out"
+        )
 
 
 def resume_command(args) -> int:
@@ -190,7 +203,7 @@ def _write_run_files(args, config, history, outputs) -> int:
     figure = plot_history(
         history, title=f"{config['model']} / {config['guide']} on {config['data']}"
     )
-    figure.savefig(outputs["figure"], dpi=120)
+    save_figure(figure, outputs["figure"], dpi=120)
     write_table(outputs["history"], list(history))
     last = history[-1]
     print(
