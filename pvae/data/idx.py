@@ -33,6 +33,9 @@ _IDX_CODES = {dtype.newbyteorder("="): code for code, dtype in _IDX_DTYPES.items
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
+# NumPy's limit on an array's dimensions (NPY_MAXDIMS: 32 before NumPy 2, 64 since).
+_MAX_DIMS = 64 if int(np.__version__.split(".")[0]) >= 2 else 32
+
 #: The most data bytes :func:`read_idx` reads by default (1 GiB; MNIST's training images are
 #: 47 MB): a header or a gzip stream asking for more is refused before it is read.
 MAX_IDX_BYTES = 1 << 30
@@ -108,6 +111,11 @@ def _read_idx_stream(stream, name: str, max_bytes: int) -> np.ndarray:
         raise ValueError(f"IDX file {name!r} has unknown type code 0x{code:02X}; known: {known}")
     if num_dims == 0:
         raise ValueError(f"IDX file {name!r} declares 0 dimensions; it needs at least one")
+    if num_dims > _MAX_DIMS:
+        raise ValueError(
+            f"IDX file {name!r} declares {num_dims} dimensions; NumPy arrays have at most "
+            f"{_MAX_DIMS}"
+        )
     sizes = stream.read(4 * num_dims)
     if len(sizes) < 4 * num_dims:
         raise ValueError(

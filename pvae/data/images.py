@@ -278,6 +278,12 @@ def load_array(
                 f"labels 'y' in {str(path)!r} must be integer classes, one per image, shape "
                 f"({len(array)},), got shape {labels.shape} of {labels.dtype}"
             )
+        if labels.size and labels.min() < 0:
+            first = int(np.argmax(labels < 0))
+            raise ValueError(
+                f"labels 'y' in {str(path)!r} must be classes 0, 1, ..., got y[{first}] = "
+                f"{int(labels[first])}"
+            )
         labels = torch.from_numpy(labels.astype(np.int64))
     levels = torch.as_tensor(
         array.reshape(len(array), -1), dtype=dtype or torch.get_default_dtype()

@@ -32,3 +32,10 @@ def test_a_npz_member_that_expands_beyond_its_header_is_refused(tmp_path):
     assert path.stat().st_size < 1 << 20
     with pytest.raises(ValueError, match=r"array 'x.npy' .* declares 8 bytes of data but holds"):
         load_array(path)
+
+
+def test_negative_labels_are_refused_naming_the_first(tmp_path):
+    path = tmp_path / "labelled.npz"
+    np.savez(path, x=np.zeros((4, 3), np.uint8), y=np.array([0, 1, -2, 3]))
+    with pytest.raises(ValueError, match=r"must be classes 0, 1, \.\.\., got y\[2\] = -2"):
+        load_array(path)

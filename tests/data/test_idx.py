@@ -442,3 +442,10 @@ def test_a_header_declaring_more_than_max_bytes_is_refused_before_reading(tmp_pa
         read_idx(path, max_bytes=10**11)  # allowed, then found short (nothing allocated first)
     with pytest.raises(ValueError, match="max_bytes must be a positive integer"):
         read_idx(path, max_bytes=0)
+
+
+def test_more_dimensions_than_numpy_has_are_refused_naming_the_file(tmp_path):
+    path = tmp_path / "deep.idx"
+    path.write_bytes(b"\x00\x00\x08\xff" + b"\x00\x00\x00\x01" * 255 + b"\x00")
+    with pytest.raises(ValueError, match=r"deep.idx' declares 255 dimensions; NumPy arrays have"):
+        read_idx(path)
