@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pyro
 import pyro.distributions as dist
 import torch
@@ -52,9 +54,7 @@ class PerPointNormalGuide(PyroModule):
         num_points, self.data_dim = data.shape
         self.register_buffer("data", data.detach().clone())
         self.loc = nn.Parameter(data.new_zeros(num_points, latent_dim))
-        self.log_scale = nn.Parameter(
-            data.new_full((num_points, latent_dim), float(torch.tensor(init_scale).log()))
-        )
+        self.log_scale = nn.Parameter(data.new_full((num_points, latent_dim), math.log(init_scale)))
         self._index: dict[bytes, int] = {}
         self._indexed: tuple | None = None
 

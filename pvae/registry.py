@@ -133,7 +133,8 @@ def _per_point(model, hidden_sizes, data=None, num_points=None, **options):
         )
     if data is None:  # a placeholder of the right shape; load_state_dict fills in the points
         data = torch.zeros(check_positive_int(num_points, "num_points"), model.data_dim)
-    check_data(data, "data", dim=model.data_dim)
+    else:  # the user's points (the placeholder needs no check, and may be on the meta device)
+        check_data(data, "data", dim=model.data_dim)
     return PerPointNormalGuide(data, model.latent_dim, **options)
 
 
