@@ -19,8 +19,9 @@ INTERRUPTED = 130
 
 
 def _os_message(error: OSError) -> str:
-    """An OS error as one line naming the path (``[Errno 28] No space left on device`` reads
-    "no space left on device: 'runs/model.pt'")."""
+    """An OS error as one line naming the path: ``[Errno 21] Is a directory: 'x'`` reads
+    "Is a directory: 'x'", and a full disk "no space left on the device (the disk is full):
+    'runs/model.pt'"."""
     reason = error.strerror or str(error)
     if error.errno == errno.ENOSPC:
         reason = "no space left on the device (the disk is full)"

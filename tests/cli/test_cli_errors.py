@@ -59,3 +59,18 @@ def test_ctrl_c_exits_130_with_one_line(monkeypatch, capsys):
     assert main(["train", *TINY]) == cli_main.INTERRUPTED == 130
     line = _one_line(capsys)
     assert line.startswith("pvae train: interrupted; a checkpoint keeps the last whole epoch")
+
+
+def test_a_full_disk_reads_as_one_line_naming_the_file(monkeypatch, capsys):
+    import errno
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", "runs/model.pt")
+
+    monkeypatch.setitem(cli_main.__dict__, "train_command", full)
+    assert main(["train", *TINY]) == 1
+    line = _one_line(capsys)
+    assert line == (
+        "pvae train: error: no space left on the device (the disk is full): 'runs/model.pt' "
+        "(--debug shows the traceback)"
+    )
