@@ -6,9 +6,15 @@ from dataclasses import dataclass
 
 import torch
 
-from pvae.validation import check_data, check_finite_float, check_labels, check_seed
+from pvae.validation import (
+    check_data,
+    check_finite_float,
+    check_float_dtype,
+    check_labels,
+    check_seed,
+)
 
-__all__ = ["Split", "split"]
+__all__ = ["Split", "check_split", "split", "subset"]
 
 
 @dataclass
@@ -71,3 +77,33 @@ def split(
         train_labels=None if labels is None else labels[train],
         test_labels=None if labels is None else labels[test],
     )
+
+
+def check_split(data, name: str = "data") -> Split:
+    """Check that ``data`` is a :class:`Split` whose training points are finite floats and
+    whose held-out points have their width and dtype (what an experiment given a split of
+    its own needs before it trains on it)."""
+    if not isinstance(data, Split):
+        raise TypeError(f"{name} must be a pvae.data.Split, got {type(data).__name__}")
+    check_data(data.train, f"{name}.train")
+    check_float_dtype(data.train.dtype, f"{name}.train.dtype", allow_none=False)
+    check_data(data.test, f"{name}.test", dim=data.data_dim)
+    if data.test.dtype != data.train.dtype:
+        raise TypeError(
+            f"{name}.test has dtype {data.test.dtype} but {name}.train has {data.train.dtype}; "
+            "convert one of them explicitly"
+        )
+    return data
+
+
+def subset(data: Split, size: int | None, seed: int) -> Split:
+    """At most ``size`` training and as many held-out points of ``data``, each a seeded
+    random subset (``None``: all of them); labels and the noise variance are not carried."""
+
+    def points(x: torch.Tensor) -> torch.Tensor:
+        if size is None or size >= len(x):
+            return x
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+        return x[order[:size].to(x.device)]
+
+    return Split(train=points(data.train), test=points(data.test))

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from pvae import tables
 from pvae.data.catalog import check_data_choice, load_dataset
-from pvae.data.split import Split
+from pvae.data.split import Split, check_split, subset
 from pvae.diagnostics.decoder import decoder_variance, mean_error, reconstruction_error
 from pvae.diagnostics.latent import diagnose
 from pvae.plots.collapse import plot_collapse_depth
@@ -27,8 +27,6 @@ from pvae.training.schedules import kl_warmup
 from pvae.training.watchdog import IllPosedWarning
 from pvae.validation import (
     check_bool,
-    check_data,
-    check_float_dtype,
     check_positive_float,
     check_positive_int,
     check_seed,
@@ -173,13 +171,6 @@ def load_data(settings: CollapseDepthSettings) -> Split:
     )
 
 
-def _subset(points: torch.Tensor, size: int | None, seed: int) -> torch.Tensor:
-    if size is None or size >= len(points):
-        return points
-    order = torch.randperm(len(points), generator=torch.Generator().manual_seed(seed))
-    return points[order[:size].to(points.device)]
-
-
 def _train(variant: str, depth: int, data: Split, settings: CollapseDepthSettings, bar) -> dict:
     torch.manual_seed(settings.seed)
     hidden = (settings.width,) * depth
@@ -316,23 +307,9 @@ def run_collapse_depth(
     settings = settings or DEFAULT
     if not isinstance(settings, CollapseDepthSettings):
         raise TypeError(f"settings must be a CollapseDepthSettings, got {type(settings).__name__}")
-    if data is None:
-        data = load_data(settings)
-    elif not isinstance(data, Split):
-        raise TypeError(f"data must be a pvae.data.Split, got {type(data).__name__}")
-    check_data(data.train, "data.train")
-    check_float_dtype(data.train.dtype, "data.train.dtype", allow_none=False)
-    check_data(data.test, "data.test", dim=data.data_dim)
-    if data.test.dtype != data.train.dtype:
-        raise TypeError(
-            f"data.test has dtype {data.test.dtype} but data.train has {data.train.dtype}; "
-            "convert one of them explicitly"
-        )
+    data = check_split(load_data(settings) if data is None else data)
     check_bool(progress, "progress")
-    data = Split(
-        train=_subset(data.train, settings.max_points, settings.seed),
-        test=_subset(data.test, settings.max_points, settings.seed),
-    )
+    data = subset(data, settings.max_points, settings.seed)
     if data.train.shape[0] < 2:
         raise ValueError(
             f"the training data need at least 2 points (γ starts at their variance), got "

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from pvae import tables
 from pvae.data.catalog import check_data_choice, load_dataset
-from pvae.data.split import Split
+from pvae.data.split import Split, check_split, subset
 from pvae.diagnostics.latent import diagnose
 from pvae.estimation.ais import ais
 from pvae.estimation.compare import paired_difference
@@ -26,8 +26,6 @@ from pvae.registry import build_guide, build_model
 from pvae.training.fit import fit
 from pvae.validation import (
     check_bool,
-    check_data,
-    check_float_dtype,
     check_nonnegative_int,
     check_positive_float,
     check_positive_int,
@@ -180,13 +178,6 @@ def load_data(settings: IWAEvsELBOSettings) -> Split:
         root=settings.data_root,
         num_levels=settings.num_levels or 256,
     )
-
-
-def _subset(points: torch.Tensor, size: int | None, seed: int) -> torch.Tensor:
-    if size is None or size >= len(points):
-        return points
-    order = torch.randperm(len(points), generator=torch.Generator().manual_seed(seed))
-    return points[order[:size].to(points.device)]
 
 
 def _train(variant: str, seed: int, data: Split, settings: IWAEvsELBOSettings, bar) -> dict:
@@ -421,24 +412,9 @@ def run_iwae_vs_elbo(
     settings = settings or DEFAULT
     if not isinstance(settings, IWAEvsELBOSettings):
         raise TypeError(f"settings must be an IWAEvsELBOSettings, got {type(settings).__name__}")
-    if data is None:
-        data = load_data(settings)
-    elif not isinstance(data, Split):
-        raise TypeError(f"data must be a pvae.data.Split, got {type(data).__name__}")
-    check_data(data.train, "data.train")
-    check_float_dtype(data.train.dtype, "data.train.dtype", allow_none=False)
-    check_data(data.test, "data.test", dim=data.data_dim)
-    if data.test.dtype != data.train.dtype:
-        raise TypeError(
-            f"data.test has dtype {data.test.dtype} but data.train has {data.train.dtype}; "
-            "convert one of them explicitly"
-        )
+    data = check_split(load_data(settings) if data is None else data)
     check_bool(progress, "progress")
-    seed = settings.seeds[0]
-    data = Split(
-        train=_subset(data.train, settings.max_points, seed),
-        test=_subset(data.test, settings.max_points, seed),
-    )
+    data = subset(data, settings.max_points, settings.seeds[0])
     if data.test.shape[0] < 2:
         raise ValueError(
             f"the held-out data need at least 2 points (the paired difference has an "
