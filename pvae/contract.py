@@ -20,6 +20,7 @@ __all__ = [
     "check_data_support",
     "check_registered_modules",
     "check_support",
+    "depends_on",
     "evaluating",
     "forked_rng",
     "latent_site",
@@ -53,6 +54,23 @@ class LeafDraws(Messenger):
             and value.is_floating_point()
         ):
             msg["value"] = value.detach().requires_grad_(True)
+
+
+def depends_on(output: torch.Tensor, inputs) -> list[bool]:
+    """For each tensor of ``inputs``, whether autograd has a path from it to ``output``: a
+    structural dependency, which a gradient that happens to be zero still counts. Inputs that
+    do not require grad have none."""
+    inputs = list(inputs)
+    tracked = [i for i, tensor in enumerate(inputs) if tensor.requires_grad]
+    found = [False] * len(inputs)
+    if not output.requires_grad or not tracked:
+        return found
+    grads = torch.autograd.grad(
+        output.sum(), [inputs[i] for i in tracked], allow_unused=True, retain_graph=True
+    )
+    for i, grad in zip(tracked, grads, strict=True):
+        found[i] = grad is not None
+    return found
 
 
 @contextlib.contextmanager

@@ -10,7 +10,14 @@ from dataclasses import dataclass
 import torch
 from pyro import poutine
 
-from pvae.contract import LeafDraws, evaluating, forked_rng, observed_site, with_obs_site
+from pvae.contract import (
+    LeafDraws,
+    depends_on,
+    evaluating,
+    forked_rng,
+    observed_site,
+    with_obs_site,
+)
 from pvae.display import Displayed
 from pvae.distributions import normal_variance
 from pvae.validation import check_pair_data
@@ -87,13 +94,6 @@ def _parameters(model, trace) -> list[torch.Tensor]:
     return list(unique.values())
 
 
-def _depends(value: torch.Tensor, on: list[torch.Tensor]) -> bool:
-    if not value.requires_grad or not on:
-        return False
-    grads = torch.autograd.grad(value.sum(), on, allow_unused=True, retain_graph=True)
-    return any(grad is not None for grad in grads)
-
-
 @with_obs_site
 def read_likelihood(
     model: Callable, guide: Callable, x: torch.Tensor, *, obs_site: str | None = None
@@ -139,8 +139,8 @@ def read_likelihood(
                 for site in guide_trace.nodes.values()
                 if site["type"] == "sample" and getattr(site["value"], "requires_grad", False)
             ]
-            learned = _depends(variance, _parameters(model, model_trace))
-            depends = _depends(variance, draws)
+            learned = any(depends_on(variance, _parameters(model, model_trace)))
+            depends = any(depends_on(variance, draws))
             if not (learned or depends):
                 per_point = -0.5 * torch.log(2 * math.pi * variance.detach()).flatten(1).sum(-1)
                 read_bound = float(per_point.max())

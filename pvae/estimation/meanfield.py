@@ -9,7 +9,7 @@ import pyro.poutine as poutine
 import torch
 from torch.distributions import kl_divergence
 
-from pvae.contract import LeafDraws, evaluating, forked_rng, sample_sites
+from pvae.contract import LeafDraws, depends_on, evaluating, forked_rng, sample_sites
 
 __all__ = ["MeanFieldWarning", "mean_field_bias"]
 
@@ -21,14 +21,9 @@ class MeanFieldWarning(UserWarning):
 
 def _parents(fn, value: torch.Tensor, leaves: dict[str, torch.Tensor]) -> set[str]:
     """The latent draws among ``leaves`` that the parameters of ``fn`` depend on."""
-    density = fn.log_prob(value.detach()).sum()
     names = [name for name, leaf in leaves.items() if leaf is not value]
-    if not density.requires_grad or not names:
-        return set()
-    grads = torch.autograd.grad(
-        density, [leaves[name] for name in names], allow_unused=True, retain_graph=True
-    )
-    return {name for name, grad in zip(names, grads, strict=True) if grad is not None}
+    found = depends_on(fn.log_prob(value.detach()), [leaves[name] for name in names])
+    return {name for name, depends in zip(names, found, strict=True) if depends}
 
 
 def _ancestors(parents: dict[str, set[str]]) -> dict[str, set[str]]:

@@ -9,7 +9,13 @@ import pyro
 import torch
 from pyro import poutine
 
-from pvae.contract import ContractError, observed_sites, sample_sites, site_log_prob
+from pvae.contract import (
+    ContractError,
+    depends_on,
+    observed_sites,
+    sample_sites,
+    site_log_prob,
+)
 from pvae.validation import check_bool, check_positive_int
 
 __all__ = ["IWAE"]
@@ -153,14 +159,10 @@ class IWAE:
     @staticmethod
     def _check_independent(latent: list[dict]) -> None:
         for site in latent:
-            others = [s for s in latent if s is not site and s["value"].requires_grad]
-            density = site["fn"].log_prob(site["value"].detach()).sum()
-            if not others or not density.requires_grad:
-                continue
-            grads = torch.autograd.grad(
-                density, [s["value"] for s in others], allow_unused=True, retain_graph=True
-            )
-            names = [s["name"] for s, g in zip(others, grads, strict=True) if g is not None]
+            others = [s for s in latent if s is not site]
+            density = site["fn"].log_prob(site["value"].detach())
+            found = depends_on(density, [s["value"] for s in others])
+            names = [s["name"] for s, depends in zip(others, found, strict=True) if depends]
             if names:
                 raise ContractError(
                     f"doubly-reparameterized gradients need each guide site's distribution free "
