@@ -11,12 +11,21 @@ from torch.distributions import kl_divergence
 
 from pvae.contract import LeafDraws, depends_on, evaluating, forked_rng, sample_sites
 
-__all__ = ["MeanFieldWarning", "mean_field_bias"]
+__all__ = ["MeanFieldWarning", "analytic_kl", "mean_field_bias"]
 
 
 class MeanFieldWarning(UserWarning):
     """``TraceMeanField_ELBO``'s analytic KL of a site differs in expectation from the ELBO's
     (:func:`mean_field_bias`)."""
+
+
+def analytic_kl(q, p) -> torch.Tensor | None:
+    """``KL(q ‖ p)`` in closed form where torch has it for the pair of distributions, else
+    ``None`` (``TraceMeanField_ELBO`` then falls back to the Monte Carlo term)."""
+    try:
+        return kl_divergence(q, p)
+    except NotImplementedError:
+        return None
 
 
 def _parents(fn, value: torch.Tensor, leaves: dict[str, torch.Tensor]) -> set[str]:
@@ -93,9 +102,7 @@ def mean_field_bias(model: Callable, guide: Callable, x: torch.Tensor) -> dict[s
         name = site["name"]
         if site["is_observed"] or name not in leaves:
             continue
-        try:
-            kl_divergence(latent[name]["fn"], site["fn"])
-        except NotImplementedError:
+        if analytic_kl(latent[name]["fn"], site["fn"]) is None:
             continue
         moved = {t for t in _parents(site["fn"], site["value"], leaves) if name in ancestors[t]}
         if moved:

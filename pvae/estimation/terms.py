@@ -6,7 +6,6 @@ import math
 from collections.abc import Callable
 
 import torch
-from torch.distributions import kl_divergence
 
 from pvae.contract import (
     evaluating,
@@ -17,7 +16,7 @@ from pvae.contract import (
     with_obs_site,
 )
 from pvae.distributions import normal_variance
-from pvae.estimation.meanfield import mean_field_bias
+from pvae.estimation.meanfield import analytic_kl, mean_field_bias
 from pvae.validation import check_pair_data, check_positive_int
 
 __all__ = ["elbo_terms", "min_variance"]
@@ -82,7 +81,7 @@ def _elbo_terms(
                 recon = recon + site_log_prob(site, (num_rows,))
                 continue
             q_site = guide_sites[site["name"]]
-            site_kl = None if site["name"] in sampled else _analytic_kl(q_site["fn"], site["fn"])
+            site_kl = None if site["name"] in sampled else analytic_kl(q_site["fn"], site["fn"])
             if site_kl is None:
                 site_kl = site_log_prob(q_site, (num_rows,)) - site_log_prob(site, (num_rows,))
             kl = kl + site_kl.expand(num_rows)
@@ -96,13 +95,6 @@ def _elbo_terms(
             "min_variance_point": point,
             "min_variance_pixel": pixel,
         }
-
-
-def _analytic_kl(q, p) -> torch.Tensor | None:
-    try:
-        return kl_divergence(q, p)
-    except NotImplementedError:
-        return None
 
 
 def min_variance(fn, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
