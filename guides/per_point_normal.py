@@ -12,7 +12,7 @@ from torch import nn
 
 from pvae.models.linear_gaussian import LinearGaussian
 from pvae.networks import unique_name
-from pvae.validation import check_data, check_dtypes, check_positive_float, check_positive_int
+from pvae.validation import check_data, check_dtypes, check_positive_int, check_representable
 
 __all__ = ["PerPointNormalGuide", "exact_posterior_guide"]
 
@@ -50,7 +50,7 @@ class PerPointNormalGuide(PyroModule):
         super().__init__(name=unique_name("PerPointNormalGuide"))
         check_data(data, "data")
         self.latent_dim = check_positive_int(latent_dim, "latent_dim")
-        check_positive_float(init_scale, "init_scale")
+        check_representable(init_scale, "init_scale", power=2, dtype=data.dtype)
         num_points, self.data_dim = data.shape
         self.register_buffer("data", data.detach().clone())
         self.loc = nn.Parameter(data.new_zeros(num_points, latent_dim))

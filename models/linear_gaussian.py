@@ -12,7 +12,7 @@ from torch import nn
 
 from pvae.distributions import standard_normal
 from pvae.networks import unique_name
-from pvae.validation import check_data, check_positive_float, check_positive_int
+from pvae.validation import check_data, check_positive_int, check_representable
 
 __all__ = ["LinearGaussian"]
 
@@ -66,8 +66,8 @@ class LinearGaussian(PyroModule):
         super().__init__(name=unique_name("LinearGaussian"))
         self.data_dim = check_positive_int(data_dim, "data_dim")
         self.latent_dim = check_positive_int(latent_dim, "latent_dim")
-        check_positive_float(variance, "variance")
-        check_positive_float(init_scale, "init_scale")
+        check_representable(variance, "variance")
+        check_representable(init_scale, "init_scale", power=2)
         self.weight = nn.Parameter(init_scale * torch.randn(data_dim, latent_dim))
         self.bias = nn.Parameter(torch.zeros(data_dim))
         log_variance = torch.tensor(math.log(variance), dtype=torch.get_default_dtype())
@@ -105,7 +105,7 @@ class LinearGaussian(PyroModule):
         if latent_dim > d:
             raise ValueError(f"latent_dim must be <= data_dim={d}, got {latent_dim}")
         if variance is not None:
-            check_positive_float(variance, "variance")
+            check_representable(variance, "variance", dtype=data.dtype)
         if n < 2:
             raise ValueError(f"data needs at least 2 points for a covariance, got {n}")
         mean = data.mean(0)
@@ -156,10 +156,12 @@ class LinearGaussian(PyroModule):
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Exact ``log p(x)`` per data point, shape ``(n,)``."""
+        check_data(x, "x", dim=self.data_dim)
         return self.marginal().log_prob(x)
 
     def posterior(self, x: torch.Tensor) -> dist.MultivariateNormal:
         """The exact posterior p(z | x) per data point: batch shape ``(n,)``, event ``(q,)``."""
+        check_data(x, "x", dim=self.data_dim)
         weight, variance = self.weight, self.variance
         eye = torch.eye(self.latent_dim, dtype=x.dtype, device=x.device)
         m = weight.T @ weight + variance * eye

@@ -13,6 +13,7 @@ from pvae.estimation.quadrature import QuadratureEstimate, log_marginal_quadratu
 from pvae.estimation.result import ImportanceEstimate
 from pvae.estimation.terms import elbo_terms
 from pvae.estimation.units import bits_per_dim
+from pvae.finite import NonFiniteDensityError
 from pvae.likelihoods import BernoulliDecoder, ContinuousBernoulliDecoder, NormalDecoder
 from pvae.registry import build_guide, build_model
 from pvae.training.fit import fit
@@ -32,6 +33,7 @@ __all__ = [
     "History",
     "ImportanceEstimate",
     "KCurve",
+    "NonFiniteDensityError",
     "NonFiniteError",
     "NormalDecoder",
     "QuadratureEstimate",

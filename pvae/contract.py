@@ -13,6 +13,8 @@ from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
 from torch.distributions import constraints
 
+from pvae.finite import nonfinite_density_error
+
 __all__ = [
     "ContractError",
     "LeafDraws",
@@ -290,17 +292,34 @@ def trace_pair(
     """Trace the proposal, then the model replaying it, on ``x``. ``noise`` (a messenger, e.g.
     the estimators' common random numbers) supplies the proposal's draws; ``particles`` a
     ``pyro.plate`` of samples outside every plate of the pair (vectorized layout)."""
-    with contextlib.ExitStack() as stack:
-        if noise is not None:
-            stack.enter_context(noise)
-        if particles is not None:
-            stack.enter_context(particles)
-        if proposal == "guide":
-            guide_trace = poutine.trace(guide).get_trace(x)
-            model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(x)
-        else:
-            guide_trace = None
-            model_trace = poutine.trace(model).get_trace(x)
+    try:
+        with contextlib.ExitStack() as stack:
+            if noise is not None:
+                stack.enter_context(noise)
+            if particles is not None:
+                stack.enter_context(particles)
+            if proposal == "guide":
+                guide_trace = poutine.trace(guide).get_trace(x)
+                model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(x)
+            else:
+                guide_trace = None
+                model_trace = poutine.trace(model).get_trace(x)
+    except ContractError:
+        raise
+    except ValueError as error:  # Pyro's checks refused a distribution's parameters
+        if not check:
+            raise
+        failure = nonfinite_density_error(
+            model,
+            guide if proposal == "guide" else None,
+            x,
+            0,
+            "Pyro's checks refused a distribution's parameters",
+            label="the first point the pair was checked on",
+        )
+        if failure.site is None:  # not a non-finite number: the pair's own error
+            raise
+        raise failure from error
     if check:
         _check_traces(model_trace, guide_trace)
     return model_trace, guide_trace

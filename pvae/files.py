@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import io
 import numbers
@@ -17,6 +18,8 @@ from typing import BinaryIO
 __all__ = [
     "RunLocked",
     "atomic_write",
+    "folder_lock",
+    "locking_folder",
     "plain",
     "run_lock",
     "save_figure",
@@ -132,12 +135,52 @@ def run_lock(path, *, names: tuple[str, ...] = ()) -> Iterator[Path]:
     (``.<name>.<hex>.part``, :func:`atomic_write`) that a dead run left of ``path`` and of the
     sibling files ``names``: no live writer can own them.
 
-    :param path: the run's main output (a checkpoint, or a results folder's marker).
+    :param path: the run's main output (a checkpoint).
     :param names: other file names of the run in the same folder.
     :raises RunLocked: if another process holds the lock, naming its pid and the lock file.
     :returns: (as the ``with`` target) the lock file's path.
     """
     path = Path(path)
+    patterns = [f".{name}.*.part" for name in (path.name, *names)]
+    with _holding(path, path.parent, patterns) as lock:
+        yield lock
+
+
+@contextlib.contextmanager
+def folder_lock(folder) -> Iterator[Path]:
+    """:func:`run_lock` for a run that writes a results folder (an experiment's ``--out``):
+    the lock is ``<folder>.lock`` beside the folder, and taking it removes the stray
+    temporaries of every file in the folder. The folder itself is the caller's to create.
+
+    :raises RunLocked: if another process holds it.
+    """
+    folder = Path(folder)
+    with _holding(folder, folder, [".*.part"]) as lock:
+        yield lock
+
+
+def locking_folder(function):
+    """Decorate ``function(out_dir, ...)``, an experiment writing its results into the folder
+    ``out_dir``, to run holding :func:`folder_lock` on it: a second run into the same folder
+    is refused instead of mixing its tables and figures with the first one's. ``out_dir``
+    must be a path (str or path-like) that is not a file."""
+
+    @functools.wraps(function)
+    def wrapper(out_dir, *args, **kwargs):
+        if not isinstance(out_dir, str | os.PathLike):
+            raise TypeError(f"out_dir must be a folder's path, got {type(out_dir).__name__}")
+        folder = Path(out_dir)
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"out_dir {str(folder)!r} is a file; the results go into a folder")
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with folder_lock(folder):
+            return function(out_dir, *args, **kwargs)
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def _holding(path: Path, strays_in: Path, patterns: list[str]) -> Iterator[Path]:
     lock = path.with_name(path.name + ".lock")
     descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
     try:
@@ -153,9 +196,10 @@ def run_lock(path, *, names: tuple[str, ...] = ()) -> Iterator[Path]:
             ) from None
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
-        for name in (path.name, *names):
-            for stray in path.parent.glob(f".{name}.*.part"):
-                stray.unlink(missing_ok=True)
+        if strays_in.is_dir():
+            for pattern in patterns:
+                for stray in strays_in.glob(pattern):
+                    stray.unlink(missing_ok=True)
         yield lock
     finally:
         os.close(descriptor)  # releases the flock; the file stays, harmless and reused

@@ -33,8 +33,8 @@ from pvae.validation import (
     check_binary,
     check_choice,
     check_nonnegative_float,
-    check_positive_float,
     check_positive_int,
+    check_representable,
     check_unit_interval,
 )
 
@@ -102,9 +102,9 @@ class NormalDecoder(PyroModule):
         self.latent_dim = check_positive_int(latent_dim, "latent_dim")
         self.data_dim = check_positive_int(data_dim, "data_dim")
         self.variance = check_choice(variance, "variance", VARIANCES)
-        check_positive_float(scale, "scale")
-        check_positive_float(init_variance, "init_variance")
-        self.variance_floor = check_nonnegative_float(variance_floor, "variance_floor")
+        check_representable(scale, "scale", power=2)
+        check_representable(init_variance, "init_variance")
+        self.variance_floor = check_representable(variance_floor, "variance_floor", allow_zero=True)
         if variance == "fixed" and variance_floor > 0:
             raise ValueError(
                 "variance_floor applies to learned variances; with variance='fixed' set the "
@@ -297,8 +297,8 @@ class SoftThresholdDecoder(PyroModule):
         self.latent_dim = check_positive_int(latent_dim, "latent_dim")
         self.data_dim = check_positive_int(data_dim, "data_dim")
         self.alpha = check_nonnegative_float(alpha, "alpha")
-        check_positive_float(init_variance, "init_variance")
-        check_positive_float(init_scale, "init_scale")
+        check_representable(init_variance, "init_variance")
+        check_representable(init_scale, "init_scale", power=2)
         self.weight = nn.Parameter(init_scale * torch.randn(data_dim, latent_dim))
         self.bias = nn.Parameter(torch.zeros(data_dim))
         self.log_variance = nn.Parameter(torch.tensor(math.log(init_variance)))

@@ -8,7 +8,7 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
-from pvae.validation import check_positive_float, check_positive_int, check_sizes
+from pvae.validation import check_positive_int, check_representable, check_sizes
 
 __all__ = ["MLP", "NormalEncoder", "unique_name"]
 
@@ -77,7 +77,7 @@ class NormalEncoder(PyroModule):
         super().__init__()
         self.latent_dim = check_positive_int(latent_dim, "latent_dim")
         self.net = MLP(data_dim, 2 * latent_dim, hidden_sizes)
-        self.scale_floor = check_positive_float(scale_floor, "scale_floor")
+        self.scale_floor = check_representable(scale_floor, "scale_floor", power=2)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         loc, raw_scale = self.net(x).split(self.latent_dim, dim=-1)

@@ -9,6 +9,7 @@ import torch
 
 __all__ = [
     "SEED_LIMIT",
+    "SIZE_LIMIT",
     "check_binary",
     "check_bool",
     "check_choice",
@@ -25,15 +26,21 @@ __all__ = [
     "check_pair_data",
     "check_positive_float",
     "check_positive_int",
+    "check_representable",
     "check_seed",
     "check_site",
     "check_sizes",
     "check_unit_interval",
+    "largest_entry",
 ]
 
 #: Seeds are integers in ``[0, SEED_LIMIT)``: what :func:`pyro.set_rng_seed` (NumPy's
 #: generator) accepts, and so what every pvae seed accepts.
 SEED_LIMIT = 2**32
+
+#: The largest count pvae accepts (a number of samples, steps, particles, epochs): the largest
+#: tensor size torch holds.
+SIZE_LIMIT = 2**63 - 1
 
 
 def check_data(
@@ -84,7 +91,34 @@ def check_data(
             f"{name} contains a non-finite value {x[tuple(index)].item()} at index {index} "
             f"({int((~finite).sum())} non-finite entries in all)"
         )
+    _check_magnitude(x, name)
     return x
+
+
+def largest_entry(x: torch.Tensor, dtype: torch.dtype | None = None) -> float:
+    """The largest magnitude of an entry of points like ``x`` whose squared norm is finite in
+    ``dtype`` (default ``x``'s): √(max / d) for ``d`` entries per point
+    (6.6e17 for 784 entries in float32, 1.3e153 in float64)."""
+    info = torch.finfo(dtype or x.dtype)
+    return math.sqrt(info.max / max(x[0].numel(), 1))
+
+
+def _check_magnitude(x: torch.Tensor, name: str) -> None:
+    """Refuse entries so large that a point's squared norm, which every Gaussian log-density
+    and squared error computes, overflows ``x``'s dtype."""
+    limit = largest_entry(x)
+    top, bottom = float(x.max()), float(x.min())  # two reductions, no copy of x
+    if max(top, -bottom) <= limit:
+        return
+    index = tuple(int(i) for i in (x.abs() > limit).nonzero()[0])
+    wider = " (in float64 up to about 1e153)" if x.dtype != torch.float64 else ""
+    raise ValueError(
+        f"{name}[{', '.join(map(str, index))}] = {x[index].item():g} is too large for "
+        f"{x.dtype}: a point of {x[0].numel()} entries this large has a squared norm above "
+        f"{torch.finfo(x.dtype).max:.3g}, the dtype's largest number, so Gaussian "
+        f"log-densities and squared errors overflow; entries up to {limit:.3g} in magnitude "
+        f"work{wider}. Rescale the data, or convert data and pair explicitly to float64"
+    )
 
 
 def check_binary(x: torch.Tensor, name: str = "x") -> torch.Tensor:
@@ -150,9 +184,20 @@ def check_bool(value, name: str, *, allow_none: bool = False) -> bool | None:
 
 
 def check_positive_int(value, name: str) -> int:
-    """Check that ``value`` is an integer ≥ 1 (bools refused)."""
+    """Check that ``value`` is an integer in ``[1, SIZE_LIMIT]`` (bools refused)."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return _check_size_limit(value, name)
+
+
+def _check_size_limit(value, name: str) -> int:
+    """Counts become tensor sizes, which torch holds in an int64: past it the error would be
+    an OverflowError deep inside torch."""
+    if value > SIZE_LIMIT:
+        raise ValueError(
+            f"{name} must be at most 2**63 - 1 = {SIZE_LIMIT} (torch's largest size), got "
+            f"{value!r}"
+        )
     return int(value)
 
 
@@ -161,7 +206,7 @@ def check_nonnegative_int(value, name: str, meaning: str = "") -> int:
     in the error (e.g. ``" (0: no AIS)"``)."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
         raise ValueError(f"{name} must be a non-negative integer{meaning}, got {value!r}")
-    return int(value)
+    return _check_size_limit(value, name)
 
 
 def check_finite_float(value, name: str) -> float:
@@ -197,6 +242,42 @@ def check_positive_float(value, name: str) -> float:
     """Check that ``value`` is a finite real number > 0."""
     if check_finite_float(value, name) <= 0:
         raise ValueError(f"{name} must be > 0, got {value!r}")
+    return float(value)
+
+
+def check_representable(
+    value, name: str, *, power: int = 1, allow_zero: bool = False, dtype=None
+) -> float:
+    """Check that ``value`` is a real number > 0 (or 0, with ``allow_zero``) whose
+    ``power``-th power and its reciprocal are normal numbers of ``dtype`` (default: torch's
+    default dtype, the one the models are built in): a standard deviation σ with ``power=2``
+    (a Gaussian log-density computes σ² and 1/σ²), a variance with ``power=1``. In float32
+    that is 1.1e-19 ≤ σ ≤ 9.2e18 and 1.2e-38 ≤ σ² ≤ 8.5e37; past them the densities are
+    infinite or NaN for every data point.
+
+    :raises ValueError: naming ``name``, the value and the range that works.
+    """
+    if allow_zero:
+        check_nonnegative_float(value, name)
+        if value == 0:
+            return 0.0
+    else:
+        check_positive_float(value, name)
+    dtype = dtype or torch.get_default_dtype()
+    tiny = torch.finfo(dtype).tiny
+    low, high = tiny ** (1 / power), (1 / tiny) ** (1 / power)
+    if not low <= value <= high:
+        what = "its square and the square's reciprocal" if power == 2 else "it and its reciprocal"
+        wider = (
+            "; torch.set_default_dtype(torch.float64) before building widens the range"
+            if dtype != torch.float64
+            else ""
+        )
+        raise ValueError(
+            f"{name} must lie in [{low:.2g}, {high:.2g}] in {dtype} (where "
+            f"{what} are normal "
+            f"numbers){' or be 0' if allow_zero else ''}, got {value!r}{wider}"
+        )
     return float(value)
 
 

@@ -27,7 +27,7 @@ LAYERS = (
     ("pvae.validation", "pvae.layout", "pvae.version"),
     ("pvae.display", "pvae.files", "pvae.tables"),
     ("pvae.distributions", "pvae.networks"),
-    ("pvae.contract",),
+    ("pvae.contract", "pvae.finite"),
     ("pvae.likelihoods", "pvae.models", "pvae.guides"),
     ("pvae.registry",),
     ("pvae.estimation",),

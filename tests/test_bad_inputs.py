@@ -258,6 +258,14 @@ def data_cases() -> list[Case]:
             TypeError,
             f"{name} must be a torch.Tensor, got ndarray",
         )
+        add(
+            "with 1e160 at [3, 2] (its square overflows float64)",
+            lambda: put(points(), (3, 2), 1e160),
+            ValueError,
+            f"{name}[3, 2] = 1e+160 is too large for torch.float64: a point of 4 entries this "
+            "large has a squared norm above 1.8e+308, the dtype's largest number, so Gaussian "
+            "log-densities and squared errors overflow; entries up to 6.7e+153 in magnitude work",
+        )
     for entry in ("pvae.fit", "pvae.log_marginal"):  # the rest share the same checks
         name = DATA_NAMES.get(entry, "x")
         call = ESTIMATORS[entry]
@@ -335,6 +343,55 @@ def data_cases() -> list[Case]:
 def on_meta():
     model, guide = pair()
     return model.to("meta"), guide.to("meta")
+
+
+def overflow_cases() -> list[Case]:
+    """Finite inputs whose numbers are not finite in the pair: refused with the reason, never
+    a NaN or -inf returned."""
+    huge = "x[3, 2] = 1e+160 is too large for torch.float64"
+
+    def linear():
+        return pvae.build_model("linear-gaussian", 4, 2, ())
+
+    cases = [
+        Case(
+            "pvae.models.LinearGaussian.log_prob",
+            "`x` with 1e160 at [3, 2] (its square overflows float64)",
+            lambda tmp: linear().log_prob(put(points(), (3, 2), 1e160)),
+            ValueError,
+            huge,
+        ),
+        Case(
+            "pvae.models.LinearGaussian.posterior",
+            "`x` with 1e160 at [3, 2] (its square overflows float64)",
+            lambda tmp: linear().posterior(put(points(), (3, 2), 1e160)),
+            ValueError,
+            huge,
+        ),
+    ]
+    poisoned = (
+        "a finite point: the pair's numbers are not finite in torch.float64; re-run on the "
+        "point, the first non-finite number is at the model's site 'x' (distribution "
+        "parameter 'loc' of Normal: 4 NaN and 0 infinite of 4 entries, the first at index "
+        "(0, 0)); some of the pair's parameters are not finite"
+    )
+    for entry, call in (
+        (
+            "pvae.log_marginal",
+            lambda: pvae.log_marginal(*poisoned_pair(), points(), progress=False),
+        ),
+        ("pvae.fit", lambda: pvae.fit(*poisoned_pair(), points(), epochs=1, progress=False)),
+    ):
+        cases.append(
+            Case(
+                entry,
+                "a decoder weight set to NaN (finite data)",
+                lambda tmp, call=call: call(),
+                pvae.NonFiniteDensityError,
+                poisoned,
+            )
+        )
+    return cases
 
 
 def likelihood_cases() -> list[Case]:
@@ -660,6 +717,15 @@ def fit_argument_cases() -> list[Case]:
     ]
     cases += [
         case(
+            f"`{key}=2**64`",
+            ValueError,
+            f"{key} must be at most 2**63 - 1 = {2**63 - 1} (torch's largest size), got {2**64}",
+            **{key: 2**64},
+        )
+        for key in ("num_particles", "batch_size")
+    ]
+    cases += [
+        case(
             f"`lr={value!r}`",
             ValueError,
             f"lr must be a finite real number, got {value!r}",
@@ -943,6 +1009,54 @@ def builder_cases() -> list[Case]:
             "init_variance must be > 0, got 0",
         ),
         model(("normal-fixed", 4, 2), {"scale": 0}, ValueError, "scale must be > 0, got 0"),
+        model(
+            ("normal-fixed", 4, 2),
+            {"scale": 1e200},
+            ValueError,
+            "scale must lie in [1.5e-154, 6.7e+153] in torch.float64 (where its square and the "
+            "square's reciprocal are normal numbers), got 1e+200",
+        ),
+        model(
+            ("normal-fixed", 4, 2),
+            {"scale": 1e-200},
+            ValueError,
+            "scale must lie in [1.5e-154, 6.7e+153] in torch.float64 (where its square and the "
+            "square's reciprocal are normal numbers), got 1e-200",
+        ),
+        model(
+            ("normal-shared", 4, 2),
+            {"init_variance": 1e308},
+            ValueError,
+            "init_variance must lie in [2.2e-308, 4.5e+307] in torch.float64 (where it and its "
+            "reciprocal are normal numbers), got 1e+308",
+        ),
+        model(
+            ("normal-shared", 4, 2),
+            {"variance_floor": 1e308},
+            ValueError,
+            "variance_floor must lie in [2.2e-308, 4.5e+307] in torch.float64 (where it and its "
+            "reciprocal are normal numbers) or be 0, got 1e+308",
+        ),
+        model(
+            ("normal-floor", 4, 2),
+            {"variance_floor": 1e308},
+            ValueError,
+            "variance_floor must lie in [2.2e-308, 4.5e+307] in torch.float64 (where it and its "
+            "reciprocal are normal numbers) or be 0, got 1e+308",
+        ),
+        model(
+            ("linear-gaussian", 4, 2, ()),
+            {"variance": 1e308},
+            ValueError,
+            "variance must lie in [2.2e-308, 4.5e+307] in torch.float64 (where it and its "
+            "reciprocal are normal numbers), got 1e+308",
+        ),
+        model(
+            ("linear-gaussian", 4, 2, ()),
+            {"init_scale": 1e200},
+            ValueError,
+            "init_scale must lie in [1.5e-154, 6.7e+153] in torch.float64",
+        ),
         model(("normal-fixed", 4, 2), {"scale": -1}, ValueError, "scale must be > 0, got -1"),
         model(
             ("normal-fixed", 4, 2),
@@ -1022,6 +1136,13 @@ def builder_cases() -> list[Case]:
             lambda: {"scale_floor": -1},
             ValueError,
             "scale_floor must be > 0, got -1",
+        ),
+        guide(
+            "diag-normal",
+            lambda: {"scale_floor": 1e200},
+            ValueError,
+            "scale_floor must lie in [1.5e-154, 6.7e+153] in torch.float64 (where its square and "
+            "the square's reciprocal are normal numbers), got 1e+200",
         ),
         guide(
             "diag-normal",
@@ -1175,6 +1296,12 @@ def gradient_and_diagnostic_cases() -> list[Case]:
             message,
         )
 
+    too_many = f"must be at most 2**63 - 1 = {2**63 - 1} (torch's largest size), got {2**64}"
+    more = [
+        grad("`num_draws=2**64`", f"num_draws {too_many}", num_draws=2**64),
+        diag("`num_samples=2**64`", f"num_samples {too_many}", num_samples=2**64),
+    ]
+
     def report(bad, call, error, message):
         return Case("pvae.diagnostics.collapse_report", bad, call, error, message)
 
@@ -1182,6 +1309,7 @@ def gradient_and_diagnostic_cases() -> list[Case]:
         return estimate(diagnostics.diagnose)
 
     return [
+        *more,
         grad(
             "`num_draws=1`",
             "num_draws must be at least 2 to estimate a variance, got 1",
@@ -2445,6 +2573,10 @@ def cli_cases() -> list[Case]:
                 "data must lie in [0, 1] for a continuous Bernoulli likelihood, but data[0, 0] =",
             ),
             (
+                ("--model", "normal-floor", "--variance-floor", "1e308"),
+                "variance_floor (--variance-floor) must lie in [",
+            ),
+            (
                 ("--model", "normal-network", "--variance-floor", "1e-3"),
                 "variance_floor (--variance-floor) applies to model (--model) normal-floor, "
                 "normal-shared or normal-optimal, not normal-network",
@@ -2696,6 +2828,7 @@ def cli_cases() -> list[Case]:
 CASES: list[Case] = [
     *data_cases(),
     *likelihood_cases(),
+    *overflow_cases(),
     *estimator_argument_cases(),
     *fit_argument_cases(),
     *schedule_cases(),

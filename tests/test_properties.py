@@ -82,9 +82,21 @@ def with_bad_entries(draw, values=(math.nan, math.inf, -math.inf)):
 
 @examples(60)
 @given(finite_matrices())
-def test_check_data_accepts_every_finite_matrix_as_it_is(x):
-    assert check_data(x, "x") is x  # the tensor itself: nothing is converted
-    assert check_data(x, "x", dim=x.shape[1]) is x
+def test_check_data_accepts_every_finite_matrix_within_its_dtype_as_it_is(x):
+    """Accepted as it is where a point's squared norm cannot overflow (every entry at most
+    √(max / d), the oracle from NumPy's finfo); else refused naming the first entry past it."""
+    limit = math.sqrt(float(np.finfo(str(x.dtype).removeprefix("torch.")).max) / x.shape[1])
+    above = (x.abs() > limit).nonzero()
+    if len(above) == 0:
+        assert check_data(x, "x") is x  # the tensor itself: nothing is converted
+        assert check_data(x, "x", dim=x.shape[1]) is x
+        return
+    row, column = (int(i) for i in above[0])
+    with pytest.raises(ValueError) as raised:
+        check_data(x, "x")
+    assert str(raised.value).startswith(
+        f"x[{row}, {column}] = {x[row, column].item():g} is too large for {x.dtype}"
+    )
 
 
 @examples(60)

@@ -50,16 +50,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"pvae {name}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
         if args.debug:
             raise
-        print(
-            f"pvae {name}: interrupted; a checkpoint keeps the last whole epoch "
-            "('pvae train --resume' goes on from it)"
-            if args.command == "train"
-            else f"pvae {name}: interrupted",
-            file=sys.stderr,
-        )
+        print(f"pvae {name}: interrupted{'; ' + str(error) if str(error) else ''}", file=sys.stderr)
         return INTERRUPTED
     except (OSError, FloatingPointError, MemoryError, RuntimeError) as error:
         # The disk (full, read-only, a folder where a file should be), a divergence

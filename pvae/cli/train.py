@@ -17,6 +17,7 @@ from pvae.registry import build_guide, build_model
 from pvae.tables import write_table
 from pvae.training.fit import fit
 from pvae.training.optim import default_optimizer
+from pvae.validation import check_representable
 
 __all__ = ["resume_command", "train_command"]
 
@@ -34,7 +35,9 @@ def train_command(args) -> int:
                 f"normal-optimal, not {config['model']} (for a floored normal-network use "
                 "normal-floor)"
             )
-        options["variance_floor"] = config["variance_floor"]
+        options["variance_floor"] = check_representable(
+            config["variance_floor"], "variance_floor (--variance-floor)"
+        )
     check_data_choice(
         config["data"],
         config["data_root"],
@@ -164,6 +167,7 @@ def _run_training(args, config, data, model, guide, optimizer, *, resume) -> int
     out = Path(config["out"])
     outputs = _train_outputs(out)
     write_train_config(outputs["config"], config)
+    saved = [resume.epochs_done if resume is not None else 0]  # the epochs on disk
 
     def save_epoch(state) -> None:
         checkpoint.save(
@@ -175,23 +179,51 @@ def _run_training(args, config, data, model, guide, optimizer, *, resume) -> int
             optimizer=optimizer,
             fit_state=state,
         )
+        saved[0] = state.epochs_done
 
-    history = fit(
-        model,
-        guide,
-        data.train,
-        epochs=config["epochs"],
-        batch_size=config["batch_size"],
-        elbo=config["elbo"],
-        num_particles=config["num_particles"],
-        seed=config["seed"],
-        validation_data=data.test,
-        optimizer=optimizer,
-        on_epoch_end=save_epoch,
-        resume=resume,
-        progress=not args.no_progress,
+    try:
+        history = fit(
+            model,
+            guide,
+            data.train,
+            epochs=config["epochs"],
+            batch_size=config["batch_size"],
+            elbo=config["elbo"],
+            num_particles=config["num_particles"],
+            seed=config["seed"],
+            validation_data=data.test,
+            optimizer=optimizer,
+            on_epoch_end=save_epoch,
+            resume=resume,
+            progress=not args.no_progress,
+        )
+    except KeyboardInterrupt:
+        raise Interrupted(_interrupted(out, outputs, saved[0], config["epochs"])) from None
+    try:
+        return _write_run_files(args, config, history, outputs)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"{str(out)!r} keeps all {config['epochs']} epochs; 'pvae train --resume {out}' "
+            "writes the run's other files"
+        ) from None
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped ``pvae train``; the message says what its checkpoint keeps."""
+
+
+def _interrupted(out: Path, outputs: dict[str, Path], epochs_saved: int, epochs: int) -> str:
+    """What an interrupted run left: the checkpoint of its last whole epoch, or, if no epoch
+    finished, nothing (the run's TOML, its only file so far, is removed: a new run needs no
+    --force)."""
+    if epochs_saved == 0:
+        if not out.exists():
+            outputs["config"].unlink(missing_ok=True)
+        return "no epoch had finished, so nothing was saved"
+    return (
+        f"{str(out)!r} keeps epoch {epochs_saved} of {epochs}, the last whole one; "
+        f"'pvae train --resume {out}' goes on from it"
     )
-    return _write_run_files(args, config, history, outputs)
 
 
 def _write_run_files(args, config, history, outputs) -> int:

@@ -21,6 +21,7 @@ from pvae.contract import (
 )
 from pvae.estimation.common_noise import PARTICLE_PLATE, SAMPLE_BLOCK, CommonNoise
 from pvae.estimation.memory import parse_memory, peak_memory
+from pvae.finite import nonfinite_density_error
 
 __all__ = ["CPU_PASS_BYTES", "DEFAULT_MAX_MEMORY", "iter_log_weights"]
 
@@ -32,6 +33,26 @@ DEFAULT_MAX_MEMORY = "1GiB"
 #: larger passes are no faster (the matrix products are full long before), and the allocator
 #: hands their memory back to the system after every pass, to fault it in again on the next.
 CPU_PASS_BYTES = 16 * 2**20
+
+
+def _check_finite(log_weights: torch.Tensor, start: int, model, guide, x, proposal) -> None:
+    """Refuse a block whose log-weights hold NaN or +inf, or −inf for every sample of a
+    point: overflow, not an estimate (:class:`pvae.finite.NonFiniteDensityError`). A single
+    −inf (a draw where the model has no density) is a weight of zero, not an error."""
+    upper = log_weights.max(-1).values  # NaN where a row has one; +inf; −inf if all −inf
+    if bool(torch.isfinite(upper).all()) and not bool(log_weights.isnan().any()):
+        return
+    bad = log_weights.isnan().any(-1) | ~torch.isfinite(upper)
+    row = int(bad.nonzero()[0])
+    weights = log_weights[row]
+    counts = (
+        f"the log importance weights are not finite ({int(weights.isnan().sum())} NaN, "
+        f"{int((weights == math.inf).sum())} +inf and {int((weights == -math.inf).sum())} "
+        f"-inf of {weights.numel()} samples)"
+    )
+    raise nonfinite_density_error(
+        model, guide if proposal == "guide" else None, x, start + row, counts
+    )
 
 
 def _check_has_density(guide_trace) -> None:
@@ -257,7 +278,9 @@ def iter_log_weights(
             points_per_pass = plan.rows // num_samples
             for start in range(0, num_points, points_per_pass):
                 points = range(start, min(start + points_per_pass, num_points))
-                yield start, evaluate(points, 0, num_samples)
+                log_weights = evaluate(points, 0, num_samples)
+                _check_finite(log_weights, start, model, guide, x, proposal)
+                yield start, log_weights
                 bar.update(len(points))
         else:
             passes = -(-num_samples // plan.rows)  # equal passes: no small remainder
@@ -267,5 +290,7 @@ def iter_log_weights(
                     evaluate(range(start, start + 1), first, min(step, num_samples - first))
                     for first in range(0, num_samples, step)
                 ]
-                yield start, torch.cat(parts, dim=1)
+                log_weights = torch.cat(parts, dim=1)
+                _check_finite(log_weights, start, model, guide, x, proposal)
+                yield start, log_weights
                 bar.update(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from pvae.data.catalog import check_data_choice, load_dataset
 from pvae.data.split import Split, check_split, subset
 from pvae.diagnostics.decoder import decoder_variance, mean_error, reconstruction_error
 from pvae.diagnostics.latent import diagnose
+from pvae.files import atomic_write, locking_folder, save_figure, write_text
 from pvae.plots.collapse import plot_collapse_depth
 from pvae.registry import build_guide, build_model
 from pvae.training.fit import fit
@@ -249,6 +251,7 @@ def _row(variant: str, depth: int, run: dict) -> dict:
     }
 
 
+@locking_folder
 def run_collapse_depth(
     out_dir,
     *,
@@ -350,17 +353,19 @@ def _write_outputs(out: Path, rows, runs, scales, settings, data: Split) -> None
             for (variant, depth), run in runs.items()
         },
     }
-    (out / "collapse_depth.json").write_text(json.dumps(details, indent=1) + "\n")
+    write_text(out / "collapse_depth.json", json.dumps(details, indent=1) + "\n")
+    buffer = io.BytesIO()
     np.savez_compressed(
-        out / "collapse_depth_scales.npz",
-        **{f"{variant}/{depth}": value for (variant, depth), value in scales.items()},
+        buffer, **{f"{variant}/{depth}": value for (variant, depth), value in scales.items()}
     )
+    with atomic_write(out / "collapse_depth_scales.npz") as handle:
+        handle.write(buffer.getvalue())
     title = (
         f"{settings.data}: {len(data.train)} training points, d = {data.data_dim}, "
         f"width {settings.width}, latent {settings.latent_dim}, {settings.epochs} epochs"
     )
     figure = plot_collapse_depth(rows, scales, baseline=details["baseline"], title=title)
-    figure.savefig(out / "collapse_depth.png", dpi=110)
+    save_figure(figure, out / "collapse_depth.png", dpi=110)
 
 
 _COLUMNS = [

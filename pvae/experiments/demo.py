@@ -31,6 +31,7 @@ from pvae.diagnostics.verdict import (
 from pvae.estimation.ais import ais
 from pvae.estimation.compare import paired_difference
 from pvae.estimation.estimators import log_marginal
+from pvae.files import locking_folder, save_figure, write_text
 from pvae.plots.demo import plot_construction, plot_demo
 from pvae.registry import build_guide, build_model
 from pvae.training.fit import fit
@@ -349,6 +350,7 @@ def _anneal_where_flagged(model, guide, points: dict, sampled: dict, settings, b
     return found
 
 
+@locking_folder
 def run_demo(out_dir, *, settings: DemoSettings | None = None, progress: bool = True) -> list[dict]:
     """Train the five :data:`VARIANTS` with one encoder and the same SVI settings on a small
     set of dequantized training images (the Bernoulli variant on the same images binarized),
@@ -643,11 +645,12 @@ def format_final(rows: list[dict], settings: DemoSettings) -> str:
 
 def write_outputs(out: Path, rows, runs, settings: DemoSettings, construction) -> None:
     tables.write_table(out / "demo.csv", rows)
-    (out / "demo.json").write_text(
-        json.dumps({"settings": dataclasses.asdict(settings), "rows": rows}, indent=2) + "\n"
+    write_text(
+        out / "demo.json",
+        json.dumps({"settings": dataclasses.asdict(settings), "rows": rows}, indent=2) + "\n",
     )
     histories = {f"{size}/{label}": run for (size, label), run in runs.items()}
-    (out / "history.json").write_text(json.dumps(histories, indent=1) + "\n")
-    (out / "construction.json").write_text(json.dumps(construction, indent=2) + "\n")
-    plot_demo(runs).savefig(out / "demo.png", dpi=110)
-    plot_construction(construction).savefig(out / "construction.png", dpi=110)
+    write_text(out / "history.json", json.dumps(histories, indent=1) + "\n")
+    write_text(out / "construction.json", json.dumps(construction, indent=2) + "\n")
+    save_figure(plot_demo(runs), out / "demo.png", dpi=110)
+    save_figure(plot_construction(construction), out / "construction.png", dpi=110)

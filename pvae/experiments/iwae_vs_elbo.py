@@ -21,6 +21,7 @@ from pvae.diagnostics.latent import diagnose
 from pvae.estimation.ais import ais
 from pvae.estimation.compare import paired_difference
 from pvae.estimation.estimators import log_marginal
+from pvae.files import locking_folder, save_figure, write_text
 from pvae.plots.objectives import plot_iwae_vs_elbo
 from pvae.registry import build_guide, build_model
 from pvae.training.fit import fit
@@ -348,6 +349,7 @@ def _comparisons(runs: dict, settings: IWAEvsELBOSettings) -> list[dict]:
     return out
 
 
+@locking_folder
 def run_iwae_vs_elbo(
     out_dir,
     *,
@@ -448,7 +450,7 @@ def _write_outputs(out: Path, rows, comparisons, runs, settings, data: Split) ->
         "comparisons": comparisons,
         "histories": {f"{variant}/{seed}": run["history"] for (variant, seed), run in runs.items()},
     }
-    (out / "iwae_vs_elbo.json").write_text(json.dumps(details, indent=1) + "\n")
+    write_text(out / "iwae_vs_elbo.json", json.dumps(details, indent=1) + "\n")
     title = (
         f"{settings.data} (binarized): {len(data.train)} training, {len(data.test)} held-out "
         f"points; MLP {'-'.join(map(str, settings.hidden_sizes))}, latent "
@@ -456,7 +458,7 @@ def _write_outputs(out: Path, rows, comparisons, runs, settings, data: Split) ->
     )
     histories = {key: run["history"] for key, run in runs.items()}
     figure = plot_iwae_vs_elbo(rows, comparisons, histories, title=title)
-    figure.savefig(out / "iwae_vs_elbo.png", dpi=110)
+    save_figure(figure, out / "iwae_vs_elbo.png", dpi=110)
 
 
 def _with_se(value_key: str, se_key: str, spec: str = ".2f"):

@@ -34,6 +34,7 @@ from pvae.contract import evaluating, sample_sites, site_log_prob
 from pvae.estimation.estimators import log_marginal
 from pvae.estimation.quadrature import log_marginal_quadrature
 from pvae.estimation.trust import TrustRule
+from pvae.files import locking_folder, save_figure, write_text
 
 __all__ = [
     "CANDIDATES",
@@ -287,6 +288,7 @@ def case_table(rule: TrustRule, rows: list[dict]) -> list[dict]:
     return table
 
 
+@locking_folder
 def run_calibration(out_dir, *, num_points: int = 40, seed: int = 0, progress: bool = True):
     """Run both grids, choose the rule on :data:`CHOICE_CASES`, score it on both; write
     ``trust_calibration.json`` (the rule, the two scores and the per-case tables),
@@ -319,8 +321,8 @@ def run_calibration(out_dir, *, num_points: int = 40, seed: int = 0, progress: b
         "choice_cases": case_table(rule, choice),
         "held_out_cases": case_table(rule, held_out),
     }
-    (out / "trust_calibration.json").write_text(json.dumps(saved, indent=2) + "\n")
+    write_text(out / "trust_calibration.json", json.dumps(saved, indent=2) + "\n")
     tables.write_table(out / "trust_calibration.csv", every)
     figure = plot_trust_calibration(every, precision=PRECISION)
-    figure.savefig(out / "trust_calibration.png", dpi=110)
+    save_figure(figure, out / "trust_calibration.png", dpi=110)
     return saved

@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import numpy as np
 import pyro
 import pyro.optim
 import torch
-from pyro import poutine
 
-from pvae.contract import forked_rng
+from pvae.finite import all_finite, describe_nonfinite
 
 __all__ = [
     "LR_FACTOR",
@@ -19,8 +17,6 @@ __all__ = [
     "NONFINITE",
     "Failure",
     "NonFiniteError",
-    "all_finite",
-    "first_bad_site",
     "nonfinite_entries",
 ]
 
@@ -152,85 +148,6 @@ def _first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {(str(err).splitlines() or [''])[0].rstrip(':')}"
 
 
-def all_finite(tensors: Iterable[torch.Tensor]) -> bool:
-    """Whether every entry of every tensor is finite. A 2-norm is NaN or infinite if an entry
-    is, and torch computes those of many tensors in one fused pass (the cheapest full read);
-    only where a norm is not finite (or overflowed, for entries near the float maximum) does
-    an exact entry-wise check decide."""
-    tensors = [t for t in tensors if t.is_floating_point() or t.is_complex()]
-    if not tensors:
-        return True
-    norms = torch._foreach_norm(tensors)
-    try:
-        if bool(torch.stack(norms).isfinite().all()):
-            return True
-    except RuntimeError:  # tensors on several devices
-        if all(bool(norm.isfinite()) for norm in norms):
-            return True
-    return all(bool(t.isfinite().all()) for t in tensors)
-
-
-def _entries(t: torch.Tensor) -> str:
-    """Where ``t`` is not finite: counts and the first offending index."""
-    t = t.detach()
-    bad = ~torch.isfinite(t)
-    first = int(bad.flatten().nonzero()[0]) if bad.any() else 0
-    index = tuple(int(i) for i in np.unravel_index(first, tuple(t.shape))) if t.dim() else ()
-    return (
-        f"{int(t.isnan().sum())} NaN and {int(t.isinf().sum())} infinite of {t.numel()} "
-        f"entries, the first at index {index}"
-    )
-
-
-def _site_problem(site: dict) -> str | None:
-    """What is non-finite at a sample site: a distribution parameter (outermost
-    distribution first), the value, or the log-density of the value; ``None`` if nothing."""
-    fn, value = site["fn"], site["value"]
-    distribution = fn
-    while distribution is not None:
-        for key, tensor in vars(distribution).items():
-            if isinstance(tensor, torch.Tensor) and not all_finite([tensor]):
-                return (
-                    f"distribution parameter {key.lstrip('_')!r} of "
-                    f"{type(distribution).__name__}: {_entries(tensor)}"
-                )
-        distribution = getattr(distribution, "base_dist", None)
-    if isinstance(value, torch.Tensor) and not all_finite([value]):
-        return f"value: {_entries(value)}"
-    log_prob = fn.log_prob(value)
-    if isinstance(log_prob, torch.Tensor) and not all_finite([log_prob]):
-        return f"log-density: {_entries(log_prob)}"
-    return None
-
-
-def first_bad_site(model, guide, x: torch.Tensor) -> tuple[str | None, str | None, str, set]:
-    """Re-run ``guide`` and the model replayed on its draws on the minibatch ``x`` (no
-    gradients, no Pyro checks, a forked RNG) and find the first sample site with a non-finite
-    number; also return the parameters (unconstrained) that the pair reads."""
-    try:
-        with torch.no_grad(), pyro.validation_enabled(False), forked_rng(x):
-            guide_trace = poutine.trace(guide).get_trace(x)
-            model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(x)
-    except Exception as err:  # the diagnosis must not hide the non-finite step
-        return None, None, f"unknown: re-running the pair on the minibatch raised {err!r}", set()
-    params = set()
-    for trace in (guide_trace, model_trace):
-        for node in trace.nodes.values():
-            unconstrained = getattr(node.get("value"), "unconstrained", None)
-            if node["type"] == "param" and unconstrained is not None:
-                params.add(unconstrained())
-    for program, trace in (("guide", guide_trace), ("model", model_trace)):
-        for name, node in trace.nodes.items():
-            if node["type"] == "sample":
-                try:
-                    problem = _site_problem(node)
-                except Exception as err:
-                    problem = f"its log-density raised {err!r}"
-                if problem is not None:
-                    return name, program, problem, params
-    return None, None, "", params
-
-
 def nonfinite_entries(params: Iterable[torch.Tensor], gradients: bool = False) -> dict[str, str]:
     """Param-store name → where the value (or the gradient) is not finite, in store order."""
     params = set(params)
@@ -238,12 +155,12 @@ def nonfinite_entries(params: Iterable[torch.Tensor], gradients: bool = False) -
     for name, p in pyro.get_param_store().named_parameters():
         tensor = p.grad if gradients else p
         if p in params and tensor is not None and not all_finite([tensor]):
-            found[name] = _entries(tensor)
+            found[name] = describe_nonfinite(tensor)
             params.discard(p)
     for p in params:  # parameters outside the store, e.g. cleared since
         tensor = p.grad if gradients else p
         if tensor is not None and not all_finite([tensor]):
-            found[f"<parameter of shape {tuple(p.shape)} outside the param store>"] = _entries(
-                tensor
+            found[f"<parameter of shape {tuple(p.shape)} outside the param store>"] = (
+                describe_nonfinite(tensor)
             )
     return found

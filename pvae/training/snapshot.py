@@ -11,7 +11,8 @@ from collections.abc import Iterable
 import torch
 from pyro.optim import PyroOptim
 
-from pvae.training.nonfinite import LR_FACTOR, Failure, NonFiniteError, all_finite
+from pvae.finite import all_finite
+from pvae.training.nonfinite import LR_FACTOR, Failure, NonFiniteError
 from pvae.training.optim import JointOptim
 
 __all__ = ["LastGood", "give_up"]

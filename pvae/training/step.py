@@ -14,14 +14,8 @@ from pyro.infer.util import torch_item, zero_grads
 from pyro.optim import PyroOptim
 from pyro.poutine.util import is_validation_enabled
 
-from pvae.training.nonfinite import (
-    LR_FACTOR,
-    MAX_HALVINGS,
-    Failure,
-    all_finite,
-    first_bad_site,
-    nonfinite_entries,
-)
+from pvae.finite import all_finite, first_bad_site
+from pvae.training.nonfinite import LR_FACTOR, MAX_HALVINGS, Failure, nonfinite_entries
 from pvae.training.objectives import ELBOS, KLWeight
 from pvae.training.snapshot import LastGood, give_up
 

@@ -57,8 +57,30 @@ def test_ctrl_c_exits_130_with_one_line(monkeypatch, capsys):
 
     monkeypatch.setitem(cli_main.__dict__, "train_command", interrupted)
     assert main(["train", *TINY]) == cli_main.INTERRUPTED == 130
-    line = _one_line(capsys)
-    assert line.startswith("pvae train: interrupted; a checkpoint keeps the last whole epoch")
+    assert _one_line(capsys) == "pvae train: interrupted"
+    # A real Ctrl-C during training: tests/cli/test_resume_cli.py sends SIGINT to a run.
+
+
+def test_ctrl_c_before_the_first_epoch_ends_leaves_nothing_to_force(tmp_path, monkeypatch, capsys):
+    """Interrupted before any epoch was saved: the run says so and removes the TOML it wrote
+    (its only file), so the same command runs again without --force."""
+    out = tmp_path / "run.pt"
+    train = importlib.import_module("pvae.cli.train")
+    real_fit = train.fit
+
+    def interrupted_fit(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "fit", interrupted_fit)
+    argv = ["train", *TINY, "--epochs", "1", "--out", str(out)]
+    assert main(argv) == 130
+    assert _one_line(capsys) == (
+        "pvae train: interrupted; no epoch had finished, so nothing was saved"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.pt.lock"]
+    monkeypatch.setattr(train, "fit", real_fit)
+    assert main(argv) == 0
+    assert out.exists()
 
 
 def test_a_full_disk_reads_as_one_line_naming_the_file(monkeypatch, capsys):

@@ -109,3 +109,41 @@ def test_resume_refuses_settings_and_finished_runs(tmp_path, capsys):
     pvae.save(bare, model, pvae.build_guide("diag-normal", model, (8,)))
     assert cli(["train", "--resume", str(bare)]) == 2
     assert "holds no fit state to resume" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_after_the_last_whole_epoch_and_the_run_resumes_from_it(tmp_path):
+    """SIGINT mid-run: status 130, one line saying which epoch the checkpoint keeps, that
+    checkpoint whole and loadable, no temporaries left, and --resume goes on from it."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "run.pt"
+    process = subprocess.Popen(
+        pvae_command(*TRAIN, "--epochs", "1000", "--out", str(out)),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with process:
+        deadline = time.monotonic() + 300
+        while epochs_done(out) < 2:
+            assert process.poll() is None, "the run ended before it could be interrupted"
+            assert time.monotonic() < deadline, "no checkpoint after 2 epochs in 300 s"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        stderr = process.stderr.read()
+    assert process.wait() == 130
+    kept = epochs_done(out)
+    assert 2 <= kept < 1000
+    assert stderr.strip().splitlines() == [
+        f"pvae train: interrupted; {str(out)!r} keeps epoch {kept} of 1000, the last whole "
+        f"one; 'pvae train --resume {out}' goes on from it"
+    ]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    subprocess.run(
+        pvae_command("train", "--resume", str(out), "--epochs", str(kept + 1), "--no-progress"),
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    assert epochs_done(out) == kept + 1

@@ -111,3 +111,71 @@ def test_two_concurrent_trainings_on_one_out_keep_the_first_ones_results(tmp_pat
     assert loaded.config["seed"] == 7 and len(loaded.history) == 3  # the first run's own
     assert "seed = 7" in out.with_suffix(".toml").read_text()
     assert torch.isfinite(torch.tensor([r["elbo"] for r in loaded.history])).all()
+
+
+FOLDER_HOLD = HOLD.replace("run_lock", "folder_lock")
+
+
+@contextlib.contextmanager
+def holding_folder(folder: Path):
+    """Another process holding the lock of the results folder ``folder`` for the block."""
+    with subprocess.Popen(
+        [sys.executable, "-c", FOLDER_HOLD, str(folder)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as child:
+        assert child.stdout.readline().strip() == "held"
+        try:
+            yield child
+        finally:
+            child.stdin.close()
+            child.wait()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["demo", "--quick"],
+        ["experiment", "collapse-depth", "--depths", "1", "--epochs", "2"],
+        ["experiment", "iwae-vs-elbo", "--epochs", "1"],
+    ],
+)
+def test_a_second_experiment_into_one_folder_is_refused_before_writing(tmp_path, capsys, argv):
+    """The results folder of an experiment has the same lock as a checkpoint: a second run
+    into it is refused (status 2, naming the first run's pid) and writes nothing there."""
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "demo.csv").write_text("the first run's table\n")
+    with holding_folder(folder) as child:
+        status = main([*argv, "--out", str(folder), "--no-progress"])
+    assert status == 2
+    error = capsys.readouterr().err.strip()
+    assert f"another pvae run (pid {child.pid}) is writing {str(folder)!r}" in error
+    assert len(error.splitlines()) == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["demo.csv"]
+    assert (folder / "demo.csv").read_text() == "the first run's table\n"
+
+
+def test_the_folder_lock_removes_a_dead_runs_temporaries_and_only_them(tmp_path):
+    from pvae.files import folder_lock
+
+    folder = tmp_path / "results"
+    folder.mkdir()
+    stray = folder / ".demo.png.0123456789abcdef.part"
+    stray.write_bytes(b"half a figure")
+    (folder / "demo.png").write_bytes(b"a whole figure")
+    with folder_lock(folder) as lock:
+        assert lock == tmp_path / "results.lock"
+        assert not stray.exists()
+        assert (folder / "demo.png").read_bytes() == b"a whole figure"
+
+
+def test_an_experiment_into_a_file_is_refused(tmp_path):
+    from pvae.experiments.iwae_vs_elbo import run_iwae_vs_elbo
+
+    path = tmp_path / "notes.txt"
+    path.write_text("mine\n")
+    with pytest.raises(ValueError, match=r"out_dir '.*notes\.txt' is a file; the results go"):
+        run_iwae_vs_elbo(path)
+    assert path.read_text() == "mine\n"
