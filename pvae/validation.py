@@ -195,8 +195,7 @@ def _check_size_limit(value, name: str) -> int:
     an OverflowError deep inside torch."""
     if value > SIZE_LIMIT:
         raise ValueError(
-            f"{name} must be at most 2**63 - 1 = {SIZE_LIMIT} (torch's largest size), got "
-            f"{value!r}"
+            f"{name} must be at most 2**63 - 1 = {SIZE_LIMIT} (torch's largest size), got {value!r}"
         )
     return int(value)
 
