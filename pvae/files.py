@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 __all__ = [
+    "TEMPORARY_EXTRA",
     "RunLocked",
     "atomic_write",
+    "check_output_path",
     "folder_lock",
     "locking_folder",
     "plain",
@@ -67,17 +69,70 @@ def atomic_write(path) -> Iterator[BinaryIO]:
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.part")
     # os.open with mode 0o666 lets the umask decide the final permissions, as for open(path,
     # "wb"); tempfile would leave every file readable by its owner only.
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as error:  # named by the file asked for, not by its temporary
+        extra = f" (with the {TEMPORARY_EXTRA} characters of its temporary)"
+        raise _renamed(error, path, extra if error.errno == errno.ENAMETOOLONG else "") from None
     try:
         with open(descriptor, "wb") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        try:
+            os.replace(temporary, path)
+        except OSError as error:  # e.g. a folder at path
+            raise _renamed(error, path, "") from None
     except BaseException:
         # Also on KeyboardInterrupt: a partial file must never be left behind.
         temporary.unlink(missing_ok=True)
         raise
+
+
+#: What :func:`atomic_write` adds to a file's name for its temporary: ``.`` + ``.`` + 16 hex
+#: digits + ``.part``.
+TEMPORARY_EXTRA = 23
+
+
+def check_output_path(path, name: str, *, folder: bool = False) -> Path:
+    """Check, before a run spends any time, that ``path`` can be written: a file (or, with
+    ``folder``, a folder) whose existing ancestors are folders, and whose name, with the 23
+    characters of :func:`atomic_write`'s temporary, fits the file system's limit. Errors name
+    ``name`` (a flag, an argument) and the path.
+
+    :returns: ``path`` as a :class:`~pathlib.Path`.
+    :raises ValueError: on a folder where a file should be, a file where a folder should be
+        (the path or an ancestor), or a name too long.
+    """
+    path = Path(path)
+    if path.name in ("", ".", "..") and not folder:
+        raise ValueError(f"{name} {str(path)!r} is a folder; name a file in it")
+    if path.is_dir() and not folder:
+        raise ValueError(f"{name} {str(path)!r} is a folder; name a file in it")
+    if path.exists() and not path.is_dir() and folder:
+        raise ValueError(f"{name} {str(path)!r} is a file; the results go into a folder")
+    blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ValueError(
+            f"{name} {str(path)!r} is under {str(blocker)!r}, which is a file, not a folder"
+        )
+    existing = next((p for p in path.parents if p.is_dir()), Path("."))
+    limit = os.pathconf(existing, "PC_NAME_MAX")
+    for part in path.parts if folder else path.parent.parts:
+        if len(os.fsencode(part)) > limit:
+            raise ValueError(f"{name} {str(path)!r}: the folder name {part[:40]!r}... is too long")
+    if not folder and len(os.fsencode(path.name)) + TEMPORARY_EXTRA > limit:
+        raise ValueError(
+            f"{name} {str(path)!r}: the file name is {len(os.fsencode(path.name))} bytes; this "
+            f"file system allows {limit - TEMPORARY_EXTRA} here ({limit} less the "
+            f"{TEMPORARY_EXTRA} of the temporary file it is written to first)"
+        )
+    return path
+
+
+def _renamed(error: OSError, path: Path, extra: str) -> OSError:
+    """``error`` as the same kind of OS error, naming ``path`` alone."""
+    return type(error)(error.errno, (error.strerror or str(error)) + extra, str(path))
 
 
 def write_text(path, text: str) -> Path:
@@ -169,9 +224,7 @@ def locking_folder(function):
     def wrapper(out_dir, *args, **kwargs):
         if not isinstance(out_dir, str | os.PathLike):
             raise TypeError(f"out_dir must be a folder's path, got {type(out_dir).__name__}")
-        folder = Path(out_dir)
-        if folder.exists() and not folder.is_dir():
-            raise ValueError(f"out_dir {str(folder)!r} is a file; the results go into a folder")
+        folder = check_output_path(out_dir, "out_dir", folder=True)
         folder.parent.mkdir(parents=True, exist_ok=True)
         with folder_lock(folder):
             return function(out_dir, *args, **kwargs)

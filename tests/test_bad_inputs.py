@@ -118,6 +118,23 @@ def config(tmp: Path, text: str) -> int:
     return train(tmp, "--config", str(tmp / "run.toml"), "--out", str(tmp / "other.pt"))
 
 
+def config_alone(tmp: Path, text: str) -> int:
+    """``pvae train --config run.toml`` with the TOML's own ``out`` (in ``tmp`` unless it
+    names one)."""
+    if "out =" not in text:
+        text += f"out = '{tmp / 'run.pt'}'\n"
+    settings = tmp / "settings.toml"  # not run.toml, the run's own record of its settings
+    settings.write_text(text + "epochs = 1\nlatent_dim = 2\neval_samples = 0\n")
+    return cli("train", "--config", str(settings), "--no-progress")
+
+
+def blocker(tmp: Path) -> Path:
+    """A text file of the user's, where a run would need a folder."""
+    path = tmp / "notes.txt"
+    path.write_text("mine\n")
+    return path
+
+
 def checkpoint(tmp: Path) -> Path:
     model, guide = pair("normal-shared", d=64)
     path = tmp / "run.pt"
@@ -2632,6 +2649,64 @@ def cli_cases() -> list[Case]:
             lambda tmp: train(tmp, "--out", ""),
             "exit 2: pvae train: error: argument --out: must name a file, got ''",
         ),
+        flag(
+            "train",
+            "`--out .`",
+            lambda tmp: train(tmp, "--out", "."),
+            "exit 2: pvae train: error: --out '.' is a directory; name the checkpoint file, "
+            "e.g. 'model.pt'",
+        ),
+        flag(
+            "train",
+            "`--out notes.txt/run.pt` (under a file)",
+            lambda tmp: train(tmp, "--out", str(blocker(tmp) / "run.pt")),
+            "notes.txt', which is a file, not a folder",
+        ),
+        flag(
+            "train",
+            "`--out` a name of 233 bytes",
+            lambda tmp: train(tmp, "--out", str(tmp / ("x" * 230 + ".pt"))),
+            "the file name is 233 bytes; this file system allows 232 here (255 less the 23 of "
+            "the temporary file it is written to first)",
+        ),
+        flag(
+            "train",
+            "`--hidden 99999999999`",
+            lambda tmp: train(tmp, "--hidden", "99999999999"),
+            # 136 H + 69 parameters for d = 64, q = 2 (encoder 64-H-4, decoder 2-H-64, and γ)
+            "exit 2: pvae train: error: --hidden 99999999999 and --latent-dim 2 ask for a model "
+            "and guide of 13,599,999,999,933 parameters",
+        ),
+        flag(
+            "train",
+            "`--epochs 18446744073709551616` (2**64)",
+            lambda tmp: train(tmp, "--epochs", str(2**64)),
+            f"exit 2: pvae train: error: epochs must be at most 2**63 - 1 = {2**63 - 1}",
+        ),
+    ]
+    cases += [
+        flag(
+            "train",
+            f"config file `{text.strip()}` (and no --out flag)",
+            lambda tmp, text=text: config_alone(tmp, text),
+            message,
+        )
+        for text, message in (
+            ("out = '.'\n", "exit 2: pvae train: error: --out '.' is a directory"),
+            (
+                "hidden = [99999999999]\n",
+                "exit 2: pvae train: error: --hidden 99999999999 and --latent-dim 2 ask for a "
+                "model and guide of 13,599,999,999,933 parameters",
+            ),
+            (
+                f"num_particles = {2**64}\n",
+                f"exit 2: pvae train: error: num_particles must be at most 2**63 - 1 = {2**63 - 1}",
+            ),
+            (
+                "model = 'normal-floor'\nvariance_floor = 1e308\n",
+                "exit 2: pvae train: error: variance_floor (--variance-floor) must lie in [",
+            ),
+        )
     ]
     cases += [
         flag(
@@ -2697,6 +2772,36 @@ def cli_cases() -> list[Case]:
             "a folder",
             lambda tmp: cli("evaluate", str(tmp)),
             "is a directory, not a checkpoint file",
+        ),
+        flag(
+            "evaluate",
+            "`--table` a folder",
+            lambda tmp: evaluate(tmp, "--table", str(tmp)),
+            "is a folder; name a file in it",
+        ),
+        flag(
+            "evaluate",
+            "`--figures` a file",
+            lambda tmp: evaluate(tmp, "--figures", str(blocker(tmp))),
+            "notes.txt' is a file; the results go into a folder",
+        ),
+        flag(
+            "demo",
+            "`--out` a file",
+            lambda tmp: cli("demo", "--quick", "--out", str(blocker(tmp))),
+            "notes.txt' is a file; the results go into a folder",
+        ),
+        flag(
+            "experiment collapse-depth",
+            "`--out` a file",
+            lambda tmp: cli("experiment", "collapse-depth", "--out", str(blocker(tmp))),
+            "notes.txt' is a file; the results go into a folder",
+        ),
+        flag(
+            "experiment iwae-vs-elbo",
+            "`--out` under a file",
+            lambda tmp: cli("experiment", "iwae-vs-elbo", "--out", str(blocker(tmp) / "x")),
+            "notes.txt', which is a file, not a folder",
         ),
         flag(
             "evaluate",

@@ -1,6 +1,7 @@
 """Files written whole or not at all (pvae.files.atomic_write), for downloads, IDX files and
 checkpoints alike: permissions from the umask, nothing partial left on any exception."""
 
+import errno
 import hashlib
 import os
 import stat
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 import pvae
-from pvae.files import atomic_write, write_atomically
+from pvae.files import atomic_write, write_atomically, write_text
 
 
 @pytest.fixture
@@ -89,3 +90,22 @@ def test_an_interrupted_checkpoint_save_keeps_the_previous_file(tmp_path, monkey
     monkeypatch.undo()
     assert pvae.load(path).config == {"n": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]
+
+
+def test_atomic_write_errors_name_the_file_not_its_temporary(tmp_path):
+    """A folder where the file should go, or a name too long once the temporary's 23
+    characters are added: the error is the OS's, naming the file asked for, and nothing is
+    left behind."""
+    folder = tmp_path / "table.csv"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError) as raised:
+        write_text(folder, "x")
+    assert raised.value.filename == str(folder)
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    long = tmp_path / ("x" * (limit - 22))  # fits alone, not with the temporary's 23
+    with pytest.raises(OSError) as raised:
+        write_text(long, "x")
+    assert raised.value.errno == errno.ENAMETOOLONG
+    assert raised.value.filename == str(long)
+    assert "with the 23 characters of its temporary" in str(raised.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"]

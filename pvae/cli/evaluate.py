@@ -10,7 +10,7 @@ from pvae.estimation.ais import ais, bdmc
 from pvae.estimation.compare import unpaired_difference
 from pvae.estimation.estimators import log_marginal
 from pvae.estimation.kcurve import k_curve
-from pvae.files import save_figure
+from pvae.files import check_output_path, save_figure
 from pvae.tables import Column, format_table, write_table
 
 __all__ = [
@@ -194,6 +194,11 @@ def _print_bdmc(model, guide, data, args) -> None:
 
 
 def evaluate_command(args) -> int:
+    # Before minutes of evaluation: where its table and figures go must be writable.
+    if args.table:
+        check_output_path(args.table, "--table")
+    if args.figures:
+        check_output_path(args.figures, "--figures", folder=True)
     loaded = checkpoint.load(args.checkpoint)
     data = load_data(loaded.config)
     settings = {

@@ -82,9 +82,13 @@ def demo_command(args) -> int:
 
 def _data_options(args) -> dict:
     """The data a command names: ``--data``, ``--data-root`` and ``--levels``, checked
-    together (:func:`pvae.data.catalog.check_data_choice`)."""
+    together (:func:`pvae.data.catalog.check_data_choice`); and its results folder
+    ``--out``, checked before anything runs."""
     from pvae.cli.options import DATA_FLAGS
     from pvae.data.catalog import check_data_choice
+    from pvae.files import check_output_path
+
+    check_output_path(args.out, "--out", folder=True)
 
     check_data_choice(
         args.data,

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError, RunLocked) as error:
         if args.debug:
             raise
-        print(f"pvae {name}: error: {error}", file=sys.stderr)
+        message = _os_message(error) if isinstance(error, OSError) and error.strerror else error
+        print(f"pvae {name}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as error:
         if args.debug:

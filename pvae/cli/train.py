@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 import torch
@@ -12,7 +13,7 @@ from pvae.cli.config import TRAIN_DEFAULTS, train_config, write_train_config
 from pvae.cli.evaluate import evaluation_results, evaluation_rows, print_evaluation
 from pvae.cli.options import DATA_FLAGS
 from pvae.data.catalog import check_data_choice, load_data
-from pvae.files import run_lock, save_figure
+from pvae.files import check_output_path, run_lock, save_figure
 from pvae.registry import build_guide, build_model
 from pvae.tables import write_table
 from pvae.training.fit import fit
@@ -57,15 +58,39 @@ def train_command(args) -> int:
     with _locked(Path(config["out"])):
         _check_not_overwriting(Path(config["out"]), force=args.force)
         data = load_data(config)
-        torch.manual_seed(config["seed"])
         hidden = tuple(config["hidden"])
         model_hidden = () if config["model"] == "linear-gaussian" else hidden
-        model = build_model(
-            config["model"], data.data_dim, config["latent_dim"], model_hidden, **options
-        )
-        guide = build_guide(config["guide"], model, hidden)
+
+        def build():
+            model = build_model(
+                config["model"], data.data_dim, config["latent_dim"], model_hidden, **options
+            )
+            return model, build_guide(config["guide"], model, hidden)
+
+        _check_fits_in_memory(build, config)
+        torch.manual_seed(config["seed"])
+        model, guide = build()
         optimizer = default_optimizer(config["lr"], data.train)
         return _run_training(args, config, data, model, guide, optimizer, resume=None)
+
+
+def _check_fits_in_memory(build, config) -> None:
+    """Refuse --hidden and --latent-dim asking for more parameters than the machine's memory
+    holds with their gradients and Adam's two moments, counted on PyTorch's meta device
+    (which allocates nothing) before the real pair is built."""
+    with torch.device("meta"):
+        model, guide = build()
+    parameters = [*model.parameters(), *guide.parameters()]
+    count = sum(p.numel() for p in parameters)
+    need = 4 * sum(p.numel() * p.element_size() for p in parameters)
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > memory:
+        raise ValueError(
+            f"--hidden {','.join(map(str, config['hidden'])) or 'none'} and --latent-dim "
+            f"{config['latent_dim']} ask for a model and guide of {count:,} parameters: "
+            f"{need / 2**30:,.1f} GiB with their gradients and Adam's state, more than this "
+            f"machine's {memory / 2**30:,.1f} GiB of memory"
+        )
 
 
 @contextlib.contextmanager
@@ -74,7 +99,12 @@ def _locked(out: Path):
     read or written until its last file is: a second run on the same ``--out`` is refused
     instead of mixing its checkpoint, tables and figures with this one's."""
     outputs = _train_outputs(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise type(error)(
+            error.errno, f"cannot create --out's folder ({error.strerror})", str(out.parent)
+        ) from None
     with run_lock(out, names=tuple(path.name for path in outputs.values())):
         yield
 
@@ -106,6 +136,7 @@ def resume_command(args) -> int:
     path = Path(args.resume)
     if not path.exists():  # before the lock, which would create its file beside it
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    _train_outputs(path, "--resume")  # a directory is refused before the lock too
     with _locked(path):
         return _resume_locked(args, path)
 
@@ -141,18 +172,20 @@ def _resume_locked(args, path: Path) -> int:
     )
 
 
-def _train_outputs(out: Path) -> dict[str, Path]:
+def _train_outputs(out: Path, flag: str = "--out") -> dict[str, Path]:
+    if out.is_dir() or out.name in ("", ".", ".."):
+        raise ValueError(
+            f"{flag} {str(out)!r} is a directory; name the checkpoint file, e.g. "
+            f"{str(out / 'model.pt')!r}"
+        )
+    check_output_path(out, flag)
     outputs = {
         "config": out.with_suffix(".toml"),
         "figure": out.with_suffix(".png"),
         "history": out.with_suffix(".history.csv"),
         "evaluation": out.with_suffix(".evaluation.json"),
     }
-    if out.is_dir():
-        raise ValueError(
-            f"--out {str(out)!r} is a directory; name the checkpoint file, e.g. "
-            f"{str(out / 'model.pt')!r}"
-        )
+    check_output_path(outputs["evaluation"], f"{flag}'s evaluation table")  # the longest name
     if out in outputs.values():
         raise ValueError(
             f"--out {str(out)!r} would be overwritten by the run's other files; give the "

@@ -40,9 +40,12 @@ def test_out_under_a_file_names_the_path(tmp_path, capsys):
     blocker = tmp_path / "notes.txt"
     blocker.write_text("mine")
     code = main(["train", *TINY, "--epochs", "1", "--out", str(blocker / "run.pt")])
-    assert code == 1
+    assert code == 2
     line = _one_line(capsys)
-    assert "notes.txt" in line
+    assert line == (
+        f"pvae train: error: --out {str(blocker / 'run.pt')!r} is under {str(blocker)!r}, "
+        "which is a file, not a folder"
+    )
     assert blocker.read_text() == "mine"  # nothing lost
 
 
