@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import re
@@ -221,8 +222,12 @@ def save(path, model, guide, *, history=None, config=None, optimizer=None, fit_s
         "fit_state": None if fit_state is None else _fit_state(fit_state).to_dict(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Serialized in memory first: on a full disk torch.save's own writer fails with "unexpected
+    # pos", naming neither the disk nor the file; a plain write fails with the OS's error.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
     with atomic_write(path) as file:
-        torch.save(payload, file)
+        file.write(buffer.getbuffer())
     return path
 
 

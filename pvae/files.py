@@ -83,6 +83,11 @@ def atomic_write(path) -> Iterator[BinaryIO]:
             os.replace(temporary, path)
         except OSError as error:  # e.g. a folder at path
             raise _renamed(error, path, "") from None
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        if error.filename is None:  # a write or fsync: a full disk, a file-size limit
+            raise _renamed(error, path, "") from None
+        raise
     except BaseException:
         # Also on KeyboardInterrupt: a partial file must never be left behind.
         temporary.unlink(missing_ok=True)

@@ -99,3 +99,33 @@ def test_a_full_disk_reads_as_one_line_naming_the_file(monkeypatch, capsys):
         "pvae train: error: no space left on the device (the disk is full): 'runs/model.pt' "
         "(--debug shows the traceback)"
     )
+
+
+LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+from pvae.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_disk_refusing_the_checkpoint_reads_as_one_line_naming_it(tmp_path):
+    """A real write failure (a file-size limit, which fails writes as a full disk does):
+    before, torch.save's own writer reported "unexpected pos", naming neither the cause nor
+    the file; now the OS's reason and the checkpoint's path, status 1, nothing partial left."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run.pt"
+    argv = ["train", *TINY, "--epochs", "1", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-c", LIMITED, *argv], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines == [
+        f"pvae train: error: File too large: {str(out)!r} (--debug shows the traceback)"
+    ]
+    assert not out.exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
