@@ -1,6 +1,11 @@
 """pvae: is maximum-likelihood training of a Gaussian VAE well-posed? Pyro model/guide pairs,
 SVI training, and per-point marginal-likelihood estimates you can trust."""
 
+# First, before torch and Pyro load: a Ctrl-C while the pvae command starts reads as one line.
+from pvae.startup import catch_interrupt_while_starting
+
+catch_interrupt_while_starting()
+
 from pvae.checkpoint import CheckpointError, load, save
 from pvae.contract import ContractError
 from pvae.data.images import load_digits

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Layers, lowest first: the module-name prefixes of each.
 LAYERS = (
-    ("pvae.validation", "pvae.layout", "pvae.version"),
+    ("pvae.validation", "pvae.layout", "pvae.version", "pvae.startup"),
     ("pvae.display", "pvae.files", "pvae.tables"),
     ("pvae.distributions", "pvae.networks"),
     ("pvae.contract", "pvae.finite"),

@@ -63,3 +63,9 @@ def test_readme_authoring_example_runs(capsys):
     assert math.isfinite(log_px)
     assert re.search(r"active units: \d of 4", out)
     assert "(v) a bad local minimum" in out
+
+
+def test_readme_counts_the_bad_inputs_the_table_lists():
+    rows = re.findall(r"^\| \d+ \|", (ROOT / "docs" / "bad_inputs.md").read_text(), flags=re.M)
+    claimed = re.search(r"lists the (\d+) bad inputs tried", README.replace("\n", " "))
+    assert claimed is not None and int(claimed.group(1)) == len(rows)

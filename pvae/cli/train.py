@@ -24,8 +24,17 @@ __all__ = ["resume_command", "train_command"]
 
 
 def train_command(args) -> int:
-    if args.resume is not None:
-        return resume_command(args)
+    try:
+        if args.resume is not None:
+            return resume_command(args)
+        return _train(args)
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:  # before fit began: reading the data, building the pair
+        raise Interrupted("before training began; nothing was saved") from None
+
+
+def _train(args) -> int:
     config = train_config(args)
     options = {}
     if config["variance_floor"] is not None:

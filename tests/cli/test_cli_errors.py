@@ -129,3 +129,60 @@ def test_a_disk_refusing_the_checkpoint_reads_as_one_line_naming_it(tmp_path):
     ]
     assert not out.exists()
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def _run_python(code: str, argv0: str):
+    import subprocess
+    import sys
+
+    script = f"import sys; sys.argv[0] = {argv0!r}\n" + code
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(
+    "raising",
+    [
+        "raise KeyboardInterrupt",
+        # What a Ctrl-C inside torch's import leaves: an ImportError raised while handling it.
+        "try:\n    raise KeyboardInterrupt\nexcept KeyboardInterrupt:\n"
+        "    raise ImportError('cannot load module more than once per process')",
+    ],
+)
+def test_ctrl_c_while_the_command_starts_is_one_line(raising):
+    """Before pvae.cli.main runs (torch and Pyro still importing), a Ctrl-C in the pvae
+    command ends with one line and status 130; in any other process it is Python's own."""
+    hook = "from pvae.startup import catch_interrupt_while_starting as c\nassert c()\n"
+    done = _run_python(hook + raising, "/venv/bin/pvae")
+    assert (done.returncode, done.stderr) == (
+        130,
+        "pvae: interrupted while starting; nothing was run\n",
+    )
+    other = _run_python(
+        "from pvae.startup import catch_interrupt_while_starting as c\nassert not c()\n" + raising,
+        "notebook.py",
+    )
+    assert other.returncode != 130 and "Traceback" in other.stderr
+
+
+def test_a_real_ctrl_c_soon_after_the_start_is_one_line(tmp_path):
+    """SIGINT half a second after ``pvae train`` starts: whether it lands in the imports or
+    later, one line, status 130, nothing saved."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    command = [str(Path(sys.executable).with_name("pvae")), "train", *TINY, "--epochs", "50",
+               "--out", str(tmp_path / "run.pt")]  # fmt: skip
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process:
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        error = process.stderr.read()
+    assert process.returncode == 130
+    assert error.strip() in (
+        "pvae: interrupted while starting; nothing was run",
+        "pvae train: interrupted; before training began; nothing was saved",
+        "pvae train: interrupted; no epoch had finished, so nothing was saved",
+    )
+    assert not (tmp_path / "run.pt").exists()

@@ -1,0 +1,43 @@
+"""Ctrl-C while the ``pvae`` command starts: importing torch and Pyro takes a second or two,
+before :func:`pvae.cli.main` can catch anything. Without this, a Ctrl-C there prints
+Python's traceback (or, inside torch's import, an ImportError it leaves behind)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["COMMANDS", "catch_interrupt_while_starting"]
+
+#: How the ``pvae`` command is started: its console script, and ``python -m pvae.cli``.
+COMMANDS = ("pvae", "__main__.py")
+
+
+def catch_interrupt_while_starting(argv0: str | None = None) -> bool:
+    """When this process is the ``pvae`` command (``argv0``, default ``sys.argv[0]``, names
+    its console script or ``python -m pvae.cli``), make an uncaught Ctrl-C, or an error it
+    caused, end with one line on stderr and status 130, as :func:`pvae.cli.main` does once it
+    runs. In any other process (a notebook, a script of the user's) nothing changes.
+
+    :returns: whether the hook was installed.
+    """
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    if os.path.basename(argv0) not in COMMANDS or (
+        argv0.endswith("__main__.py") and os.path.basename(os.path.dirname(argv0)) != "cli"
+    ):
+        return False
+    previous = sys.excepthook
+
+    def hook(kind, error, traceback) -> None:
+        cause, seen = error, set()
+        while cause is not None and id(cause) not in seen:
+            if isinstance(cause, KeyboardInterrupt):
+                sys.stderr.write("pvae: interrupted while starting; nothing was run\n")
+                sys.stderr.flush()
+                os._exit(130)  # what the command returns for Ctrl-C once it runs
+            seen.add(id(cause))
+            cause = cause.__cause__ or cause.__context__
+        previous(kind, error, traceback)
+
+    sys.excepthook = hook
+    return True
