@@ -7,7 +7,9 @@ SIGKILL (or, for a share of the rounds, SIGINT, Ctrl-C); the run that was never 
 is the oracle. After every fault it checks that the checkpoint on disk is whole (it loads)
 and kept every epoch but the one running (at most one lost), and after the last round that
 the final weights and history equal the oracle's bit for bit and that no temporary file is
-left. It prints the counts and writes them to ``--table`` (CSV).
+left. Every Ctrl-C must end in one line and status 130, or, when it arrives after the run's
+work was done (its files written, the interpreter exiting), be ignored (status 0); anything
+else is listed. It prints the counts and writes them to ``--table`` (CSV).
 """
 
 from __future__ import annotations
@@ -69,17 +71,20 @@ def main() -> int:
                    check=True, env=env, stdout=subprocess.DEVNULL)  # fmt: skip
     seconds = time.perf_counter() - start  # one whole run, imports included
     counts = {"SIGKILL": 0, "SIGINT": 0, "SIGINT runs that exited 130": 0,
+              "SIGINT after the run's work was done (exit 0)": 0,
               "checkpoint whole after the fault": 0, "checkpoint gone backwards": 0,
               "temporaries seen after a fault": 0}  # fmt: skip
-    fresh, faults = True, 0
+    fresh, faults, odd, messages = True, 0, [], set()
     while True:
         argv = (
             ["train", *TRAIN, *epochs, "--out", str(broken), "--force"]
             if fresh
             else ["train", "--resume", str(broken), "--no-progress"]
         )
-        process = subprocess.Popen(command(*argv), env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)  # fmt: skip
+        errors = args.folder / "stderr.txt"
+        with errors.open("w") as stderr:
+            process = subprocess.Popen(command(*argv), env=env, stdout=subprocess.DEVNULL,
+                                       stderr=stderr)  # fmt: skip
         if faults == args.faults:  # the last round runs to its end
             if process.wait() != 0:
                 raise SystemExit(f"the last, uninterrupted round failed: {process.returncode}")
@@ -95,6 +100,20 @@ def main() -> int:
         faults += 1
         counts[kind.name] += 1
         counts["SIGINT runs that exited 130"] += kind == signal.SIGINT and code == 130
+        counts["SIGINT after the run's work was done (exit 0)"] += (
+            kind == signal.SIGINT and code == 0
+        )
+        if kind == signal.SIGINT and code != 0:
+            lines = errors.read_text().strip().splitlines()
+            if code != 130 or len(lines) != 1:
+                odd.append(
+                    f"status {code}: {lines[-1] if lines else '(nothing)'} (epochs on disk "
+                    f"{before} before the signal, {epochs_done(broken)} after; "
+                    f"{'--resume' if not fresh else 'fresh'})"
+                )
+            else:
+                kept = "keeps epoch" in lines[0]
+                messages.add("... keeps epoch N of M, the last whole one" if kept else lines[0])
         after = epochs_done(broken)
         try:
             pvae.load(broken)
@@ -121,6 +140,9 @@ def main() -> int:
     width = max(len(row["what"]) for row in rows)
     for row in rows:
         print(f"{row['what']:<{width}}  {row['count']}")
+    print("what Ctrl-C printed (one line each):", *sorted(messages), sep="\n  ")
+    if odd:
+        print("Ctrl-C that did not end in one line and status 130:", *odd, sep="\n  ")
     write_table(args.table, rows)
     print(f"wrote {args.table}")
     return 0 if identical and ours[1] == theirs[1] else 1

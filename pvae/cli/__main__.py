@@ -2,6 +2,6 @@
 
 import sys
 
-from pvae.cli.main import main
+from pvae.cli.main import run
 
-sys.exit(main())
+sys.exit(run())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import signal
 import sys
 
 from pvae.cli.evaluate import evaluate_command
@@ -12,7 +13,7 @@ from pvae.cli.parser import build_parser
 from pvae.cli.train import train_command
 from pvae.files import RunLocked
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
 
 #: Exit status of a run stopped by Ctrl-C (128 + SIGINT, as a shell reports it).
 INTERRUPTED = 130
@@ -69,3 +70,27 @@ def main(argv: list[str] | None = None) -> int:
             message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         print(f"pvae {name}: error: {message} (--debug shows the traceback)", file=sys.stderr)
         return 1
+
+
+def run() -> int:
+    """The ``pvae`` console command: :func:`main` on ``sys.argv``, and Ctrl-C at any moment
+    one line with status 130. A Ctrl-C that an import swallowed and turned into another error
+    still reads as an interruption; once the command is done, Ctrl-C no longer cuts the
+    interpreter's exit short (its files are written by then). In-process callers (tests, a
+    notebook) use :func:`main`, which leaves the SIGINT handler as it was."""
+    interrupted = []
+
+    def on_sigint(signum, frame):
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        return main()
+    except BaseException as error:
+        if not interrupted or isinstance(error, SystemExit):
+            raise
+        print("pvae: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -186,3 +186,23 @@ def test_a_real_ctrl_c_soon_after_the_start_is_one_line(tmp_path):
         "pvae train: interrupted; no epoch had finished, so nothing was saved",
     )
     assert not (tmp_path / "run.pt").exists()
+
+
+def test_the_command_reads_a_ctrl_c_an_import_swallowed_as_an_interruption():
+    """Inside an import (numpy's, on the way to a figure), a Ctrl-C can surface as another
+    error (an AttributeError of a half-imported module): the console command still ends with
+    one line and status 130. In a subprocess: run() sets the process's SIGINT handler."""
+    code = """
+import importlib, os, signal, sys
+cli = importlib.import_module("pvae.cli.main")  # the module: pvae.cli.main is also main
+def swallowed(argv=None):
+    try:
+        os.kill(os.getpid(), signal.SIGINT)  # delivered before the next bytecode
+    except KeyboardInterrupt:
+        raise AttributeError("module 'numpy._core' has no attribute '_multiarray_umath'")
+    return 0
+cli.main = swallowed
+sys.exit(cli.run())
+"""
+    done = _run_python(code, "pvae")
+    assert (done.returncode, done.stderr) == (130, "pvae: interrupted\n")
