@@ -176,8 +176,15 @@ def test_check_unit_interval_accepts_0_to_1_and_names_what_leaves_it(data):
 
 @examples(40)
 @given(st.integers(1, 2**70))
-def test_positive_integers_pass_and_come_back_as_int(value):
-    assert check_positive_int(value, "n") == value
+def test_positive_integers_up_to_torchs_largest_size_pass_and_come_back_as_int(value):
+    """Accepted up to 2**63 - 1 (torch's sizes are int64; the oracle: NumPy's int64 max),
+    refused by name past it."""
+    largest = int(np.iinfo(np.int64).max)
+    if value <= largest:
+        assert check_positive_int(value, "n") == value
+    else:
+        with pytest.raises(ValueError, match=rf"n must be at most 2\*\*63 - 1 = {largest}"):
+            check_positive_int(value, "n")
     assert check_positive_int(np.int64(min(value, 2**62)), "n") == min(value, 2**62)
 
 
