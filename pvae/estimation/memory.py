@@ -78,6 +78,13 @@ class _LiveBytes(TorchDispatchMode):
     existed before (parameters, inputs) are never counted.
     """
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch wraps a mode's __torch_dispatch__ in torch._dynamo.disable unless this says
+        # no, and importing torch._dynamo for that costs about 2 s on the first estimate of a
+        # process. Nothing is compiled inside this mode, so there is nothing to disable.
+        return False
+
     def __init__(self):
         super().__init__()
         self.current = 0
