@@ -22,13 +22,13 @@ before building): time and memory do not depend on the weights. The data are
   (``--ceiling-reps`` runs after two untimed ones) and right after it, and the median of all of
   them is taken, so both sides see the same machine state.
 - Before the clock starts: one untimed call on the first point with the same K and chunk
-  options (first-call costs: Pyro's checks, importing arviz for k̂, one full pass), then the
+  options (first-call costs: Pyro's checks, one full pass), then the
   timed call's own arguments in a call stopped, by a hook on the decoder, as soon as its
   passes outgrow the warm-up's or outnumber them: its largest pass is ``rows`` (the library's
   own small planning passes on one point are the same in both calls). Should the timed call's
   largest pass differ all the same, the ceiling is the median of the runs after it alone.
 - Memory: every chunk size runs in a fresh subprocess. On CPU (Linux), the resident set size:
-  ``baseline`` is the RSS just before the call (Python, torch, pyro, arviz, the model, the data,
+  ``baseline`` is the RSS just before the call (Python, torch, pyro, the model, the data,
   after the warm-up calls and the ceiling runs, with freed heap memory handed back to the
   system by ``malloc_trim`` first, so the call cannot reuse it unseen); the high-water mark is
   then reset (``/proc/self/clear_refs``) and ``peak`` is the highest RSS during the call. On
