@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 __all__ = [
+    "FOLDER_LOCK",
     "TEMPORARY_EXTRA",
     "RunLocked",
     "atomic_write",
@@ -202,20 +203,24 @@ def run_lock(path, *, names: tuple[str, ...] = ()) -> Iterator[Path]:
     """
     path = Path(path)
     patterns = [f".{name}.*.part" for name in (path.name, *names)]
-    with _holding(path, path.parent, patterns) as lock:
+    with _holding(path.with_name(path.name + ".lock"), path, path.parent, patterns) as lock:
         yield lock
+
+
+#: The lock file of a results folder, inside it (:func:`folder_lock`).
+FOLDER_LOCK = ".pvae.lock"
 
 
 @contextlib.contextmanager
 def folder_lock(folder) -> Iterator[Path]:
     """:func:`run_lock` for a run that writes a results folder (an experiment's ``--out``):
-    the lock is ``<folder>.lock`` beside the folder, and taking it removes the stray
-    temporaries of every file in the folder. The folder itself is the caller's to create.
+    the lock is the file :data:`FOLDER_LOCK` inside the folder, which must exist, and taking
+    it removes the stray temporaries of every file in the folder.
 
     :raises RunLocked: if another process holds it.
     """
     folder = Path(folder)
-    with _holding(folder, folder, [".*.part"]) as lock:
+    with _holding(folder / FOLDER_LOCK, folder, folder, [".*.part"]) as lock:
         yield lock
 
 
@@ -230,16 +235,25 @@ def locking_folder(function):
         if not isinstance(out_dir, str | os.PathLike):
             raise TypeError(f"out_dir must be a folder's path, got {type(out_dir).__name__}")
         folder = check_output_path(out_dir, "out_dir", folder=True)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        with folder_lock(folder):
-            return function(out_dir, *args, **kwargs)
+        created = not folder.exists()
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            with folder_lock(folder):
+                return function(out_dir, *args, **kwargs)
+        except BaseException:
+            # A call refused before it wrote anything leaves no folder it made behind.
+            if created and [p.name for p in folder.iterdir()] == [FOLDER_LOCK]:
+                (folder / FOLDER_LOCK).unlink()
+                folder.rmdir()
+            raise
 
     return wrapper
 
 
 @contextlib.contextmanager
-def _holding(path: Path, strays_in: Path, patterns: list[str]) -> Iterator[Path]:
-    lock = path.with_name(path.name + ".lock")
+def _holding(lock: Path, path: Path, strays_in: Path, patterns: list[str]) -> Iterator[Path]:
+    """Hold the flock on ``lock`` for the run writing ``path``, then remove the files
+    matching ``patterns`` in ``strays_in``."""
     descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:

@@ -153,7 +153,7 @@ def test_a_second_experiment_into_one_folder_is_refused_before_writing(tmp_path,
     error = capsys.readouterr().err.strip()
     assert f"another pvae run (pid {child.pid}) is writing {str(folder)!r}" in error
     assert len(error.splitlines()) == 1
-    assert sorted(p.name for p in folder.iterdir()) == ["demo.csv"]
+    assert sorted(p.name for p in folder.iterdir()) == [".pvae.lock", "demo.csv"]
     assert (folder / "demo.csv").read_text() == "the first run's table\n"
 
 
@@ -166,7 +166,7 @@ def test_the_folder_lock_removes_a_dead_runs_temporaries_and_only_them(tmp_path)
     stray.write_bytes(b"half a figure")
     (folder / "demo.png").write_bytes(b"a whole figure")
     with folder_lock(folder) as lock:
-        assert lock == tmp_path / "results.lock"
+        assert lock == folder / ".pvae.lock"
         assert not stray.exists()
         assert (folder / "demo.png").read_bytes() == b"a whole figure"
 
@@ -179,3 +179,29 @@ def test_an_experiment_into_a_file_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"out_dir '.*notes\.txt' is a file; the results go"):
         run_iwae_vs_elbo(path)
     assert path.read_text() == "mine\n"
+
+
+def test_an_experiment_refused_before_writing_leaves_no_folder_it_made(tmp_path):
+    from pvae.experiments.iwae_vs_elbo import run_iwae_vs_elbo
+
+    with pytest.raises(TypeError, match="settings must be an IWAEvsELBOSettings"):
+        run_iwae_vs_elbo(tmp_path / "new", settings="x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_experiment_into_the_current_folder_locks_inside_it(tmp_path, monkeypatch):
+    """``--out .``: the lock is ./.pvae.lock, not a file beside the folder (in its parent)."""
+    from pvae.files import folder_lock, locking_folder
+
+    monkeypatch.chdir(tmp_path)
+    seen = []
+
+    @locking_folder
+    def experiment(out_dir):
+        with pytest.raises(RunLocked):
+            with folder_lock(out_dir):
+                pass
+        seen.append(sorted(p.name for p in Path(out_dir).iterdir()))
+
+    experiment(".")
+    assert seen == [[".pvae.lock"]]
