@@ -5,6 +5,7 @@ Python's traceback (or, inside torch's import, an ImportError it leaves behind).
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 __all__ = ["COMMANDS", "catch_interrupt_while_starting"]
@@ -15,8 +16,9 @@ COMMANDS = ("pvae", "__main__.py")
 
 def catch_interrupt_while_starting(argv0: str | None = None) -> bool:
     """When this process is the ``pvae`` command (``argv0``, default ``sys.argv[0]``, names
-    its console script or ``python -m pvae.cli``), make an uncaught Ctrl-C, or an error it
-    caused, end with one line on stderr and status 130, as :func:`pvae.cli.main` does once it
+    its console script or ``python -m pvae.cli``), make an uncaught Ctrl-C, or any error
+    raised after one (a Ctrl-C an import swallowed), end with one line on stderr and status
+    130, as :func:`pvae.cli.main` does once it
     runs. In any other process (a notebook, a script of the user's) nothing changes.
 
     :returns: whether the hook was installed.
@@ -27,17 +29,27 @@ def catch_interrupt_while_starting(argv0: str | None = None) -> bool:
     ):
         return False
     previous = sys.excepthook
+    interrupted = []
+
+    def on_sigint(signum, frame):
+        interrupted.append(signum)
+        raise KeyboardInterrupt
 
     def hook(kind, error, traceback) -> None:
+        # A Ctrl-C inside an import can surface as another error with no trace of it (an
+        # AttributeError of a half-imported numpy): the flag, not the chain, says so.
         cause, seen = error, set()
-        while cause is not None and id(cause) not in seen:
+        while cause is not None and id(cause) not in seen and not interrupted:
             if isinstance(cause, KeyboardInterrupt):
-                sys.stderr.write("pvae: interrupted while starting; nothing was run\n")
-                sys.stderr.flush()
-                os._exit(130)  # what the command returns for Ctrl-C once it runs
+                interrupted.append(signal.SIGINT)
             seen.add(id(cause))
             cause = cause.__cause__ or cause.__context__
+        if interrupted:
+            sys.stderr.write("pvae: interrupted while starting; nothing was run\n")
+            sys.stderr.flush()
+            os._exit(130)  # what the command returns for Ctrl-C once it runs
         previous(kind, error, traceback)
 
+    signal.signal(signal.SIGINT, on_sigint)
     sys.excepthook = hook
     return True

@@ -146,6 +146,10 @@ def _run_python(code: str, argv0: str):
         # What a Ctrl-C inside torch's import leaves: an ImportError raised while handling it.
         "try:\n    raise KeyboardInterrupt\nexcept KeyboardInterrupt:\n"
         "    raise ImportError('cannot load module more than once per process')",
+        # A real Ctrl-C an import swallowed, and a later error that does not chain to it.
+        "import os, signal\ntry:\n    os.kill(os.getpid(), signal.SIGINT)\n"
+        "except KeyboardInterrupt:\n    pass\n"
+        "raise AttributeError(\"module 'numpy._core' has no attribute '_multiarray_umath'\")",
     ],
 )
 def test_ctrl_c_while_the_command_starts_is_one_line(raising):
@@ -179,7 +183,7 @@ def test_a_real_ctrl_c_soon_after_the_start_is_one_line(tmp_path):
         time.sleep(0.5)
         process.send_signal(signal.SIGINT)
         error = process.stderr.read()
-    assert process.returncode == 130
+    assert process.returncode == 130, error
     assert error.strip() in (
         "pvae: interrupted while starting; nothing was run",
         "pvae train: interrupted; before training began; nothing was saved",
