@@ -44,6 +44,16 @@ def epochs_done(path) -> int:
     return 0 if state is None else state.epochs_done
 
 
+def wait_for_epochs(process: subprocess.Popen, path, count: int, fault: str) -> None:
+    """Poll until the checkpoint at ``path`` holds ``count`` epochs (at most 300 s), the
+    process still running so that ``fault`` (a signal's effect: "killed") can be sent."""
+    deadline = time.monotonic() + 300
+    while epochs_done(path) < count:
+        assert process.poll() is None, f"the run ended before it could be {fault}"
+        assert time.monotonic() < deadline, f"no checkpoint after {count} epochs in 300 s"
+        time.sleep(0.02)
+
+
 def weights(path) -> list[torch.Tensor]:
     loaded = pvae.load(path)
     return [*loaded.model.state_dict().values(), *loaded.guide.state_dict().values()]
@@ -63,11 +73,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
         pvae_command(*TRAIN, "--epochs", epochs, "--out", str(killed)), env=env
     )
     try:
-        deadline = time.monotonic() + 300
-        while epochs_done(killed) < 3:
-            assert process.poll() is None, "the run ended before it could be killed"
-            assert time.monotonic() < deadline, "no checkpoint after 3 epochs in 300 s"
-            time.sleep(0.02)
+        wait_for_epochs(process, killed, 3, "killed")
         process.send_signal(signal.SIGKILL)
     finally:
         process.wait()
@@ -125,11 +131,7 @@ def test_ctrl_c_stops_after_the_last_whole_epoch_and_the_run_resumes_from_it(tmp
         text=True,
     )
     with process:
-        deadline = time.monotonic() + 300
-        while epochs_done(out) < 2:
-            assert process.poll() is None, "the run ended before it could be interrupted"
-            assert time.monotonic() < deadline, "no checkpoint after 2 epochs in 300 s"
-            time.sleep(0.02)
+        wait_for_epochs(process, out, 2, "interrupted")
         process.send_signal(signal.SIGINT)
         stderr = process.stderr.read()
     assert process.wait() == 130

@@ -16,15 +16,16 @@ from pvae import checkpoint
 from pvae.cli import main
 from pvae.files import RunLocked, run_lock
 
-HOLD = "import sys; from pvae.files import run_lock\nwith run_lock(sys.argv[1]):\n"
+HOLD = "import sys; from pvae.files import {lock}\nwith {lock}(sys.argv[1]):\n"
 HOLD += "    print('held', flush=True); sys.stdin.read()\n"
 
 
 @contextlib.contextmanager
-def holding(path: Path):
-    """Another process holding the lock of ``path`` for the block (or until killed)."""
+def holding(path: Path, lock: str = "run_lock"):
+    """Another process holding ``pvae.files.<lock>`` on ``path`` (a checkpoint, or with
+    ``folder_lock`` a results folder) for the block (or until killed)."""
     with subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(path)],
+        [sys.executable, "-c", HOLD.format(lock=lock), str(path)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -113,26 +114,6 @@ def test_two_concurrent_trainings_on_one_out_keep_the_first_ones_results(tmp_pat
     assert torch.isfinite(torch.tensor([r["elbo"] for r in loaded.history])).all()
 
 
-FOLDER_HOLD = HOLD.replace("run_lock", "folder_lock")
-
-
-@contextlib.contextmanager
-def holding_folder(folder: Path):
-    """Another process holding the lock of the results folder ``folder`` for the block."""
-    with subprocess.Popen(
-        [sys.executable, "-c", FOLDER_HOLD, str(folder)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as child:
-        assert child.stdout.readline().strip() == "held"
-        try:
-            yield child
-        finally:
-            child.stdin.close()
-            child.wait()
-
-
 @pytest.mark.parametrize(
     "argv",
     [
@@ -147,7 +128,7 @@ def test_a_second_experiment_into_one_folder_is_refused_before_writing(tmp_path,
     folder = tmp_path / "results"
     folder.mkdir()
     (folder / "demo.csv").write_text("the first run's table\n")
-    with holding_folder(folder) as child:
+    with holding(folder, "folder_lock") as child:
         status = main([*argv, "--out", str(folder), "--no-progress"])
     assert status == 2
     error = capsys.readouterr().err.strip()
