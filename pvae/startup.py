@@ -8,10 +8,24 @@ import os
 import signal
 import sys
 
-__all__ = ["COMMANDS", "catch_interrupt_while_starting"]
+__all__ = ["COMMANDS", "catch_interrupt_while_starting", "record_interrupts"]
 
 #: How the ``pvae`` command is started: its console script, and ``python -m pvae.cli``.
 COMMANDS = ("pvae", "__main__.py")
+
+
+def record_interrupts() -> list[int]:
+    """Make SIGINT raise KeyboardInterrupt, as Python's own handler does, and also append the
+    signal to the returned list: the list says a Ctrl-C came even where an import swallowed
+    its KeyboardInterrupt and failed some other way."""
+    interrupted: list[int] = []
+
+    def on_sigint(signum, frame):
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    return interrupted
 
 
 def catch_interrupt_while_starting(argv0: str | None = None) -> bool:
@@ -29,11 +43,7 @@ def catch_interrupt_while_starting(argv0: str | None = None) -> bool:
     ):
         return False
     previous = sys.excepthook
-    interrupted = []
-
-    def on_sigint(signum, frame):
-        interrupted.append(signum)
-        raise KeyboardInterrupt
+    interrupted = record_interrupts()
 
     def hook(kind, error, traceback) -> None:
         # A Ctrl-C inside an import can surface as another error with no trace of it (an
@@ -50,6 +60,5 @@ def catch_interrupt_while_starting(argv0: str | None = None) -> bool:
             os._exit(130)  # what the command returns for Ctrl-C once it runs
         previous(kind, error, traceback)
 
-    signal.signal(signal.SIGINT, on_sigint)
     sys.excepthook = hook
     return True

@@ -12,6 +12,7 @@ from pvae.cli.experiment import demo_command, experiment_command
 from pvae.cli.parser import build_parser
 from pvae.cli.train import train_command
 from pvae.files import RunLocked
+from pvae.startup import record_interrupts
 
 __all__ = ["main", "run"]
 
@@ -78,13 +79,7 @@ def run() -> int:
     still reads as an interruption; once the command is done, Ctrl-C no longer cuts the
     interpreter's exit short (its files are written by then). In-process callers (tests, a
     notebook) use :func:`main`, which leaves the SIGINT handler as it was."""
-    interrupted = []
-
-    def on_sigint(signum, frame):
-        interrupted.append(signum)
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, on_sigint)
+    interrupted = record_interrupts()
     try:
         return main()
     except BaseException as error:
