@@ -210,3 +210,17 @@ sys.exit(cli.run())
 """
     done = _run_python(code, "pvae")
     assert (done.returncode, done.stderr) == (130, "pvae: interrupted\n")
+
+
+def test_an_unreachable_data_url_is_one_line_naming_it(tmp_path, capsys, monkeypatch):
+    """--fashion-mnist with a base URL nothing answers at (a closed local port: no network
+    is used): status 1, one line naming the file it tried to fetch."""
+    monkeypatch.setenv("HOME", str(tmp_path))  # the download cache, ~/.cache/pvae, goes here
+    url = "http://127.0.0.1:9/"
+    argv = ["experiment", "collapse-depth", "--fashion-mnist", url, "--out", str(tmp_path / "r")]
+    assert main([*argv, "--no-progress"]) == 1
+    line = _one_line(capsys)
+    assert line.startswith(
+        "pvae experiment collapse-depth: error: could not download "
+        f"'{url}train-images-idx3-ubyte.gz'"
+    )
