@@ -224,3 +224,30 @@ def test_an_unreachable_data_url_is_one_line_naming_it(tmp_path, capsys, monkeyp
         "pvae experiment collapse-depth: error: could not download "
         f"'{url}train-images-idx3-ubyte.gz'"
     )
+
+
+def test_a_read_only_file_system_is_one_line_naming_the_file(tmp_path, capsys, monkeypatch):
+    """Every file of a run is created by pvae.files.atomic_write; where the file system
+    refuses to create it (EROFS, made here by refusing os.open for new files there, as a
+    read-only mount does; root ignores permissions), the run ends with status 1 in one line
+    naming the file asked for, not its temporary."""
+    import errno
+    import os
+
+    files = importlib.import_module("pvae.files")
+    real_open = os.open
+
+    def read_only(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT and str(path).startswith(str(tmp_path)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(files.os, "open", read_only)
+    out = tmp_path / "run.pt"
+    assert main(["train", *TINY, "--epochs", "1", "--out", str(out)]) == 1
+    line = _one_line(capsys)
+    # The first file the run creates is its lock, before anything else is read or written.
+    assert line == (
+        f"pvae train: error: Read-only file system: {str(out) + '.lock'!r} "
+        "(--debug shows the traceback)"
+    )
