@@ -16,6 +16,7 @@ from torch.distributions import constraints
 from pvae.finite import nonfinite_density_error
 
 __all__ = [
+    "FIXED_SUPPORTS",
     "ContractError",
     "LeafDraws",
     "check_contract",
@@ -325,17 +326,75 @@ def trace_pair(
     return model_trace, guide_trace
 
 
+#: Supports that hold no parameters: whether a value lies in one does not depend on the
+#: distribution's parameters, so it can be checked without running the decoder.
+FIXED_SUPPORTS = (
+    constraints.real,
+    constraints.boolean,
+    constraints.positive,
+    constraints.nonnegative,
+    constraints.unit_interval,
+    constraints.nonnegative_integer,
+    constraints.positive_integer,
+    constraints.simplex,
+)
+
+
+def _base_support(fn):
+    support = fn.support
+    while isinstance(support, constraints.independent):
+        support = support.base_constraint
+    return support
+
+
+def _whole_data_sites(trace, block: torch.Tensor, x: torch.Tensor) -> list[dict] | None:
+    """The observed sites of ``trace`` (the model run on ``block``, the first rows of ``x``)
+    rewritten to hold all of ``x``, if each one's support is in :data:`FIXED_SUPPORTS` and
+    its value is ``block`` itself or a reshape of it with a row per point; else ``None``."""
+    sites = []
+    for site in observed_sites(trace):
+        value = site["value"]
+        if not any(_base_support(site["fn"]) is s for s in FIXED_SUPPORTS):
+            return None
+        if value is block:
+            whole = x
+        elif (
+            value.dim() >= 1
+            and value.shape[0] == block.shape[0]
+            and value.numel() == block.numel()
+            and value.data_ptr() == block.data_ptr()
+            and value.is_contiguous()
+            and x.is_contiguous()
+        ):
+            whole = x.reshape(x.shape[0], *value.shape[1:])
+        else:
+            return None
+        sites.append({**site, "value": whole})
+    return sites
+
+
 def check_data_support(
     model: Callable, guide: Callable | None, x: torch.Tensor, *, chunk_size: int = 4096
 ) -> None:
     """:func:`check_support` on every point of ``x``: the model run on chunks of it (replaying
-    the guide, or with the prior's draws), in eval mode without gradients."""
+    the guide, or with the prior's draws), in eval mode without gradients.
+
+    Where every observed site's support holds no parameters (:data:`FIXED_SUPPORTS`: a Normal's
+    real line, a Bernoulli's {0, 1}) and its value is the data (or a reshape of it, a row per
+    point), the model runs on two points only and the support is checked on all of ``x`` at
+    once: the same check, without a pass of the networks over the data."""
+    proposal = "guide" if guide is not None else "prior"
     with evaluating(model, guide):
+        block = x[:2]
+        model_trace, _ = trace_pair(model, guide, block, proposal, check=False)
+        sites = _whole_data_sites(model_trace, block, x)
+        if sites is not None:
+            for site in sites:
+                check_support(site)
+            return
         for first in range(0, x.shape[0], chunk_size):
             block = x[first : first + chunk_size]
-            model_trace, _ = trace_pair(
-                model, guide, block, "guide" if guide is not None else "prior", check=False
-            )
+            model_trace, _ = trace_pair(model, guide, block, proposal, check=False)
             for site in observed_sites(model_trace):
                 check_support(site, first_point=first)
 

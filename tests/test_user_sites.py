@@ -149,6 +149,39 @@ def test_data_outside_the_support_are_refused_naming_the_first_bad_entry(pyro_st
         diagnose(vae.model, vae.guide, x)
 
 
+def test_a_support_without_parameters_is_checked_on_the_data_without_running_the_pair(
+    pyro_style,
+):
+    # The Bernoulli's {0, 1} holds no parameters: the model runs on two points and the support
+    # is checked on all of them, with the same message as the pass over every point gives.
+    from pvae.contract import check_data_support
+
+    vae, data = pyro_style
+    rows = []
+
+    def counting(x):
+        rows.append(x.shape[0])
+        return vae.model(x)
+
+    x = data.test[:300].clone()
+    check_data_support(counting, vae.guide, x)
+    assert rows == [2]
+    x[250, 7] = 0.5
+    with pytest.raises(ContractError, match=r"site 'obs' .*point 250, entry 7, value 0\.5"):
+        check_data_support(counting, vae.guide, x)
+    # Halves of the data at two sites are not the data: every point goes through the pair,
+    # in chunks, and the error still names the point.
+    split, rows[:] = _split(vae), []
+
+    def counting_split(x):
+        rows.append(x.shape[0])
+        return split(x)
+
+    with pytest.raises(ContractError, match=r"site 'top' .*point 250, entry 7, value 0\.5"):
+        check_data_support(counting_split, vae.guide, x, chunk_size=128)
+    assert rows == [2, 128, 128]
+
+
 class ConvVAE(nn.Module):
     """A convolutional pair on ``(B, 1, 8, 8)`` images, its observed site
     ``Bernoulli(...).to_event(3)``; with ``flat=True`` the same networks on rows of 64 pixels
