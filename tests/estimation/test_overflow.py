@@ -157,3 +157,31 @@ def test_a_weight_of_zero_is_not_an_error():
     assert bool((estimate.log_weights == -math.inf).any(-1).all())  # each point had some
     assert bool(torch.isfinite(estimate.estimate).all())
     assert bool((elbo == -math.inf).all())
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64, torch.complex64])
+def test_all_finite_agrees_with_the_entrywise_check(dtype):
+    # The oracle: isfinite entry by entry. The cases include sums that overflow although every
+    # entry is finite (the fast check must fall back, not report inf), +inf beside -inf (a NaN
+    # sum) and single NaN or inf entries in one of several tensors.
+    from pvae.finite import all_finite
+
+    big = torch.finfo(dtype).max if dtype.is_floating_point else torch.finfo(torch.float32).max
+    generator = torch.Generator().manual_seed(0)
+    for case in range(200):
+        tensors = [torch.randn(s, generator=generator).to(dtype) for s in ((7, 3), (5,), ())]
+        which = case % 6
+        target = tensors[case % 3].view(-1)
+        if which == 1:
+            target[0] = float("nan")
+        elif which == 2:
+            target[-1] = float("inf")
+        elif which == 3 and target.numel() > 1:
+            target[0], target[1] = float("inf"), float("-inf")
+        elif which == 4:
+            target.fill_(big)  # finite entries, an infinite sum
+        elif which == 5:
+            target[0] = -float("inf")
+        expected = all(bool(t.isfinite().all()) for t in tensors)
+        assert all_finite(tensors) is expected, (case, tensors)
+    assert all_finite([]) and all_finite([torch.tensor([1, 2])])  # integers are finite
