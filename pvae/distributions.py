@@ -10,7 +10,13 @@ import torch
 from pyro.distributions import TorchDistribution
 from torch.distributions import constraints
 
-__all__ = ["NormalLogVariance", "SharedScaleNormal", "normal_variance", "standard_normal"]
+__all__ = [
+    "BernoulliLogits",
+    "NormalLogVariance",
+    "SharedScaleNormal",
+    "normal_variance",
+    "standard_normal",
+]
 
 
 def standard_normal(x: torch.Tensor, latent_dim: int) -> dist.Independent:
@@ -59,6 +65,41 @@ class SharedScaleNormal(dist.Independent):
         return -0.5 * squares.sum(-1) / scale.square() - self.event_shape[0] * (
             scale.log() + _LOG_SQRT_2PI
         )
+
+
+class BernoulliLogits(dist.Independent):
+    r"""``Bernoulli(logits=logits).to_event(1)`` with its density computed in fewer passes:
+
+    .. math:: \log p(x) = \sum_j x_j \ell_j - \operatorname{softplus}(\ell_j),
+
+    which is torch's ``binary_cross_entropy_with_logits`` (negated) written out; the sum
+    :math:`\sum_j x_j \ell_j` is one matrix product with the data where the logits hold K
+    samples of each point. Everything else (``base_dist``, sampling, ``mean``, masking, KL,
+    the support check under validation) is the plain ``Independent(Bernoulli)``.
+
+    :param torch.Tensor logits: shape ``(..., d)``.
+    """
+
+    def __init__(self, logits: torch.Tensor, validate_args=None):
+        super().__init__(dist.Bernoulli(logits=logits), 1, validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(BernoulliLogits, _instance)
+        return super().expand(batch_shape, _instance=new)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        logits = self.base_dist.logits
+        if value.dim() >= 2 and value.shape[-2] == 1:
+            # one point's value against its rows of logits: a matrix-vector product
+            agree = (logits @ value.squeeze(-2).unsqueeze(-1)).squeeze(-1)
+        else:
+            agree = (logits * value).sum(-1)
+        # softplus(l) = l where log1p(exp(-l)) is below half an ulp of l (torch's default
+        # threshold, 20, is that for float32 but drops 2e-9 per entry in float64)
+        threshold = 1 - math.log(torch.finfo(logits.dtype).eps)
+        return agree - torch.nn.functional.softplus(logits, threshold=threshold).sum(-1)
 
 
 class NormalLogVariance(TorchDistribution):

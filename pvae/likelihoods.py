@@ -27,7 +27,7 @@ from pyro.nn import PyroModule
 from torch import nn
 from torch.nn import functional
 
-from pvae.distributions import SharedScaleNormal
+from pvae.distributions import BernoulliLogits, SharedScaleNormal
 from pvae.networks import MLP, unique_name
 from pvae.validation import (
     check_binary,
@@ -198,7 +198,11 @@ class _LogitsDecoder(PyroModule):
         """The distribution of ``x`` given ``z``; ``x``, when given, is checked first."""
         if x is not None:
             self.check(x, "x")
-        return self.family(logits=self.net(z)).to_event(1)
+        return self.x_dist_of(self.net(z))
+
+    def x_dist_of(self, logits: torch.Tensor) -> dist.Independent:
+        """``family(logits=logits).to_event(1)``."""
+        return self.family(logits=logits).to_event(1)
 
 
 class BernoulliDecoder(_LogitsDecoder):
@@ -215,6 +219,11 @@ class BernoulliDecoder(_LogitsDecoder):
 
     family = dist.Bernoulli
     check = staticmethod(check_binary)
+
+    def x_dist_of(self, logits: torch.Tensor) -> BernoulliLogits:
+        """``Bernoulli(logits=logits).to_event(1)``, its density in fewer passes
+        (:class:`~pvae.distributions.BernoulliLogits`)."""
+        return BernoulliLogits(logits)
 
     def log_density_bound(self) -> float:
         """0: a probability mass is at most 1."""

@@ -8,7 +8,7 @@ import pyro.distributions as dist
 import pytest
 import torch
 
-from pvae.distributions import SharedScaleNormal
+from pvae.distributions import BernoulliLogits, SharedScaleNormal
 from pvae.likelihoods import BernoulliDecoder, ContinuousBernoulliDecoder, NormalDecoder
 
 
@@ -176,6 +176,41 @@ def test_shared_scale_normal_is_the_independent_normal(scale_shape):
     draw = fast.rsample()
     torch.manual_seed(3)
     torch.testing.assert_close(draw, plain.rsample())
+
+
+@pytest.mark.parametrize(
+    ("logits_shape", "value_shape"),
+    [((1000, 1, 12), (1, 12)), ((7, 12), (7, 12)), ((3, 5, 12), (5, 12)), ((4, 1, 6), (1, 1, 6)),
+     ((1, 6), (5, 1, 6)), ((6,), (6,))],
+)  # fmt: skip
+def test_bernoulli_logits_is_the_independent_bernoulli(logits_shape, value_shape):
+    # The same density and gradients as Bernoulli(logits=...).to_event(1), on binary values
+    # broadcast every way the passes meet (K rows of one point: the matrix-vector path), and
+    # large logits, where softplus must not overflow.
+    logits = (torch.randn(logits_shape) * 30).requires_grad_()
+    value = (torch.rand(value_shape) > 0.5).double()
+    fast = BernoulliLogits(logits)
+    plain = dist.Bernoulli(logits=logits).to_event(1)
+    assert (fast.batch_shape, fast.event_shape) == (plain.batch_shape, plain.event_shape)
+    got, expected = fast.log_prob(value), plain.log_prob(value)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-10)
+    grad, other = (torch.autograd.grad(v.sum(), logits)[0] for v in (got, expected))
+    torch.testing.assert_close(grad, other, rtol=1e-12, atol=1e-12)
+    expanded, plain_expanded = (d.expand((2, *d.batch_shape)) for d in (fast, plain))
+    assert isinstance(expanded, BernoulliLogits)
+    draws = plain_expanded.sample()
+    torch.testing.assert_close(expanded.log_prob(draws), plain_expanded.log_prob(draws))
+    torch.manual_seed(3)
+    draw = fast.sample()
+    torch.manual_seed(3)
+    torch.testing.assert_close(draw, plain.sample())
+    with pytest.raises(ValueError, match="support"):  # validation still checks the support
+        BernoulliLogits(logits.detach(), validate_args=True).log_prob(value * 0.5 + 0.25)
+
+
+def test_bernoulli_decoder_uses_the_fast_density():
+    decoder = BernoulliDecoder(2, 5, (4,))
+    assert isinstance(decoder.x_dist(torch.randn(3, 2)), BernoulliLogits)
 
 
 def test_shared_variance_decoders_use_the_fast_density():
