@@ -13,6 +13,8 @@ the support checked on the data alone          the pair run on every point (the 
 ``SharedScaleNormal``, ``BernoulliLogits``     torch's ``Normal`` and ``Bernoulli`` ``.to_event(1)``
 K samples on a particle plate, passes in       one row per sample (``vectorize=False``), one
 inference mode without Pyro's checks, chunks   point per pass
+AIS: the guide's distribution kept for a       the guide run at every leapfrog step
+block (``CACHE_GUIDE``)                        (``CACHE_GUIDE = False``)
 =============================================  ==================================================
 
 The unoptimized side is assembled from Pyro and torch alone where it can be (``SVI``,
@@ -23,6 +25,7 @@ comparison is exact up to rounding, not statistical.
 from __future__ import annotations
 
 import copy
+import importlib
 
 import pyro
 import pyro.distributions as dist
@@ -133,3 +136,24 @@ def test_log_marginal_equals_one_row_per_sample_with_torch_densities(name):
             getattr(fast, field), getattr(slow, field), rtol=1e-10, atol=1e-12
         )
     assert fast.status == slow.status
+
+
+@pytest.mark.parametrize("name", LIKELIHOODS)
+def test_ais_with_the_guide_kept_equals_the_guide_run_at_every_step(name, monkeypatch):
+    x = data_for(name)[:4]
+    model, guide = pair(name)
+    calls = []
+
+    def counting(x):
+        calls.append(1)
+        return guide(x)
+
+    options = {"num_steps": 8, "num_chains": 3, "num_leapfrog": 3, "seed": 2, "progress": False}
+    kept = pvae.ais(model, counting, x, **options)
+    kept_calls, calls[:] = len(calls), []
+    # the module, not pvae.estimation.ais, which is the function
+    monkeypatch.setattr(importlib.import_module("pvae.estimation.ais"), "CACHE_GUIDE", False)
+    every = pvae.ais(model, counting, x, **options)
+    assert kept_calls * 5 < len(calls)  # the encoder ran a handful of times, not every step
+    for field in ("estimate", "log_weights", "acceptance", "step_size"):
+        torch.testing.assert_close(getattr(kept, field), getattr(every, field), rtol=0, atol=0)

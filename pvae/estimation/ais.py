@@ -33,6 +33,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
+from pyro.poutine.util import site_is_subsample
 from tqdm.auto import tqdm
 
 from pvae.contract import (
@@ -59,6 +60,7 @@ from pvae.validation import (
 )
 
 __all__ = [
+    "CACHE_GUIDE",
     "AISEstimate",
     "BDMCResult",
     "ais",
@@ -66,6 +68,12 @@ __all__ = [
     "sigmoid_schedule",
     "simulate",
 ]
+
+#: Keep the guide's distribution between the evaluations of a block where the guide has one
+#: sample site (its distribution cannot depend on its own value): the encoder then runs once a
+#: block, not at every leapfrog step. ``False`` runs the guide at every evaluation, the
+#: unoptimized path the tests compare with.
+CACHE_GUIDE = True
 
 
 def sigmoid_schedule(num_steps: int, sharpness: float = 4.0) -> torch.Tensor:
@@ -220,6 +228,27 @@ class _Densities:
     def __init__(self, model, guide, rows: torch.Tensor, names: list[str]):
         self.model, self.guide, self.rows, self.names = model, guide, rows, names
         self.shape = (rows.shape[0],)
+        self.guide_site: dict | None = None  # the guide's only site, kept (CACHE_GUIDE)
+
+    def _log_q(self, z: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.guide_site is not None:
+            site = self.guide_site
+            return site_log_prob({**site, "value": z[site["name"]]}, self.shape)
+        guide_trace = poutine.trace(poutine.condition(self.guide, data=z)).get_trace(self.rows)
+        sites = sample_sites(guide_trace)
+        samples = [s for s in guide_trace.nodes.values() if s["type"] == "sample"]
+        if (
+            CACHE_GUIDE
+            and len(sites) == 1
+            and len(samples) == 1 + sum(site_is_subsample(s) for s in samples)
+        ):
+            # One site, no auxiliary draws: its distribution is a function of x alone. Kept
+            # without the graph to the guide's parameters (the gradients are to z) and
+            # unvalidated, as the leapfrog steps' evaluations are.
+            with torch.no_grad(), pyro.validation_enabled(False):
+                kept = poutine.trace(poutine.condition(self.guide, data=z)).get_trace(self.rows)
+            self.guide_site = dict(sample_sites(kept)[0])
+        return sum(site_log_prob(s, self.shape) for s in sites)
 
     def __call__(self, z: dict[str, torch.Tensor], *, validate: bool = True):
         # A leapfrog trajectory may leave the region where the model's distributions have valid
@@ -238,10 +267,7 @@ class _Densities:
                     if s["name"] in self.names
                 )
             else:
-                guide_trace = poutine.trace(poutine.condition(self.guide, data=z)).get_trace(
-                    self.rows
-                )
-                log_q = sum(site_log_prob(s, self.shape) for s in sample_sites(guide_trace))
+                log_q = self._log_q(z)
             values = [z[name] for name in self.names]
             grad_q = torch.autograd.grad(log_q.sum(), values, retain_graph=True)
             grad_joint = torch.autograd.grad(log_joint.sum(), values)
