@@ -39,11 +39,12 @@ networks happen before the clock starts. The table shows medians over the rounds
 
 How to read it: ``ratio`` = median pvae time / median hand time, per epoch, with
 ``pvae.fit``'s default settings (monitoring on, fused Adam) against the hand loop as usually
-written (torch's default Adam); 1.00 means no overhead, the goal is ≤ 1.10. In brackets: the
+written (torch's default Adam); 1.00 means no overhead. In brackets: the
 smallest and largest per-round ratio (the pvae run over the hand run of the same round; they ran
 side by side, so this range shows how much concurrent load on the machine moved the numbers).
 ``mon=0/fused`` = ``pvae.fit(monitor_size=0)`` against the hand loop with the same fused Adam:
-the per-step cost of Pyro's SVI alone.
+the per-step cost of Pyro's SVI and pvae's guard alone, the like-for-like comparison issue 18's
+goals are read from (≤ 1.10 at batch 64, ≤ 1.05 at batch 512; printed as "goal" lines).
 
 Usage::
 
@@ -85,6 +86,8 @@ LR = 1e-3
 SEED = 0
 VARIANTS = ("pvae", "pvae_nomon", "hand", "hand_fused")
 DEFAULT_MONITOR_SIZE = inspect.signature(pvae.fit).parameters["monitor_size"].default
+# Issue 18's goals for pvae.fit(monitor_size=0) against the hand loop with the same fused Adam.
+GOALS = {64: 1.10, 512: 1.05}
 
 
 class HandEncoder(nn.Module):
@@ -354,8 +357,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"ratio = pvae / hand per epoch, pvae.fit with its defaults "
         f"(monitor_size={DEFAULT_MONITOR_SIZE}, fused Adam) against the loop with torch's "
         "default Adam; mon=0/fused = pvae.fit(monitor_size=0) against the loop with the same "
-        "fused Adam (Pyro's own overhead). Goal: ratio <= 1.10."
+        "fused Adam and no monitoring (Pyro's SVI and pvae's guard alone)."
     )
+    for r in results:
+        goal = GOALS.get(r.batch_size)
+        if goal is None:
+            continue
+        ratio = r.ratio("pvae_nomon", "hand_fused")
+        print(
+            f"goal (issue 18): elbo={r.elbo} batch={r.batch_size}: mon=0/fused {ratio:.2f} "
+            f"<= {goal:.2f}: {'met' if ratio <= goal else 'not met'}"
+        )
     print(f"benchmark wall time: {wall:.1f} s")
     if args.json:
         payload = {
