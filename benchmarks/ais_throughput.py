@@ -14,7 +14,7 @@ with T = 2 (first-call costs).
   rows × 2 Σ in·out over its ``nn.Linear`` layers) times 2: each pass of HMC is a forward and
   a backward pass to the latent values, and the backward pass to the inputs costs the same
   multiply-adds as the forward one (no weight gradients are taken). Everything else (the
-  encoder, Pyro's two traces per evaluation, the leapfrog arithmetic, the schedule) counts
+  encoder, Pyro's traces at every evaluation, the leapfrog arithmetic, the schedule) counts
   against it.
 - Ceiling = the FLOP/s of the same work done bare: the decoder's ``linear`` chain on
   ``(rows, 64)`` inputs that require grad, forward and ``torch.autograd.grad`` back to them,

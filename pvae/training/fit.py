@@ -267,8 +267,8 @@ def fit(
     parameter) evaluates the ELBO terms and the smallest decoder variance on a fixed subset of
     ``monitor_size`` training points and on ``validation_data``.
 
-    **Non-finite steps.** Every step is checked before its update is applied (one fused
-    reduction over the gradients): a loss or a gradient that is not finite stops the step,
+    **Non-finite steps.** Every step is checked before its update is applied (one sum per
+    gradient tensor): a loss or a gradient that is not finite stops the step,
     and so do parameter values that are not finite at the end of an epoch (an update that
     overflowed). :func:`fit` then diagnoses it
     (the epoch, the step, the parameters whose values or gradients are not finite by their

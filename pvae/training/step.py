@@ -43,7 +43,7 @@ class GuardedStep:
 
     A minibatch of :math:`B` of the :math:`N` points runs the model and the guide under
     ``poutine.scale(N / B)`` and :class:`KLWeight` (β). A step whose loss or gradients are not
-    finite (one fused reduction over the gradients) is not applied; nor is an epoch accepted
+    finite (one sum per gradient tensor) is not applied; nor is an epoch accepted
     whose updates left parameter values that are not finite. The failure is diagnosed
     (:class:`Failure`) and, by ``on_nonfinite``, the pair and the optimizer are put back in
     the last good state (:class:`LastGood`) and either :class:`NonFiniteError` is raised
