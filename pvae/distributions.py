@@ -91,7 +91,7 @@ class BernoulliLogits(dist.Independent):
         if self._validate_args:
             self._validate_sample(value)
         logits = self.base_dist.logits
-        if value.dim() >= 2 and value.shape[-2] == 1:
+        if logits.dim() >= 2 and value.dim() >= 2 and value.shape[-2] == 1:
             # one point's value against its rows of logits: a matrix-vector product
             agree = (logits @ value.squeeze(-2).unsqueeze(-1)).squeeze(-1)
         else:

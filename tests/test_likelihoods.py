@@ -181,7 +181,7 @@ def test_shared_scale_normal_is_the_independent_normal(scale_shape):
 @pytest.mark.parametrize(
     ("logits_shape", "value_shape"),
     [((1000, 1, 12), (1, 12)), ((7, 12), (7, 12)), ((3, 5, 12), (5, 12)), ((4, 1, 6), (1, 1, 6)),
-     ((1, 6), (5, 1, 6)), ((6,), (6,))],
+     ((1, 6), (5, 1, 6)), ((6,), (6,)), ((6,), (1, 6)), ((6,), (3, 6))],
 )  # fmt: skip
 def test_bernoulli_logits_is_the_independent_bernoulli(logits_shape, value_shape):
     # The same density and gradients as Bernoulli(logits=...).to_event(1), on binary values
