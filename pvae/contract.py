@@ -207,6 +207,14 @@ def with_obs_site(function: Callable) -> Callable:
     return wrapper
 
 
+def _base_support(fn):
+    """``fn``'s support with every ``independent`` wrapper taken off."""
+    support = fn.support
+    while isinstance(support, constraints.independent):
+        support = support.base_constraint
+    return support
+
+
 def check_support(site, *, first_point: int = 0, repeats: int = 1) -> None:
     """Refuse data outside the support of the observed ``site``'s distribution, checked
     entry by entry, whether or not the distribution validates its arguments (Pyro's VAE
@@ -219,9 +227,7 @@ def check_support(site, *, first_point: int = 0, repeats: int = 1) -> None:
         outside it.
     """
     fn, value = site["fn"], site["value"]
-    support = fn.support
-    while isinstance(support, constraints.independent):
-        support = support.base_constraint
+    support = _base_support(fn)
     try:
         inside = support.check(value)
     except (NotImplementedError, RuntimeError, ValueError):  # a support torch cannot check
@@ -338,13 +344,6 @@ FIXED_SUPPORTS = (
     constraints.positive_integer,
     constraints.simplex,
 )
-
-
-def _base_support(fn):
-    support = fn.support
-    while isinstance(support, constraints.independent):
-        support = support.base_constraint
-    return support
 
 
 def _whole_data_sites(trace, block: torch.Tensor, x: torch.Tensor) -> list[dict] | None:
