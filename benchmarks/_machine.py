@@ -1,9 +1,12 @@
-"""What both benchmarks report about the machine, and how they wait for a device."""
+"""What the benchmarks share: the machine they report, how they wait for a device, and how
+they run a worker in a fresh process."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import subprocess
 import sys
 
 import pyro
@@ -54,3 +57,15 @@ def describe(info: dict[str, object]) -> str:
         f"({info['torch_threads']} threads), pyro {info['pyro']}, pvae {info['pvae']}, "
         f"python {info['python']}" + (f", {info['gpu']}" if "gpu" in info else "")
     )
+
+
+def in_fresh_process(code: str, *args: object, label: str) -> dict:
+    """Run ``code`` in a fresh Python process (``python -c code *args``) and return the JSON
+    object its last line of output holds; if it fails, stop with its error output, naming
+    ``label``."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the {label} worker failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -21,9 +21,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
 import time
 
@@ -54,18 +52,14 @@ def main() -> int:
     parser.add_argument("--num-samples", type=int, default=1000, help="K (1,000)")
     args = parser.parse_args()
     import torch
-    from _machine import describe, machine
+    from _machine import describe, in_fresh_process, machine
 
     print(describe(machine(torch.device("cpu"))))
     rows = []
     for process in range(args.processes):
-        done = subprocess.run(
-            [sys.executable, "-c", WORKER, str(args.num_points), str(args.num_samples)],
-            check=True,
-            capture_output=True,
-            text=True,
+        result = in_fresh_process(
+            WORKER, args.num_points, args.num_samples, label=f"process {process + 1}"
         )
-        result = json.loads(done.stdout.strip().splitlines()[-1])
         first, *warm = result["calls"]
         rows.append(
             {

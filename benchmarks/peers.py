@@ -55,8 +55,6 @@ import importlib.util
 import json
 import math
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 
@@ -189,18 +187,6 @@ print(json.dumps({"times": times, "estimate": estimates[0][0], "stderr_mc": esti
 """
 
 
-def run_worker(tool: str, num_points: int, num_samples: int) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-c", WORKER, tool, str(num_points), str(num_samples)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"peers: the {tool} worker failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--num-points", type=int, default=200, help="points (default 200)")
@@ -227,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "architecture built in plain torch"
         )
     import torch
-    from _machine import describe, machine
+    from _machine import describe, in_fresh_process, machine
 
     print(
         f"peers: log p(x) by importance sampling on pythae's default 784-pixel Bernoulli VAE "
@@ -240,7 +226,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     for repeat in range(args.processes):
         order = tools if repeat % 2 == 0 else tools[::-1]
         for tool in order:
-            runs[tool].append(run_worker(tool, args.num_points, args.num_samples))
+            runs[tool].append(
+                in_fresh_process(WORKER, tool, args.num_points, args.num_samples, label=tool)
+            )
         print(f"  round {repeat + 1} of {args.processes} done", flush=True)
     wall = time.perf_counter() - start
 
