@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from pvae import tables
 from pvae.data.catalog import check_data_choice, load_dataset
@@ -24,6 +23,7 @@ from pvae.diagnostics.latent import diagnose
 from pvae.files import atomic_write, locking_folder, save_figure, write_text
 from pvae.plots.collapse import plot_collapse_depth
 from pvae.registry import build_guide, build_model
+from pvae.tasks import Task, check_ray_options, run_tasks
 from pvae.training.fit import fit
 from pvae.training.schedules import kl_warmup
 from pvae.training.watchdog import IllPosedWarning
@@ -34,6 +34,7 @@ from pvae.validation import (
     check_seed,
     check_sizes,
 )
+from pvae.version import __version__
 
 __all__ = [
     "DEFAULT",
@@ -44,6 +45,8 @@ __all__ = [
     "format_table",
     "load_data",
     "run_collapse_depth",
+    "run_seeds",
+    "train_one",
 ]
 
 logger = logging.getLogger(__name__)
@@ -81,8 +84,12 @@ class CollapseDepthSettings:
         14 times the digits' per-pixel variance) a short budget would end with γ far above the
         reconstruction error, and a VAE collapsed because γ is large (Dai et al.'s category
         (ii)), not because it is deep.
-    :ivar seed: seed of every run: each depth's runs start from the same decoder weights and
-        see the same minibatches.
+    :ivar seed: seed of the data's split and subset, and of every run unless ``seeds`` is
+        given: each depth's runs start from the same decoder weights and see the same
+        minibatches.
+    :ivar seeds: run the grid once per seed in this tuple (``None``, default: once, with
+        ``seed``); the rows carry their seed and the figure shows every seed's point and
+        the mean.
     :ivar data: ``"digits"`` (sklearn's bundled 8×8 digits), ``"fashion-mnist"`` or
         ``"mnist"`` (read from ``data_root``), the path of a ``.npy``/``.npz`` file of grey
         levels (:func:`pvae.data.load_array`) or, when :func:`run_collapse_depth` is given the
@@ -105,6 +112,7 @@ class CollapseDepthSettings:
     warmup_epochs: int = 10
     init_gamma: float | None = None
     seed: int = 0
+    seeds: tuple[int, ...] | None = None
     data: str = "digits"
     data_root: str | None = None
     num_levels: int | None = None
@@ -136,6 +144,15 @@ class CollapseDepthSettings:
                 f"vae-warmup train the ELBO, got {self.warmup_epochs!r}"
             )
         check_seed(self.seed)
+        if self.seeds is not None:
+            if isinstance(self.seeds, (str, bytes)) or not hasattr(self.seeds, "__iter__"):
+                raise ValueError(f"seeds must be a tuple of seeds or None, got {self.seeds!r}")
+            seeds = tuple(check_seed(seed, "every entry of seeds") for seed in self.seeds)
+            if not seeds or len(set(seeds)) != len(seeds):
+                raise ValueError(
+                    f"seeds must name at least one seed, none twice, got {self.seeds!r}"
+                )
+            object.__setattr__(self, "seeds", seeds)
         if not isinstance(self.data, str) or not self.data:
             raise ValueError(f"data must be a non-empty name, got {self.data!r}")
         if self.data_root is not None and not isinstance(self.data_root, (str, os.PathLike)):
@@ -173,8 +190,18 @@ def load_data(settings: CollapseDepthSettings) -> Split:
     )
 
 
-def _train(variant: str, depth: int, data: Split, settings: CollapseDepthSettings, bar) -> dict:
-    torch.manual_seed(settings.seed)
+def run_seeds(settings: CollapseDepthSettings) -> tuple[int, ...]:
+    """The seeds of the grid: ``settings.seeds``, or ``(settings.seed,)``."""
+    return settings.seeds or (settings.seed,)
+
+
+def train_one(
+    variant: str, depth: int, seed: int, data: Split, settings: CollapseDepthSettings
+) -> dict:
+    """One run of the grid (a task of :func:`run_collapse_depth`): train ``variant`` at
+    ``depth`` from ``seed`` on ``data`` and measure it; returns its record (the history,
+    watchdog alarms, errors, γ, and the VAEs' latent diagnostics and σ_z)."""
+    torch.manual_seed(seed)
     hidden = (settings.width,) * depth
     train = data.train
     gamma = settings.init_gamma or train.var(0).mean().item()
@@ -201,8 +228,7 @@ def _train(variant: str, depth: int, data: Split, settings: CollapseDepthSetting
             batch_size=settings.batch_size,
             lr=settings.lr,
             kl_weight=kl_weight,
-            seed=settings.seed,
-            callback=lambda record: bar.update(),
+            seed=seed,
             progress=False,
         )
     seconds = time.perf_counter() - start
@@ -222,20 +248,22 @@ def _train(variant: str, depth: int, data: Split, settings: CollapseDepthSetting
         run["mutual_information"] = latent.mutual_information
         run["scales"] = latent.scales.detach().cpu().numpy()
     logger.info(
-        "%s, depth %d: reconstruction error %.4g in %.0f s",
+        "%s, depth %d, seed %d: reconstruction error %.4g in %.0f s",
         variant,
         depth,
+        seed,
         run["train_recon_error"],
         seconds,
     )
     return run
 
 
-def _row(variant: str, depth: int, run: dict) -> dict:
+def _row(variant: str, depth: int, seed: int, run: dict) -> dict:
     scales = run.get("scales")
     return {
         "variant": variant,
         "depth": depth,
+        "seed": seed,
         "train_recon_error": run["train_recon_error"],
         "test_recon_error": run["test_recon_error"],
         "gamma": run["gamma"],
@@ -258,6 +286,10 @@ def run_collapse_depth(
     settings: CollapseDepthSettings | None = None,
     data: Split | None = None,
     progress: bool = True,
+    ray=None,
+    cpus_per_task: float = 1,
+    gpus_per_task: float = 0,
+    resume: bool = False,
 ) -> list[dict]:
     r"""Dai et al.'s Section 6 experiment [1]: is the VAE's reconstruction error, and its
     posterior collapse, a matter of depth? For every depth in ``settings.depths`` it trains, with
@@ -282,24 +314,42 @@ def run_collapse_depth(
     and that deeper VAEs have more :math:`\sigma_z` near 1 (dimensions set to the prior): bad
     local minima of deep autoencoders, not the KL term alone, as a cause of collapse.
 
+    Every (variant, depth, seed) is one task (:func:`pvae.tasks.run_tasks`): serially in this
+    process, or with ``ray`` each in a Ray worker process of its own, with the same results
+    for the same seeds (every run seeds torch itself and reads nothing another run changed).
+    A finished run is kept in ``out_dir/tasks`` as it arrives; a run that fails is retried
+    once, and one that fails again is reported with its settings after the others finish
+    (:class:`~pvae.tasks.TasksFailed`); ``resume=True`` then reruns only what is missing.
+
     Writes ``collapse_depth.csv`` (the rows), ``collapse_depth.json`` (settings, data sizes,
     ``baseline`` = :func:`mean_error` of the training data, rows, and per run the training
     history, watchdog alarms, KL per dimension and activity),
-    ``collapse_depth_scales.npz`` (σ_z of every diagnosed point and dimension, keys
-    ``"vae/4"``, ...) and ``collapse_depth.png`` (:func:`plot_collapse_depth`) to ``out_dir``.
+    ``collapse_depth_scales.npz`` (σ_z of every diagnosed point and dimension, pooled over
+    the seeds, keys ``"vae/4"``, ...) and ``collapse_depth.png`` (:func:`plot_collapse_depth`)
+    to ``out_dir``.
 
     :param out_dir: results folder (created).
     :param settings: the budget (default :data:`DEFAULT`; :data:`FULL` for the paper's).
     :param data: a :class:`~pvae.data.Split` to use instead of loading ``settings.data`` (whose
         name then labels it); its dtype and device set the networks'.
-    :param bool progress: show a tqdm bar over the epochs of all runs (default ``True``).
-    :returns: one row per (variant, depth), variants in :data:`VARIANTS` order, then depth. Keys:
-        ``variant``, ``depth``, ``train_recon_error`` and ``test_recon_error`` (mean
-        :func:`reconstruction_error`), ``gamma``, ``kl`` (nats per point, summed over the
-        dimensions), ``active_units``, ``median_scale`` and ``share_scale_near_1`` (the share of
-        σ_z within :data:`SCALE_NEAR_ONE` of 1), ``final_loss`` (the last epoch's training
-        objective), ``seconds`` and ``watchdog`` (whether :func:`pvae.fit`'s watchdog warned);
-        the VAE-only entries are ``None`` for ``ae``.
+    :param bool progress: show a tqdm bar over the runs (default ``True``).
+    :param ray: ``None`` (default): the runs one after another in this process; ``True``: on
+        Ray (the cluster at ``RAY_ADDRESS``, else a local Ray on this machine's CPUs); an
+        address (``"auto"``, ``"ray://HOST:10001"``): on that cluster, where pvae must be
+        installed. A running ``ray.init`` is used as it is.
+    :param cpus_per_task: CPUs per run on Ray (torch's threads; default 1).
+    :param gpus_per_task: GPUs per run on Ray, a fraction to share one (default 0); a run given
+        a GPU trains on it (its numbers then differ from a CPU run's by rounding).
+    :param bool resume: reuse the runs ``out_dir/tasks`` holds from an earlier call with the
+        same settings and data (default ``False``: they are removed and every run is done).
+    :returns: one row per (variant, depth, seed), variants in :data:`VARIANTS` order, then
+        depth, then seed. Keys: ``variant``, ``depth``, ``seed``, ``train_recon_error`` and
+        ``test_recon_error`` (mean :func:`reconstruction_error`), ``gamma``, ``kl`` (nats per
+        point, summed over the dimensions), ``active_units``, ``median_scale`` and
+        ``share_scale_near_1`` (the share of σ_z within :data:`SCALE_NEAR_ONE` of 1),
+        ``final_loss`` (the last epoch's training objective), ``seconds`` and ``watchdog``
+        (whether :func:`pvae.fit`'s watchdog warned); the VAE-only entries are ``None`` for
+        ``ae``.
 
     References
 
@@ -310,8 +360,10 @@ def run_collapse_depth(
     settings = settings or DEFAULT
     if not isinstance(settings, CollapseDepthSettings):
         raise TypeError(f"settings must be a CollapseDepthSettings, got {type(settings).__name__}")
-    data = check_split(load_data(settings) if data is None else data)
     check_bool(progress, "progress")
+    check_ray_options(ray, cpus_per_task, gpus_per_task)
+    check_bool(resume, "resume")
+    data = check_split(load_data(settings) if data is None else data)
     data = subset(data, settings.max_points, settings.seed)
     if data.train.shape[0] < 2:
         raise ValueError(
@@ -320,23 +372,70 @@ def run_collapse_depth(
         )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(variant, depth) for variant in VARIANTS for depth in settings.depths]
-    runs: dict[tuple[str, int], dict] = {}
+    # A resumed run's records must be of these data: their sizes and a checksum name them.
+    fingerprint = {
+        "num_train": len(data.train),
+        "num_test": len(data.test),
+        "train_sum": float(data.train.double().sum()),
+        "test_sum": float(data.test.double().sum()),
+        "dtype": str(data.train.dtype),
+    }
+    context = {"settings": dataclasses.asdict(settings), "data": fingerprint, "pvae": __version__}
+    device = "cuda" if gpus_per_task else None
+    jobs = [
+        (variant, depth, seed)
+        for variant in VARIANTS
+        for depth in settings.depths
+        for seed in run_seeds(settings)
+    ]
+    tasks = [
+        Task(
+            name=f"{variant}, depth {depth}, seed {seed}",
+            fn=_task,
+            kwargs={"variant": variant, "depth": depth, "seed": seed, "device": device},
+            settings={"variant": variant, "depth": depth, "seed": seed},
+            context=context,
+        )
+        for variant, depth, seed in jobs
+    ]
     start = time.perf_counter()
-    with tqdm(
-        total=len(jobs) * settings.epochs,
-        disable=not progress,
+    found = run_tasks(
+        tasks,
+        shared={"data": data, "settings": settings},
+        ray=ray,
+        cpus_per_task=cpus_per_task,
+        gpus_per_task=gpus_per_task,
+        record=out / "tasks",
+        resume=resume,
+        progress=progress,
         desc="collapse-depth",
-        unit="epoch",
-    ) as bar:
-        for variant, depth in jobs:
-            bar.set_postfix_str(f"{variant}, depth {depth}")
-            runs[variant, depth] = _train(variant, depth, data, settings, bar)
+    )
     logger.info("collapse-depth trained %d runs in %.0f s", len(jobs), time.perf_counter() - start)
-    rows = [_row(variant, depth, run) for (variant, depth), run in runs.items()]
-    scales = {key: run["scales"] for key, run in runs.items() if "scales" in run}
+    runs = dict(zip(jobs, found, strict=True))
+    rows = [_row(variant, depth, seed, run) for (variant, depth, seed), run in runs.items()]
+    scales: dict[tuple[str, int], np.ndarray] = {}
+    for (variant, depth, _), run in runs.items():
+        if "scales" in run:
+            previous = scales.get((variant, depth))
+            value = run["scales"]
+            scales[variant, depth] = (
+                value if previous is None else np.concatenate([previous, value])
+            )
     _write_outputs(out, rows, runs, scales, settings, data)
     return rows
+
+
+def _task(variant, depth, seed, device, data: Split, settings) -> dict:
+    if device is not None:
+        data = dataclasses.replace(
+            data,
+            **{
+                name: getattr(data, name).to(device)
+                for name in ("train", "test", "train_labels", "test_labels")
+                if getattr(data, name) is not None
+            },
+        )
+    return train_one(variant, depth, seed, data, settings)
 
 
 def _write_outputs(out: Path, rows, runs, scales, settings, data: Split) -> None:
@@ -349,8 +448,10 @@ def _write_outputs(out: Path, rows, runs, scales, settings, data: Split) -> None
         "baseline": mean_error(data.train),
         "rows": rows,
         "runs": {
-            f"{variant}/{depth}": {k: v for k, v in run.items() if k != "scales"}
-            for (variant, depth), run in runs.items()
+            _run_key(variant, depth, seed, settings): {
+                k: v for k, v in run.items() if k != "scales"
+            }
+            for (variant, depth, seed), run in runs.items()
         },
     }
     write_text(out / "collapse_depth.json", json.dumps(details, indent=1) + "\n")
@@ -368,9 +469,15 @@ def _write_outputs(out: Path, rows, runs, scales, settings, data: Split) -> None
     save_figure(figure, out / "collapse_depth.png", dpi=110)
 
 
+def _run_key(variant: str, depth: int, seed: int, settings) -> str:
+    """The JSON key of a run: ``"vae/4"``, and ``"vae/4/seed 1"`` where there are seeds."""
+    return f"{variant}/{depth}" if settings.seeds is None else f"{variant}/{depth}/seed {seed}"
+
+
 _COLUMNS = [
     tables.Column("variant", 11, "<", key="variant"),
     tables.Column("depth", 6, key="depth"),
+    tables.Column("seed", 5, key="seed"),
     tables.Column("train ‖x−x̂‖²", 15, key="train_recon_error", spec=".3f"),
     tables.Column("held-out", 10, key="test_recon_error", spec=".3f"),
     tables.Column("γ", 10, key="gamma", spec=".2e"),

@@ -154,6 +154,23 @@ def plot_proposition1(slices: dict[str, tuple], family: tuple, *, collapsed: flo
     return figure
 
 
+def _draw_over_seeds(axis, rows: list[dict], key: str, color, **style) -> None:
+    """``rows[key]`` against depth: the mean over the rows of each depth (seeds), joined, and
+    where a depth has several, each row's value as a faint dot."""
+    depths = sorted({row["depth"] for row in rows})
+    groups = [[row[key] for row in rows if row["depth"] == depth] for depth in depths]
+    axis.plot(depths, [np.mean(group) for group in groups], color=color, marker="o", **style)
+    if any(len(group) > 1 for group in groups):
+        axis.plot(
+            [row["depth"] for row in rows],
+            [row[key] for row in rows],
+            ls="none",
+            marker=".",
+            color=color,
+            alpha=0.4,
+        )
+
+
 def plot_collapse_depth(
     rows: list[dict],
     scales: Mapping[tuple[str, int], np.ndarray],
@@ -165,9 +182,10 @@ def plot_collapse_depth(
     :func:`pvae.experiments.run_collapse_depth`.
 
     Top: training (solid) and held-out (dotted) reconstruction error against depth for every
-    variant, log scale; the learned γ; the VAEs' active units. Bottom: one histogram per depth
-    of the VAEs' encoder scales σ_z over every point and latent dimension (counts, log scale):
-    a dimension at the prior has σ_z ≈ 1.
+    variant, log scale; the learned γ; the VAEs' active units. Where rows repeat a (variant,
+    depth) over seeds, the lines join the means and each seed's value is a faint dot. Bottom:
+    one histogram per depth of the VAEs' encoder scales σ_z over every point and latent
+    dimension (counts, log scale): a dimension at the prior has σ_z ≈ 1.
 
     :param rows: the rows :func:`~pvae.experiments.run_collapse_depth` returns (or reads
         back from its JSON); variants are drawn in the order they first appear.
@@ -196,14 +214,13 @@ def plot_collapse_depth(
     top, bottom = figure.subfigures(2, 1, height_ratios=(1.15, 1))
     error_axis, gamma_axis, active_axis = top.subplots(1, 3)
     for variant in variants:
-        mine = sorted((row for row in rows if row["variant"] == variant), key=lambda r: r["depth"])
-        x = [row["depth"] for row in mine]
-        style = {"color": colors.get(variant), "marker": "o"}
-        error_axis.plot(x, [row["train_recon_error"] for row in mine], label=variant, **style)
-        error_axis.plot(x, [row["test_recon_error"] for row in mine], ls=":", alpha=0.6, **style)
-        gamma_axis.plot(x, [row["gamma"] for row in mine], label=variant, **style)
+        mine = [row for row in rows if row["variant"] == variant]
+        color = colors.get(variant)
+        _draw_over_seeds(error_axis, mine, "train_recon_error", color, label=variant)
+        _draw_over_seeds(error_axis, mine, "test_recon_error", color, ls=":", alpha=0.6)
+        _draw_over_seeds(gamma_axis, mine, "gamma", color, label=variant)
         if variant != "ae":
-            active_axis.plot(x, [row["active_units"] for row in mine], label=variant, **style)
+            _draw_over_seeds(active_axis, mine, "active_units", color, label=variant)
     if baseline is not None:
         error_axis.axhline(baseline, color="gray", ls="--", lw=1, label="data mean")
     error_axis.set(

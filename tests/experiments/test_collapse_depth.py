@@ -48,7 +48,7 @@ def test_run_writes_one_row_per_variant_and_depth(tiny_run):
         (variant, depth) for variant in VARIANTS for depth in (1, 2)
     ]
     csv_lines = (out / "collapse_depth.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("variant,depth,train_recon_error") and len(csv_lines) == 7
+    assert csv_lines[0].startswith("variant,depth,seed,train_recon_error") and len(csv_lines) == 7
     saved = json.loads((out / "collapse_depth.json").read_text())
     assert saved["settings"]["depths"] == [1, 2] and saved["num_train"] == 120
     assert len(saved["runs"]["vae-warmup/2"]["history"]) == 2
