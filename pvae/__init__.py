@@ -16,6 +16,7 @@ from pvae.estimation.estimators import elbo_per_point, iwae_bound, log_marginal
 from pvae.estimation.kcurve import KCurve, k_curve
 from pvae.estimation.quadrature import QuadratureEstimate, log_marginal_quadrature
 from pvae.estimation.result import ImportanceEstimate
+from pvae.estimation.sharded import sharded_log_marginal
 from pvae.estimation.terms import elbo_terms
 from pvae.estimation.units import bits_per_dim
 from pvae.finite import NonFiniteDensityError
@@ -61,5 +62,6 @@ __all__ = [
     "log_marginal_quadrature",
     "paired_difference",
     "save",
+    "sharded_log_marginal",
     "unpaired_difference",
 ]

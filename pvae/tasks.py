@@ -131,7 +131,7 @@ class ray_session:
                 address=self.address,
                 include_dashboard=False,
                 log_to_driver=False,
-                logging_level=logging.WARNING,
+                logging_level=logging.ERROR,
             )
             self._started = True
         return ray

@@ -8,6 +8,7 @@ from numbers import Integral, Real
 import torch
 
 __all__ = [
+    "KEY_LIMIT",
     "SEED_LIMIT",
     "SIZE_LIMIT",
     "check_binary",
@@ -37,6 +38,10 @@ __all__ = [
 #: Seeds are integers in ``[0, SEED_LIMIT)``: what :func:`pyro.set_rng_seed` (NumPy's
 #: generator) accepts, and so what every pvae seed accepts.
 SEED_LIMIT = 2**32
+
+#: The estimators' keys of common random numbers (``seed`` of :func:`pvae.log_marginal`) are
+#: only hashed: any integer below this, the range of the key drawn when none is given.
+KEY_LIMIT = 2**62
 
 #: The largest count pvae accepts (a number of samples, steps, particles, epochs): the largest
 #: tensor size torch holds.
@@ -215,13 +220,14 @@ def check_finite_float(value, name: str) -> float:
     return float(value)
 
 
-def check_seed(value, name: str = "seed") -> int:
-    """Check that ``value`` is a seed: an integer in ``[0, 2**32 − 1]`` (bools refused), the
-    range :func:`pyro.set_rng_seed` accepts."""
+def check_seed(value, name: str = "seed", *, limit: int = SEED_LIMIT) -> int:
+    """Check that ``value`` is a seed: an integer in ``[0, limit − 1]`` (bools refused); by
+    default ``[0, 2**32 − 1]``, the range :func:`pyro.set_rng_seed` accepts (the estimators'
+    keys, only hashed, take :data:`KEY_LIMIT`)."""
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise ValueError(f"{name} must be an integer, got {value!r}")
-    if not 0 <= value < SEED_LIMIT:
-        raise ValueError(f"{name} must be in [0, {SEED_LIMIT - 1}], got {value!r}")
+    if not 0 <= value < limit:
+        raise ValueError(f"{name} must be in [0, {limit - 1}], got {value!r}")
     return int(value)
 
 

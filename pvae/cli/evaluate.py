@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from pvae import checkpoint
+from pvae.cli.options import ray_options
 from pvae.data.catalog import load_data
 from pvae.estimation.ais import ais, bdmc
 from pvae.estimation.compare import unpaired_difference
 from pvae.estimation.estimators import log_marginal
 from pvae.estimation.kcurve import k_curve
+from pvae.estimation.sharded import sharded_log_marginal
 from pvae.files import check_output_path, save_figure
 from pvae.tables import Column, format_table, write_table
+from pvae.tasks import ray_session
 
 __all__ = [
     "evaluate_command",
@@ -50,13 +55,19 @@ def evaluation_results(
     num_steps: int = 100,
     num_chains: int = 8,
     keep_log_weights: bool = False,
+    ray=None,
+    num_shards: int | None = None,
+    cpus_per_task: float = 1,
+    gpus_per_task: float = 0,
 ) -> dict:
     """log p̂(x) on the first ``num_points`` training and held-out points of ``data``, each
     split from ``torch.manual_seed(seed)``: what ``pvae evaluate`` and the end of ``pvae train``
     report, as ``{"train": result, "held-out": result}``. ``method="is"``: importance sampling
     with K = ``num_samples`` (:func:`~pvae.estimation.log_marginal`); ``"ais"``: annealed
     importance sampling with ``num_steps`` steps and ``num_chains`` chains per point
-    (:func:`~pvae.estimation.ais`)."""
+    (:func:`~pvae.estimation.ais`). With ``ray``, importance sampling runs in ``num_shards``
+    shards of points as Ray tasks (:func:`~pvae.estimation.sharded_log_marginal`), with the
+    same result."""
     results = {}
     for name, points in (("train", data.train), ("held-out", data.test)):
         torch.manual_seed(seed)
@@ -73,15 +84,25 @@ def evaluation_results(
                 progress=progress,
             )
             continue
-        results[name] = log_marginal(
+        options = {
+            "num_samples": num_samples,
+            "proposal": proposal,
+            "progress": progress,
+            "max_memory": max_memory,
+            "return_log_weights": keep_log_weights,
+        }
+        if ray is None:
+            results[name] = log_marginal(model, guide, points[:num_points], **options)
+            continue
+        results[name] = sharded_log_marginal(
             model,
             guide,
             points[:num_points],
-            num_samples=num_samples,
-            proposal=proposal,
-            progress=progress,
-            max_memory=max_memory,
-            return_log_weights=keep_log_weights,
+            ray=ray,
+            num_shards=None if num_shards is None else min(num_shards, len(points[:num_points])),
+            cpus_per_task=cpus_per_task,
+            gpus_per_task=gpus_per_task,
+            **options,
         )
     return results
 
@@ -199,6 +220,14 @@ def evaluate_command(args) -> int:
         check_output_path(args.table, "--table")
     if args.figures:
         check_output_path(args.figures, "--figures", folder=True)
+    ray = ray_options(args)
+    if args.shards is not None and ray["ray"] is None:
+        raise ValueError(f"--shards {args.shards} splits the points into Ray tasks; add --ray")
+    if ray["ray"] is not None and args.method == "ais":
+        raise ValueError(
+            "--ray shards importance sampling (--method is); AIS (--method ais) runs in this "
+            "process"
+        )
     loaded = checkpoint.load(args.checkpoint)
     data = load_data(loaded.config)
     settings = {
@@ -207,7 +236,23 @@ def evaluate_command(args) -> int:
         "proposal": args.proposal,
         "seed": args.seed,
     }
-    results = evaluation_results(
+    # One Ray for both splits (started here unless one is running), not one each.
+    session = ray_session(ray["ray"]) if ray["ray"] is not None else contextlib.nullcontext()
+    with session:
+        results = _evaluate(loaded, data, settings, ray, args)
+    rows = evaluation_rows(results, proposal=args.proposal, seed=args.seed)
+    print_evaluation(loaded, rows, **settings, results=results)
+    if args.bdmc:
+        _print_bdmc(loaded.model, loaded.guide, data, args)
+    if args.table:
+        write_table(args.table, rows)
+    if args.figures:
+        _write_figures(loaded, results, args)
+    return 0
+
+
+def _evaluate(loaded, data, settings: dict, ray: dict, args) -> dict:
+    return evaluation_results(
         loaded.model,
         loaded.guide,
         data,
@@ -218,16 +263,9 @@ def evaluate_command(args) -> int:
         num_steps=args.num_steps,
         num_chains=args.num_chains,
         keep_log_weights=args.figures is not None,
+        num_shards=args.shards,
+        **ray,
     )
-    rows = evaluation_rows(results, proposal=args.proposal, seed=args.seed)
-    print_evaluation(loaded, rows, **settings, results=results)
-    if args.bdmc:
-        _print_bdmc(loaded.model, loaded.guide, data, args)
-    if args.table:
-        write_table(args.table, rows)
-    if args.figures:
-        _write_figures(loaded, results, args)
-    return 0
 
 
 def _write_figures(loaded, results, args) -> None:

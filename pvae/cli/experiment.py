@@ -102,10 +102,12 @@ def _data_options(args) -> dict:
 def _collapse_depth(args) -> int:
     import dataclasses
 
+    from pvae.cli.options import ray_options
     from pvae.experiments.collapse_depth import DEFAULT, FULL, format_table, run_collapse_depth
 
+    ray = ray_options(args)
     settings = FULL if args.full else DEFAULT
-    changes: dict = {"seed": args.seed, "max_points": args.max_points}
+    changes: dict = {"seed": args.seed, "max_points": args.max_points, "seeds": args.seeds}
     if args.epochs is not None:
         if args.epochs < 2:
             raise ValueError(
@@ -127,10 +129,19 @@ def _collapse_depth(args) -> int:
     changes.update(data)
     settings = dataclasses.replace(settings, **changes)
     start = time.perf_counter()
-    rows = run_collapse_depth(args.out, settings=settings, progress=not args.no_progress)
+    rows = run_collapse_depth(
+        args.out,
+        settings=settings,
+        progress=not args.no_progress,
+        resume=args.resume,
+        **ray,
+    )
+    seeds = settings.seeds or (settings.seed,)
+    where = "in this process" if ray["ray"] is None else "as Ray tasks"
     print(
         f"\nDai et al. (2020), Sec. 6 on {settings.data}: {len(settings.depths)} depths x "
-        f"{len(rows) // len(settings.depths)} variants, width {settings.width}, latent "
+        f"{len(rows) // len(settings.depths) // len(seeds)} variants x {len(seeds)} "
+        f"seed{'s' * (len(seeds) > 1)} ({where}), width {settings.width}, latent "
         f"{settings.latent_dim}, {settings.epochs} epochs, batch {settings.batch_size}, Adam lr "
         f"{settings.lr:g}, in {time.perf_counter() - start:.0f} s. Training reconstruction error "
         "‖x − μ_x(E_q[z|x])‖² per point, the learned γ, and for the VAEs the KL (nats per "

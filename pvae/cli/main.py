@@ -13,6 +13,7 @@ from pvae.cli.parser import build_parser
 from pvae.cli.train import train_command
 from pvae.files import RunLocked
 from pvae.startup import record_interrupts
+from pvae.tasks import TasksFailed
 
 __all__ = ["main", "run"]
 
@@ -58,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"pvae {name}: interrupted{'; ' + str(error) if str(error) else ''}", file=sys.stderr)
         return INTERRUPTED
+    except TasksFailed as error:
+        # Which tasks failed and with what settings, and where the finished ones are kept.
+        if args.debug:
+            raise
+        print(f"pvae {name}: error: {error}", file=sys.stderr)
+        return 1
     except (OSError, FloatingPointError, MemoryError, RuntimeError) as error:
         # The disk (full, read-only, a folder where a file should be), a divergence
         # (NonFiniteError), memory: the run failed, its message says where.

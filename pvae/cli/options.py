@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from pathlib import Path
 
 from pvae.estimation.memory import parse_memory
@@ -17,6 +18,9 @@ __all__ = [
     "nonnegative_int_type",
     "out_type",
     "positive_type",
+    "ray_address_type",
+    "ray_arguments",
+    "ray_options",
     "seed_type",
 ]
 
@@ -104,3 +108,57 @@ def seeds_type(text: str) -> tuple[int, ...]:
     if len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"must not repeat a seed, got {text!r}")
     return seeds
+
+
+def ray_address_type(text: str) -> str:
+    """A Ray address: ``auto``, ``local``, ``ray://HOST:PORT`` (Ray Client) or ``HOST:PORT``
+    (a cluster's GCS); anything else is refused, so that ``--ray model.pt`` does not take a
+    file for an address."""
+    if text in ("auto", "local") or re.fullmatch(r"(ray://)?[\w.-]+:\d+", text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"must be a Ray address: auto, local, ray://HOST:PORT or HOST:PORT, got {text!r}"
+    )
+
+
+def ray_arguments(parser: argparse.ArgumentParser, unit: str) -> None:
+    """--ray [ADDRESS], --cpus-per-task and --gpus-per-task (``unit`` names a task)."""
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const=True,
+        type=ray_address_type,
+        metavar="ADDRESS",
+        help=f"run each {unit} as a Ray task, in a process of its own: alone, on the Ray "
+        "cluster at RAY_ADDRESS or else a local Ray on this machine's CPUs; with an address "
+        "(auto, ray://HOST:10001, HOST:6379), on that cluster (needs pip install "
+        "'pvae-pyro[ray]')",
+    )
+    parser.add_argument(
+        "--cpus-per-task",
+        type=positive_type(float),
+        metavar="N",
+        help=f"CPUs per {unit} on Ray, torch's threads in it (default 1)",
+    )
+    parser.add_argument(
+        "--gpus-per-task",
+        type=positive_type(float),
+        metavar="F",
+        help=f"GPUs per {unit} on Ray, a fraction to share one (default 0: CPU)",
+    )
+
+
+def ray_options(args) -> dict:
+    """``ray``, ``cpus_per_task`` and ``gpus_per_task`` from the flags of :func:`ray_arguments`;
+    the resources without ``--ray`` are refused."""
+    for flag, value in (
+        ("--cpus-per-task", args.cpus_per_task),
+        ("--gpus-per-task", args.gpus_per_task),
+    ):
+        if value is not None and args.ray is None:
+            raise ValueError(f"{flag} {value:g} sets a Ray task's resources; add --ray")
+    return {
+        "ray": args.ray,
+        "cpus_per_task": 1 if args.cpus_per_task is None else args.cpus_per_task,
+        "gpus_per_task": 0 if args.gpus_per_task is None else args.gpus_per_task,
+    }

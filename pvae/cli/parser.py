@@ -13,6 +13,7 @@ from pvae.cli.options import (
     nonnegative_int_type,
     out_type,
     positive_type,
+    ray_arguments,
     seed_type,
     seeds_type,
 )
@@ -185,6 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="memory budget of the estimate (IS or AIS), e.g. 512MiB or 2GB (default 1GiB); it "
         "sets the rows per pass",
     )
+    ray_arguments(evaluate, "shard of points")
+    evaluate.add_argument(
+        "--shards",
+        type=positive_type(int),
+        metavar="N",
+        help="with --ray, split each split's points into N shards (default: one per CPU Ray "
+        "offers); the result equals one process's",
+    )
     evaluate.add_argument("--table", type=Path, help="also write the table (.csv or .json)")
     evaluate.add_argument(
         "--figures",
@@ -234,7 +243,22 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_type(int),
         help="use at most N training and N held-out points (a seeded random subset)",
     )
-    collapse.add_argument("--seed", type=seed_type, default=0)
+    collapse.add_argument(
+        "--seed", type=seed_type, default=0, help="seed of the data split and of every run"
+    )
+    collapse.add_argument(
+        "--seeds",
+        type=seeds_type,
+        help="run the grid once per seed, e.g. 0,1,2 (default: once, with --seed); the table "
+        "has a row per seed, the figure the mean and each seed",
+    )
+    ray_arguments(collapse, "run")
+    collapse.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the runs an earlier call with the same settings finished (kept in "
+        "OUT/tasks), and run only the rest",
+    )
     collapse.add_argument("--no-progress", action="store_true", help="hide progress bars")
     iwae = experiments.add_parser(
         "iwae-vs-elbo",

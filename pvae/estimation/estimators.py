@@ -13,8 +13,10 @@ from pvae.estimation.passes import iter_log_weights
 from pvae.estimation.psis import psis_khat
 from pvae.estimation.result import ImportanceEstimate, log_mean_weight
 from pvae.validation import (
+    KEY_LIMIT,
     check_bool,
     check_choice,
+    check_nonnegative_int,
     check_pair_data,
     check_positive_int,
     check_seed,
@@ -58,7 +60,7 @@ def _check_estimator_args(
     check_choice(proposal, "proposal", PROPOSALS)
     check_bool(vectorize, "vectorize", allow_none=True)
     if seed is not None:
-        check_seed(seed)
+        check_seed(seed, limit=KEY_LIMIT)
     if proposal == "guide" and guide is None:
         raise ValueError("guide is None, but proposal='guide' needs a guide")
     check_bool(progress, "progress")
@@ -118,6 +120,7 @@ def log_marginal(
     seed: int | None = None,
     vectorize: bool | None = None,
     obs_site: str | None = None,
+    first_point: int = 0,
 ) -> ImportanceEstimate:
     r"""Importance-sampled :math:`\log p(x)` of every data point, with its diagnostics.
 
@@ -165,8 +168,8 @@ def log_marginal(
     :param str proposal: ``"guide"`` (default) or ``"prior"``.
     :param bool return_log_weights: also return the ``(n, K)`` log-weights (default ``False``).
     :param bool progress: show a tqdm progress bar over the points (default ``True``).
-    :param int seed: the key of the draws; ``None`` (default) draws one from torch's global
-        RNG, so ``torch.manual_seed`` makes a call repeatable.
+    :param int seed: the key of the draws, an integer in ``[0, 2**62)``; ``None`` (default)
+        draws one from torch's global RNG, so ``torch.manual_seed`` makes a call repeatable.
     :param vectorize: ``None`` (default): evaluate the K samples of a point on a
         ``pyro.plate`` of particles where the pair broadcasts over it (checked on one point
         against the one-row-per-sample layout), else one row per sample; ``True``: require the
@@ -174,6 +177,10 @@ def log_marginal(
     :param obs_site: where the model observes several sites inside the data plate, the one whose
         likelihood the checks and diagnostics read (default ``None``: the only one;
         :func:`pvae.contract.observing`).
+    :param int first_point: the index of ``x[0]`` in the draws' key (default 0): a call on
+        the shard ``x_all[a:b]`` with ``first_point=a`` and the same ``seed`` gives what one
+        call on ``x_all`` gives for those points (:func:`pvae.estimation.sharded_log_marginal`
+        runs the shards as Ray tasks).
     :rtype: ImportanceEstimate
     :raises ContractError: if the pair does not keep the site contract.
 
@@ -197,6 +204,7 @@ def log_marginal(
         vectorize=vectorize,
     )
     check_bool(return_log_weights, "return_log_weights")
+    check_nonnegative_int(first_point, "first_point")
     outputs = {key: () for key in ("estimate", "stderr", "ess", "khat", "elbo")}
     outputs["nested"] = (2,)
     if return_log_weights:
@@ -217,6 +225,7 @@ def log_marginal(
         num_samples=num_samples,
         proposal=proposal,
         extra_bytes_per_point=num_samples * x.element_size() if return_log_weights else 0,
+        first_point=first_point,
         **passes,
     )
     return ImportanceEstimate(num_samples=num_samples, proposal=proposal, **fields)

@@ -22,6 +22,7 @@ from pvae.contract import (
 from pvae.estimation.common_noise import PARTICLE_PLATE, SAMPLE_BLOCK, CommonNoise
 from pvae.estimation.memory import parse_memory, peak_memory
 from pvae.finite import nonfinite_density_error
+from pvae.validation import KEY_LIMIT
 
 __all__ = ["CPU_PASS_BYTES", "DEFAULT_MAX_MEMORY", "iter_log_weights"]
 
@@ -105,6 +106,7 @@ class _Plan:
     rows: int  # (sample, point) rows per pass
     seed: int
     block: int  # samples per block of common random numbers: min(K, SAMPLE_BLOCK)
+    first_point: int = 0  # the index of x[0] in the draws' key (a shard of a larger x)
 
 
 class _Evaluator:
@@ -117,7 +119,9 @@ class _Evaluator:
     def __call__(self, points: range, first: int, size: int) -> torch.Tensor:
         """Shape ``(len(points), size)``."""
         plan, block = self.plan, self.x[points.start : points.stop]
-        noise = CommonNoise(plan.seed, points, first, size, plan.vectorized, plan.block)
+        offset = plan.first_point
+        keys = range(points.start + offset, points.stop + offset)
+        noise = CommonNoise(plan.seed, keys, first, size, plan.vectorized, plan.block)
         self.fallbacks = noise.fallbacks
         if plan.vectorized:
             particles = pyro.plate(PARTICLE_PLATE, size, dim=-plan.nesting - 1)
@@ -125,12 +129,12 @@ class _Evaluator:
                 self.model, self.guide, block, self.proposal, False, noise, particles
             )
             for site in observed_sites(traces[0]):
-                check_support(site, first_point=points.start)
+                check_support(site, first_point=keys.start)
             return _log_weights(*traces, self.proposal, (size, len(points))).T.contiguous()
         rows = block.repeat_interleave(size, dim=0)
         traces = trace_pair(self.model, self.guide, rows, self.proposal, False, noise)
         for site in observed_sites(traces[0]):
-            check_support(site, first_point=points.start, repeats=size)
+            check_support(site, first_point=keys.start, repeats=size)
         return _log_weights(*traces, self.proposal, (rows.shape[0],)).reshape(len(points), size)
 
 
@@ -146,17 +150,18 @@ def _plan(
     vectorize: bool | None,
     seed: int | None,
     extra_bytes_per_point: int,
+    first_point: int = 0,
 ) -> _Plan:
     """Check the pair on one point, choose the layout (vectorized particles where the pair
     broadcasts over them) and the rows per pass (``chunk_size``, or the most that fit in
     ``max_memory`` as measured on a probe pass)."""
     if seed is None:
-        seed = int(torch.randint(2**62, ()))
+        seed = int(torch.randint(KEY_LIMIT, ()))
     model_trace, guide_trace = trace_pair(model, guide, x[:1], proposal, check=True)
     if guide_trace is not None:
         _check_has_density(guide_trace)
     nesting = _max_plate_nesting(model_trace, guide_trace)
-    plan = _Plan(False, nesting, 1, seed, min(num_samples, SAMPLE_BLOCK))
+    plan = _Plan(False, nesting, 1, seed, min(num_samples, SAMPLE_BLOCK), first_point)
     probe_size = min(num_samples, 64)
 
     def probe(vectorized: bool) -> tuple[torch.Tensor, int, set[str]]:
@@ -245,6 +250,7 @@ def iter_log_weights(
     vectorize: bool | None = None,
     seed: int | None = None,
     extra_bytes_per_point: int = 0,
+    first_point: int = 0,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield ``(start, log_weights)`` blocks: ``log_weights[i, k]`` is the k-th log importance
     weight of data point ``x[start + i]``, shape ``(points in block, num_samples)``.
@@ -252,8 +258,10 @@ def iter_log_weights(
     A pass evaluates at most ``rows`` (sample, point) pairs (:func:`_plan`): whole points while
     K fits in a pass, else one point's samples in equal passes. The draws are keyed to
     (point, sample) (:class:`~pvae.estimation.common_noise.CommonNoise`), so the log-weights
-    do not depend on the split. The callers validate the arguments and set eval mode and
-    inference mode (see :func:`log_marginal`).
+    do not depend on the split. ``first_point`` is the index of ``x[0]`` in those keys, so
+    that a shard ``x[a:b]`` with ``first_point=a`` draws what the whole ``x`` draws for its
+    points. The callers validate the arguments and set eval mode and inference mode (see
+    :func:`log_marginal`).
     """
     num_points = x.shape[0]
     plan = _plan(
@@ -267,6 +275,7 @@ def iter_log_weights(
         vectorize=vectorize,
         seed=seed,
         extra_bytes_per_point=extra_bytes_per_point,
+        first_point=first_point,
     )
     evaluate = _Evaluator(model, guide, x, proposal, plan)
     # The probe passes ran with Pyro's and torch's checks (if enabled); the rest need not.

@@ -114,6 +114,38 @@ class ImportanceEstimate(Displayed):
     def __len__(self) -> int:
         return self.estimate.shape[0]
 
+    @classmethod
+    def concatenate(cls, parts) -> ImportanceEstimate:
+        """One estimate of the points of ``parts`` in their order: the per-point fields joined
+        (the estimates of a split set of points, :func:`pvae.estimation.sharded_log_marginal`).
+        The parts must share K and the proposal, and all or none hold log-weights and nested
+        estimates."""
+        parts = list(parts)
+        if not parts or not all(isinstance(part, cls) for part in parts):
+            raise ValueError(
+                f"parts must be one or more ImportanceEstimates, got "
+                f"{[type(part).__name__ for part in parts]!r}"
+            )
+        first = parts[0]
+        for index, part in enumerate(parts):
+            if (part.num_samples, part.proposal) != (first.num_samples, first.proposal):
+                raise ValueError(
+                    f"parts[{index}] has K = {part.num_samples} and proposal "
+                    f"{part.proposal!r}, parts[0] K = {first.num_samples} and "
+                    f"{first.proposal!r}: estimates of one call share both"
+                )
+        fields = {}
+        for name in ("estimate", "stderr", "ess", "khat", "elbo", "log_weights", "nested"):
+            values = [getattr(part, name) for part in parts]
+            held = [value is not None for value in values]
+            if any(held) and not all(held):
+                raise ValueError(
+                    f"parts[{held.index(not held[0])}] {'lacks' if held[0] else 'has'} "
+                    f"{name} and parts[0] {'has' if held[0] else 'lacks'}: all or none hold it"
+                )
+            fields[name] = torch.cat(values) if all(held) else None
+        return cls(num_samples=first.num_samples, proposal=first.proposal, **fields)
+
     def _display(self):
         title = (
             f"ImportanceEstimate: log p̂(x) by importance sampling ({self.proposal} proposal, "

@@ -16,8 +16,9 @@ from pvae.validation import (
     check_seed,
     check_sizes,
 )
+from pvae.version import __version__
 
-__all__ = ["gamma_sweep"]
+__all__ = ["fit_one", "gamma_sweep"]
 
 
 def gamma_sweep(
@@ -32,6 +33,11 @@ def gamma_sweep(
     final_lr: float | None = None,
     seed: int = 0,
     progress: bool = True,
+    ray=None,
+    cpus_per_task: float = 1,
+    gpus_per_task: float = 0,
+    record=None,
+    resume: bool = False,
 ) -> list[dict]:
     r"""Proposition 2 / category (ii) collapse [1]: for each fixed decoder variance γ in
     ``variances``, train a VAE with that γ (:class:`~pvae.likelihoods.NormalDecoder`
@@ -55,20 +61,19 @@ def gamma_sweep(
         the activity threshold 0.01 can count as active; decaying the rate lets them settle.
     :param int seed: seed of the i-th fit is ``seed + i`` (default 0).
     :param bool progress: show a tqdm bar over the γ values (default ``True``).
+    :param ray: ``None`` (default): the fits one after another in this process; ``True`` or a
+        Ray address: each fit a Ray task in a process of its own, with the same rows
+        (:func:`pvae.tasks.run_tasks`; a failed fit is retried once).
+    :param cpus_per_task: CPUs per fit on Ray (default 1).
+    :param gpus_per_task: GPUs per fit on Ray (default 0); a fit given one trains on it.
+    :param record: a folder where each finished fit is kept as it arrives, or ``None``.
+    :param bool resume: reuse the fits ``record`` holds from a call with the same arguments.
     :returns: one dict per γ: ``gamma``, ``active`` (trained), ``closed_form``, ``kl``
         (total KL per point, nats), ``elbo`` (nats per point).
 
     [1] Dai, B., Wang, Z. & Wipf, D. (2020). The Usual Suspects? ICML.
     """
-    from tqdm import tqdm
-
-    from pvae.diagnostics.latent import diagnose
-    from pvae.estimation.terms import elbo_terms
-    from pvae.guides import DiagNormalGuide
-    from pvae.likelihoods import NormalDecoder
-    from pvae.models import VAE
-    from pvae.training.fit import fit
-    from pvae.training.optim import JointOptim
+    from pvae.tasks import Task, check_ray_options, run_tasks
 
     check_data(data, "data")
     if data.shape[0] < 2:
@@ -89,6 +94,7 @@ def gamma_sweep(
             f"{SEED_LIMIT}), got {seed}"
         )
     check_bool(progress, "progress")
+    check_ray_options(ray, cpus_per_task, gpus_per_task)
     check_positive_int(epochs, "epochs")
     check_positive_int(batch_size, "batch_size")
     check_positive_float(lr, "lr")
@@ -97,36 +103,97 @@ def gamma_sweep(
     num_steps = epochs * math.ceil(data.shape[0] / min(batch_size, data.shape[0]))
     decay = 1.0 if final_lr is None else (final_lr / lr) ** (1 / max(num_steps - 1, 1))
     eigenvalues = torch.linalg.eigvalsh(torch.cov(data.T, correction=0))
-    rows = []
-    for index, variance in enumerate(tqdm(variances, desc="γ sweep", disable=not progress)):
-        torch.manual_seed(seed + index)
-        decoder = NormalDecoder(
-            latent_dim, data.shape[1], hidden_sizes, variance="fixed", scale=variance**0.5
+    budget = {
+        "latent_dim": latent_dim,
+        "hidden_sizes": hidden_sizes,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "lr_decay": decay,
+    }
+    context = {
+        **budget,
+        "data": [tuple(data.shape), str(data.dtype), float(data.double().sum())],
+        "pvae": __version__,
+    }
+    tasks = [
+        Task(
+            name=f"γ = {variance:g}",
+            fn=fit_one,
+            kwargs={"variance": variance, "seed": seed + index, **budget},
+            settings={"gamma": variance, "seed": seed + index},
+            context=context,
         )
-        model = VAE(decoder).to(data.device, data.dtype)
-        guide = DiagNormalGuide(data.shape[1], latent_dim, hidden_sizes).to(data.device, data.dtype)
-        fit(
-            model,
-            guide,
-            data,
-            epochs=epochs,
-            batch_size=batch_size,
-            optimizer=JointOptim(torch.optim.Adam, {"lr": lr}, lr_decay=decay),
-            seed=seed + index,
-            monitor_size=0,
-            watchdog=False,
-            progress=False,
-        )
-        found = diagnose(model, guide, data)
-        with torch.no_grad():
-            elbo = float(elbo_terms(model, guide, data)["elbo"].mean())
-        rows.append(
-            {
-                "gamma": variance,
-                "active": found.num_active,
-                "closed_form": active_dimensions(eigenvalues, variance, latent_dim),
-                "kl": float(found.kl_per_dim.sum()),
-                "elbo": elbo,
-            }
-        )
-    return rows
+        for index, variance in enumerate(variances)
+    ]
+    device = "cuda" if gpus_per_task else None
+    rows = run_tasks(
+        tasks,
+        shared={"data": data, "device": device},
+        ray=ray,
+        cpus_per_task=cpus_per_task,
+        gpus_per_task=gpus_per_task,
+        record=record,
+        resume=resume,
+        progress=progress,
+        desc="γ sweep",
+    )
+    for row in rows:
+        row["closed_form"] = active_dimensions(eigenvalues, row["gamma"], latent_dim)
+    return [
+        {key: row[key] for key in ("gamma", "active", "closed_form", "kl", "elbo")} for row in rows
+    ]
+
+
+def fit_one(
+    data: torch.Tensor,
+    variance: float,
+    *,
+    latent_dim: int,
+    hidden_sizes: tuple[int, ...],
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    lr_decay: float,
+    seed: int,
+    device=None,
+) -> dict:
+    """One fit of :func:`gamma_sweep` (a task): the VAE with decoder variance ``variance``
+    trained from ``seed``; returns ``gamma``, ``active``, ``kl`` and ``elbo``."""
+    from pvae.diagnostics.latent import diagnose
+    from pvae.estimation.terms import elbo_terms
+    from pvae.guides import DiagNormalGuide
+    from pvae.likelihoods import NormalDecoder
+    from pvae.models import VAE
+    from pvae.training.fit import fit
+    from pvae.training.optim import JointOptim
+
+    if device is not None:
+        data = data.to(device)
+    torch.manual_seed(seed)
+    decoder = NormalDecoder(
+        latent_dim, data.shape[1], hidden_sizes, variance="fixed", scale=variance**0.5
+    )
+    model = VAE(decoder).to(data.device, data.dtype)
+    guide = DiagNormalGuide(data.shape[1], latent_dim, hidden_sizes).to(data.device, data.dtype)
+    fit(
+        model,
+        guide,
+        data,
+        epochs=epochs,
+        batch_size=batch_size,
+        optimizer=JointOptim(torch.optim.Adam, {"lr": lr}, lr_decay=lr_decay),
+        seed=seed,
+        monitor_size=0,
+        watchdog=False,
+        progress=False,
+    )
+    found = diagnose(model, guide, data)
+    with torch.no_grad():
+        elbo = float(elbo_terms(model, guide, data)["elbo"].mean())
+    return {
+        "gamma": variance,
+        "active": found.num_active,
+        "kl": float(found.kl_per_dim.sum()),
+        "elbo": elbo,
+    }
