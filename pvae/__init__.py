@@ -26,6 +26,7 @@ from pvae.training.fit import fit
 from pvae.training.nonfinite import NonFiniteError
 from pvae.training.schedules import kl_cyclical, kl_warmup
 from pvae.training.state import FitState, History
+from pvae.training.tune import tune_trainable
 from pvae.version import __version__ as __version__
 
 __all__ = [
@@ -63,5 +64,6 @@ __all__ = [
     "paired_difference",
     "save",
     "sharded_log_marginal",
+    "tune_trainable",
     "unpaired_difference",
 ]

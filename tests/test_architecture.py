@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Layers, lowest first: the module-name prefixes of each.
 LAYERS = (
     ("pvae.validation", "pvae.layout", "pvae.version", "pvae.startup"),
-    ("pvae.display", "pvae.files", "pvae.tables"),
+    ("pvae.display", "pvae.files", "pvae.tables", "pvae.tasks"),
     ("pvae.distributions", "pvae.networks"),
     ("pvae.contract", "pvae.finite"),
     ("pvae.likelihoods", "pvae.models", "pvae.guides"),

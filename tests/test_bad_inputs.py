@@ -2136,6 +2136,25 @@ def depth_cases() -> list[Case]:
             "depths must be a sequence of positive integers, got 1",
             depths=1,
         ),
+        setting(
+            "`variants=('gan',)`",
+            ValueError,
+            "variants must name one or more of ['ae', 'vae', 'vae-warmup'], none twice, got "
+            "('gan',)",
+            variants=("gan",),
+        ),
+        setting(
+            "`seeds=(1, 1)`",
+            ValueError,
+            "seeds must name at least one seed, none twice, got (1, 1)",
+            seeds=(1, 1),
+        ),
+        setting(
+            "`seeds=(-1,)`",
+            ValueError,
+            f"every entry of seeds must be in [0, {TOP}], got -1",
+            seeds=(-1,),
+        ),
         setting("`width=0`", ValueError, "width must be a positive integer, got 0", width=0),
         setting("`lr=0`", ValueError, "lr must be > 0, got 0", lr=0),
         setting(
@@ -2408,6 +2427,88 @@ def construction_cases() -> list[Case]:
             ),
             ValueError,
             "x has 2 columns (shape (3, 2)) but the model expects data_dim = 1",
+        ),
+    ]
+
+
+def task_cases() -> list[Case]:
+    """pvae.tasks.run_tasks, sharded_log_marginal and tune_trainable: checked before any Ray."""
+    from pvae.tasks import Task, run_tasks
+
+    one = [Task("a", print)]
+
+    def tasks(bad, message, items=one, **options):
+        return Case(
+            "pvae.tasks.run_tasks",
+            bad,
+            lambda tmp: run_tasks(items, progress=False, **options),
+            ValueError,
+            message,
+        )
+
+    def sharded(bad, message, **options):
+        model, guide = pair()
+        return Case(
+            "pvae.sharded_log_marginal",
+            bad,
+            lambda tmp: pvae.sharded_log_marginal(
+                model, guide, points(), ray=None, progress=False, **options
+            ),
+            ValueError,
+            message,
+        )
+
+    def tuner(bad, error, message, build=lambda config: pair(), **options):
+        return Case(
+            "pvae.tune_trainable",
+            bad,
+            lambda tmp: pvae.tune_trainable(build, points(), points(), **options),
+            error,
+            message,
+        )
+
+    return [
+        tasks("two tasks named `a`", "tasks must have different names, got ['a', 'a']", one * 2),
+        tasks(
+            "`ray=''`",
+            "ray must be None (this process), True (a local or the default Ray) or an address "
+            "such as 'auto' or 'ray://HOST:10001', got ''",
+            ray="",
+        ),
+        tasks("`cpus_per_task=0`", "cpus_per_task must be > 0, got 0", cpus_per_task=0),
+        tasks("`gpus_per_task=-1`", "gpus_per_task must be", gpus_per_task=-1),
+        tasks("`retries=-1`", "retries must be an int >= 0, got -1", retries=-1),
+        tasks(
+            "`resume=True` without a record",
+            "resume=True needs a record folder to resume from, got record=None",
+            resume=True,
+        ),
+        sharded(
+            "`num_shards=11` for 10 points",
+            "num_shards must be at most the number of points (10), got 11",
+            num_shards=11,
+        ),
+        sharded("`num_shards=0`", "num_shards must be a positive integer, got 0", num_shards=0),
+        sharded(
+            "`first_point=3`",
+            "first_point is set by sharded_log_marginal itself (got first_point=3)",
+            first_point=3,
+        ),
+        sharded("`seed=-1`", "seed must be in [0, 4611686018427387903], got -1", seed=-1),
+        tuner("`epochs=0`", ValueError, "epochs must be a positive integer, got 0", epochs=0),
+        tuner(
+            "`callback=print`",
+            ValueError,
+            "callback is set by tune_trainable itself, got callback=<built-in function print>",
+            epochs=1,
+            callback=print,
+        ),
+        tuner(
+            "`build_pair=None`",
+            TypeError,
+            "build_pair must be a function config → (model, guide), got None",
+            build=None,
+            epochs=1,
         ),
     ]
 
@@ -2880,6 +2981,19 @@ def cli_cases() -> list[Case]:
         ),
         flag(
             "evaluate",
+            "`--shards 2` without `--ray`",
+            lambda tmp: evaluate(tmp, "--shards", "2"),
+            "exit 2: pvae evaluate: error: --shards 2 splits the points into Ray tasks; add --ray",
+        ),
+        flag(
+            "evaluate",
+            "`--ray --method ais`",
+            lambda tmp: evaluate(tmp, "--ray", "--method", "ais"),
+            "exit 2: pvae evaluate: error: --ray shards importance sampling (--method is); AIS "
+            "(--method ais) runs in this process",
+        ),
+        flag(
+            "evaluate",
             "`--seed -1`",
             lambda tmp: evaluate(tmp, "--seed", "-1"),
             f"exit 2: pvae evaluate: error: argument --seed: must be an integer in [0, {TOP}], "
@@ -2902,6 +3016,18 @@ def cli_cases() -> list[Case]:
             (("--depths", "x"), "argument --depths: --depths must be comma-separated integers"),
             (("--max-points", "0"), "argument --max-points: must be > 0, got '0'"),
             (("--fashion-mnist", "missing"), "MNIST folder 'missing' does not exist"),
+            (
+                ("--variants", "ae,gan"),
+                "argument --variants: must be comma-separated names of "
+                "ae, vae, vae-warmup, none twice, got 'ae,gan'",
+            ),
+            (("--seeds", "1,1"), "argument --seeds: must not repeat a seed, got '1,1'"),
+            (("--cpus-per-task", "2"), "--cpus-per-task 2 sets a Ray task's resources; add --ray"),
+            (
+                ("--ray", "model.pt"),
+                "argument --ray: must be a Ray address: auto, local, "
+                "ray://HOST:PORT or HOST:PORT, got 'model.pt'",
+            ),
         )
     ]
     cases.append(
@@ -2945,6 +3071,7 @@ CASES: list[Case] = [
     *depth_cases(),
     *iwae_vs_elbo_cases(),
     *construction_cases(),
+    *task_cases(),
     *plot_cases(),
     *cli_cases(),
 ]

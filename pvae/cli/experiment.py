@@ -117,6 +117,8 @@ def _collapse_depth(args) -> int:
         changes.update(epochs=args.epochs, warmup_epochs=max(1, args.epochs // 4))
     if args.depths is not None:
         changes["depths"] = args.depths
+    if args.variants is not None:
+        changes["variants"] = args.variants
     if args.fashion_mnist is not None:
         if args.data != "digits" or args.data_root is not None:
             raise ValueError(

@@ -22,6 +22,7 @@ __all__ = [
     "ray_arguments",
     "ray_options",
     "seed_type",
+    "variants_type",
 ]
 
 
@@ -162,3 +163,16 @@ def ray_options(args) -> dict:
         "cpus_per_task": 1 if args.cpus_per_task is None else args.cpus_per_task,
         "gpus_per_task": 0 if args.gpus_per_task is None else args.gpus_per_task,
     }
+
+
+def variants_type(text: str) -> tuple[str, ...]:
+    """Comma-separated variants of the depth experiment, none twice (``ae,vae``)."""
+    from pvae.experiments.collapse_depth import VARIANTS
+
+    names = tuple(part.strip() for part in text.split(","))
+    unknown = [name for name in names if name not in VARIANTS]
+    if unknown or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated names of {', '.join(VARIANTS)}, none twice, got {text!r}"
+        )
+    return names

@@ -16,6 +16,7 @@ from pvae.cli.options import (
     ray_arguments,
     seed_type,
     seeds_type,
+    variants_type,
 )
 from pvae.data.catalog import NAMES
 from pvae.registry import GUIDES, MODELS
@@ -231,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--depths",
         type=depths_type,
         help="hidden layers per network, e.g. 1,2,4 (default 1,2,4,6,8,10)",
+    )
+    collapse.add_argument(
+        "--variants",
+        type=variants_type,
+        help="the objectives to train, e.g. ae,vae (default ae,vae,vae-warmup)",
     )
     _data_arguments(collapse)
     collapse.add_argument(

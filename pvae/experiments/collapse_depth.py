@@ -70,6 +70,8 @@ class CollapseDepthSettings:
     encoder and a decoder MLP of ``depth`` hidden layers of ``width`` ReLU units.
 
     :ivar depths: hidden layers of the encoder and of the decoder, one run per entry.
+    :ivar variants: the objectives to train, a subset of :data:`VARIANTS` (default: all
+        three), in :data:`VARIANTS` order.
     :ivar width: units per hidden layer.
     :ivar latent_dim: latent width q.
     :ivar epochs: training epochs of every run.
@@ -104,6 +106,7 @@ class CollapseDepthSettings:
     """
 
     depths: tuple[int, ...] = (1, 2, 4, 6, 8, 10)
+    variants: tuple[str, ...] = tuple(VARIANTS)
     width: int = 512
     latent_dim: int = 64
     epochs: int = 40
@@ -126,6 +129,18 @@ class CollapseDepthSettings:
         if len(set(depths)) != len(depths):
             raise ValueError(f"depths must not repeat a depth, got {self.depths!r}")
         object.__setattr__(self, "depths", depths)
+        if isinstance(self.variants, (str, bytes)) or not hasattr(self.variants, "__iter__"):
+            raise ValueError(
+                f"variants must be a tuple of names in {list(VARIANTS)}, got {self.variants!r}"
+            )
+        variants = tuple(self.variants)
+        unknown = [name for name in variants if name not in VARIANTS]
+        if not variants or unknown or len(set(variants)) != len(variants):
+            raise ValueError(
+                f"variants must name one or more of {list(VARIANTS)}, none twice, got "
+                f"{self.variants!r}"
+            )
+        object.__setattr__(self, "variants", tuple(name for name in VARIANTS if name in variants))
         for name in (
             "width",
             "latent_dim",
@@ -341,7 +356,8 @@ def run_collapse_depth(
     :param gpus_per_task: GPUs per run on Ray, a fraction to share one (default 0); a run given
         a GPU trains on it (its numbers then differ from a CPU run's by rounding).
     :param bool resume: reuse the runs ``out_dir/tasks`` holds from an earlier call with the
-        same settings and data (default ``False``: they are removed and every run is done).
+        same budget and data (default ``False``: they are removed and every run is done); the
+        earlier grid may have had other depths, variants or seeds.
     :returns: one row per (variant, depth, seed), variants in :data:`VARIANTS` order, then
         depth, then seed. Keys: ``variant``, ``depth``, ``seed``, ``train_recon_error`` and
         ``test_recon_error`` (mean :func:`reconstruction_error`), ``gamma``, ``kl`` (nats per
@@ -380,11 +396,18 @@ def run_collapse_depth(
         "test_sum": float(data.test.double().sum()),
         "dtype": str(data.train.dtype),
     }
-    context = {"settings": dataclasses.asdict(settings), "data": fingerprint, "pvae": __version__}
+    # What a run's result depends on besides its own (variant, depth, seed): a grid extended by a
+    # depth or a seed reuses the runs it shares with the earlier one.
+    budget = {
+        key: value
+        for key, value in dataclasses.asdict(settings).items()
+        if key not in ("depths", "variants", "seeds")
+    }
+    context = {"settings": budget, "data": fingerprint, "pvae": __version__}
     device = "cuda" if gpus_per_task else None
     jobs = [
         (variant, depth, seed)
-        for variant in VARIANTS
+        for variant in settings.variants
         for depth in settings.depths
         for seed in run_seeds(settings)
     ]

@@ -13,6 +13,7 @@ from pvae.training.optim import JointOptim, default_optimizer
 from pvae.training.schedules import kl_cyclical, kl_warmup
 from pvae.training.state import FitState, History
 from pvae.training.step import UnusedParameterWarning
+from pvae.training.tune import tune_trainable
 from pvae.training.watchdog import IllPosedWarning, Watchdog
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "fit",
     "kl_cyclical",
     "kl_warmup",
+    "tune_trainable",
 ]
