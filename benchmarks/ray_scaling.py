@@ -41,8 +41,8 @@ kind, mode, depths, epochs, workers, points, samples = sys.argv[1:8]
 ray = None
 if mode == "ray":
     import ray as module
-    module.init(num_cpus=int(workers), include_dashboard=False, log_to_driver=False,
-                logging_level="ERROR")
+    module.init(address="local", num_cpus=int(workers), include_dashboard=False,
+                log_to_driver=False, logging_level="ERROR")
     ray = True
 if kind == "grid":
     from pvae.experiments.collapse_depth import DEFAULT, run_collapse_depth

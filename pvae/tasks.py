@@ -111,9 +111,11 @@ def check_ray_options(ray, cpus_per_task, gpus_per_task) -> None:
 
 class ray_session:
     """Ray for the duration of a ``with`` block: the running Ray if ``ray.init`` was already
-    called (a notebook, a test; left running), else ``ray.init(address)`` and a shutdown at
-    the end. ``address=True`` connects to the default address (``RAY_ADDRESS``) or starts a
-    local Ray on this machine's CPUs."""
+    called in this process (a notebook, a test; left running), else ``ray.init(address)`` and
+    a shutdown at the end. ``address=True`` is Ray's default: the cluster at ``RAY_ADDRESS``,
+    else the latest one started on this machine (``ray start``), else a new local Ray on this
+    machine's CPUs; ``"local"`` always starts a new local one; ``"auto"`` refuses to start
+    one."""
 
     def __init__(self, address):
         self.address = None if address is True else address
@@ -191,8 +193,9 @@ def run_tasks(
 
     :param tasks: the :class:`Task`\\ s; names must differ.
     :param dict shared: keyword arguments every task gets (sent to Ray's object store once).
-    :param ray: ``None`` (default: this process), ``True`` (Ray at ``RAY_ADDRESS`` or a local
-        one) or a Ray address (``"auto"``, ``"ray://HOST:10001"``); see :class:`ray_session`.
+    :param ray: ``None`` (default: this process), ``True`` (Ray's default: ``RAY_ADDRESS``, a
+        running local cluster, or a new local Ray) or a Ray address (``"local"``, ``"auto"``,
+        ``"ray://HOST:10001"``); see :class:`ray_session`.
     :param cpus_per_task: Ray's ``num_cpus`` per task (default 1).
     :param gpus_per_task: Ray's ``num_gpus`` per task (default 0).
     :param int retries: tries after the first of a task that failed (default 1).

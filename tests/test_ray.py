@@ -44,7 +44,13 @@ GRID = CollapseDepthSettings(
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
     """A local Ray of 2 CPUs for this module, torn down after it."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(
+        address="local",  # a new one, whatever else runs on the machine
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+    )
     yield
     ray.shutdown()
 

@@ -13,6 +13,7 @@ from pvae.validation import SEED_LIMIT
 __all__ = [
     "DATA_FLAGS",
     "depths_type",
+    "gammas_type",
     "hidden_type",
     "memory_type",
     "nonnegative_int_type",
@@ -89,6 +90,19 @@ def nonnegative_int_type(text: str) -> int:
     return value
 
 
+def gammas_type(text: str) -> tuple[float, ...]:
+    """Comma-separated decoder variances γ > 0 (``0.05,0.1,0.5``)."""
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated numbers such as 0.05,0.1,0.5, got {text!r}"
+        ) from None
+    if not all(value > 0 and math.isfinite(value) for value in values):
+        raise argparse.ArgumentTypeError(f"every γ must be a finite number > 0, got {text!r}")
+    return values
+
+
 def depths_type(text: str) -> tuple[int, ...]:
     try:
         depths = tuple(int(part) for part in text.split(","))
@@ -131,9 +145,9 @@ def ray_arguments(parser: argparse.ArgumentParser, unit: str) -> None:
         type=ray_address_type,
         metavar="ADDRESS",
         help=f"run each {unit} as a Ray task, in a process of its own: alone, on the Ray "
-        "cluster at RAY_ADDRESS or else a local Ray on this machine's CPUs; with an address "
-        "(auto, ray://HOST:10001, HOST:6379), on that cluster (needs pip install "
-        "'pvae-pyro[ray]')",
+        "cluster at RAY_ADDRESS, else one started on this machine with 'ray start', else a new "
+        "local Ray on this machine's CPUs; with an address, there (local: always a new local "
+        "Ray; auto; ray://HOST:10001; HOST:6379) (needs pip install 'pvae-pyro[ray]')",
     )
     parser.add_argument(
         "--cpus-per-task",

@@ -8,6 +8,7 @@ from pathlib import Path
 from pvae.cli.config import TRAIN_DEFAULTS
 from pvae.cli.options import (
     depths_type,
+    gammas_type,
     hidden_type,
     memory_type,
     nonnegative_int_type,
@@ -266,6 +267,44 @@ def build_parser() -> argparse.ArgumentParser:
         "OUT/tasks), and run only the rest",
     )
     collapse.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    sweep = experiments.add_parser(
+        "gamma-sweep",
+        help="Dai et al. (2020), Proposition 2 (category (ii) collapse): a VAE's active units "
+        "against a fixed decoder variance γ, beside the closed-form count",
+    )
+    sweep.add_argument("--out", type=Path, default=Path("runs/gamma_sweep"), help="results folder")
+    sweep.add_argument(
+        "--gammas",
+        type=gammas_type,
+        help="the fixed decoder variances, e.g. 0.05,0.1,0.5 (default: 7 from 10^-1.5 to 1)",
+    )
+    sweep.add_argument("--latent-dim", type=positive_type(int), default=16, help="q (default 16)")
+    sweep.add_argument(
+        "--hidden",
+        type=hidden_type,
+        default=(256,),
+        help="encoder and decoder hidden sizes, or 'none' for the linear VAE (default 256)",
+    )
+    sweep.add_argument(
+        "--epochs", type=positive_type(int), default=150, help="epochs per γ (default 150)"
+    )
+    sweep.add_argument(
+        "--lr",
+        type=positive_type(float),
+        default=3e-3,
+        help="Adam's first learning rate, decaying 100x by the last step (default 3e-3)",
+    )
+    _data_arguments(sweep)
+    sweep.add_argument(
+        "--seed", type=seed_type, default=0, help="the data split's seed; the i-th fit's is +i"
+    )
+    ray_arguments(sweep, "fit")
+    sweep.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the fits an earlier call with the same settings finished (OUT/tasks)",
+    )
+    sweep.add_argument("--no-progress", action="store_true", help="hide progress bars")
     iwae = experiments.add_parser(
         "iwae-vs-elbo",
         help="Burda et al. (2016): held-out log p̂ of Bernoulli VAEs trained by the ELBO, the "

@@ -69,7 +69,8 @@ def sharded_log_marginal(
     :param int num_shards: shards of points (at most n); ``None`` (default): one per CPU
         that Ray offers (per ``cpus_per_task``), or 1 without Ray.
     :param int seed: the key of the draws (default ``None``: drawn from torch's global RNG).
-    :param ray: ``True`` (default): Ray at ``RAY_ADDRESS``, else a local Ray; an address
+    :param ray: ``True`` (default): Ray's default cluster (``RAY_ADDRESS``, one running on
+        this machine, else a new local Ray; :class:`pvae.tasks.ray_session`); an address
         (``"auto"``, ``"ray://HOST:10001"``); ``None``: the shards one after another in this
         process (the same result, for testing a split without Ray).
     :param cpus_per_task: CPUs per shard on Ray (default 1).

@@ -349,7 +349,8 @@ def run_collapse_depth(
         name then labels it); its dtype and device set the networks'.
     :param bool progress: show a tqdm bar over the runs (default ``True``).
     :param ray: ``None`` (default): the runs one after another in this process; ``True``: on
-        Ray (the cluster at ``RAY_ADDRESS``, else a local Ray on this machine's CPUs); an
+        Ray (Ray's default: the cluster at ``RAY_ADDRESS`` or one running on this machine, else a
+        new local Ray on this machine's CPUs; :class:`pvae.tasks.ray_session`); an
         address (``"auto"``, ``"ray://HOST:10001"``): on that cluster, where pvae must be
         installed. A running ``ray.init`` is used as it is.
     :param cpus_per_task: CPUs per run on Ray (torch's threads; default 1).

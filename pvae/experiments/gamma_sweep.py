@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 
+from pvae import tables
+from pvae.files import locking_folder, save_figure, write_text
 from pvae.theory.ppca import active_dimensions
 from pvae.validation import (
     SEED_LIMIT,
@@ -18,7 +21,7 @@ from pvae.validation import (
 )
 from pvae.version import __version__
 
-__all__ = ["fit_one", "gamma_sweep"]
+__all__ = ["DEFAULT_GAMMAS", "fit_one", "format_table", "gamma_sweep", "run_gamma_sweep"]
 
 
 def gamma_sweep(
@@ -197,3 +200,109 @@ def fit_one(
         "kl": float(found.kl_per_dim.sum()),
         "elbo": elbo,
     }
+
+
+#: γ values of ``pvae experiment gamma-sweep``: 7 from 10^-1.5 to 1, evenly in log γ.
+DEFAULT_GAMMAS = tuple(float(10 ** (-1.5 + 0.25 * i)) for i in range(7))
+
+
+@locking_folder
+def run_gamma_sweep(
+    out_dir,
+    *,
+    data: str = "digits",
+    data_root=None,
+    num_levels: int | None = None,
+    gammas=DEFAULT_GAMMAS,
+    latent_dim: int = 16,
+    hidden_sizes=(256,),
+    epochs: int = 150,
+    batch_size: int = 128,
+    lr: float = 3e-3,
+    final_lr: float | None = 3e-5,
+    seed: int = 0,
+    progress: bool = True,
+    ray=None,
+    cpus_per_task: float = 1,
+    gpus_per_task: float = 0,
+    resume: bool = False,
+) -> list[dict]:
+    """``pvae experiment gamma-sweep``: :func:`gamma_sweep` on the training split of the data
+    set ``data`` (:func:`pvae.data.load_dataset`, seeded by ``seed``; images flattened), its
+    table and figure. The defaults are notebook 02's MLP sweep: latent 16, one hidden layer of
+    256, 150 epochs, Adam from 3e-3 decaying to 3e-5.
+
+    Writes ``gamma_sweep.csv`` (the rows), ``gamma_sweep.json`` (the arguments, the data's
+    covariance eigenvalues and the rows) and ``gamma_sweep.png`` (:func:`pvae.plots.
+    plot_gamma_sweep` with the closed-form step) to ``out_dir``; each finished fit is kept in
+    ``out_dir/tasks`` for ``resume``.
+
+    :param out_dir: results folder (created).
+    :param str data: a name of :data:`pvae.data.catalog.NAMES` or a file; ``data_root`` and
+        ``num_levels`` (of a file; ``None``: 256) as in :func:`pvae.data.load_dataset`.
+    :param gammas: the fixed decoder variances. The other arguments are :func:`gamma_sweep`'s.
+    :returns: :func:`gamma_sweep`'s rows.
+    """
+    import json
+
+    from pvae.data.catalog import check_data_choice, load_dataset
+    from pvae.plots.collapse import plot_gamma_sweep
+
+    check_data_choice(data, data_root, num_levels)
+    split = load_dataset(data, seed=seed, root=data_root, num_levels=num_levels or 256)
+    x = split.train.flatten(1)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    options = {
+        "latent_dim": latent_dim,
+        "hidden_sizes": hidden_sizes,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "final_lr": final_lr,
+        "seed": seed,
+    }
+    rows = gamma_sweep(
+        x,
+        gammas,
+        **options,
+        progress=progress,
+        ray=ray,
+        cpus_per_task=cpus_per_task,
+        gpus_per_task=gpus_per_task,
+        record=out / "tasks",
+        resume=resume,
+    )
+    eigenvalues = torch.linalg.eigvalsh(torch.cov(x.T, correction=0)).flip(0)
+    tables.write_table(out / "gamma_sweep.csv", rows)
+    details = {
+        "data": str(data),
+        "num_train": x.shape[0],
+        "data_dim": x.shape[1],
+        **{
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in options.items()
+        },
+        "eigenvalues": eigenvalues.tolist(),
+        "rows": rows,
+    }
+    write_text(out / "gamma_sweep.json", json.dumps(details, indent=1) + "\n")
+    label = "linear VAE" if not hidden_sizes else f"MLP VAE, {'-'.join(map(str, hidden_sizes))}"
+    figure = plot_gamma_sweep({label: rows}, eigenvalues=eigenvalues, latent_dim=latent_dim)
+    figure.suptitle(f"{data}: {x.shape[0]} training points, {epochs} epochs per γ")
+    save_figure(figure, out / "gamma_sweep.png", dpi=110)
+    return rows
+
+
+_COLUMNS = [
+    tables.Column("γ", 9, key="gamma", spec=".3g"),
+    tables.Column("active", 8, key="active", spec="d"),
+    tables.Column("closed form", 12, key="closed_form", spec="d"),
+    tables.Column("KL (nats)", 10, key="kl", spec=".2f"),
+    tables.Column("ELBO", 10, key="elbo", spec=".2f"),
+]
+
+
+def format_table(rows: list[dict]) -> str:
+    """The rows of :func:`gamma_sweep` as text."""
+    return tables.format_table(rows, _COLUMNS)
