@@ -188,8 +188,8 @@ def run_tasks(
     that fails every try is reported with its settings once the others are done: the
     finished results are not lost. Where ``record`` names a folder, every finished result is
     written there as it arrives (whole or not at all), and with ``resume=True`` a task whose
-    record holds the same name and settings is not run again; without ``resume`` the folder's
-    earlier records are removed first.
+    record holds the same name, settings and context is not run again; without ``resume`` the
+    folder's earlier records are removed first.
 
     :param tasks: the :class:`Task`\\ s; names must differ.
     :param dict shared: keyword arguments every task gets (sent to Ray's object store once).
@@ -201,8 +201,8 @@ def run_tasks(
     :param int retries: tries after the first of a task that failed (default 1).
     :param record: folder of finished results, or ``None`` (default: none kept).
     :param bool resume: reuse the finished results in ``record`` (default ``False``).
-    :param bool progress: one tqdm bar over the tasks, its postfix the tasks running, done,
-        retried and failed (default ``True``).
+    :param bool progress: one tqdm bar over the tasks, its postfix the last task done,
+        retrying or failed, and the counts submitted, retried and failed (default ``True``).
     :param str desc: the bar's label.
     :raises TasksFailed: if a task failed every try, after the others finished.
     """

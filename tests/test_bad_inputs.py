@@ -3030,6 +3030,28 @@ def cli_cases() -> list[Case]:
             ),
         )
     ]
+    cases += [
+        flag(
+            "experiment gamma-sweep",
+            f"`{' '.join(argv)}`",
+            lambda tmp, argv=argv: cli("experiment", "gamma-sweep", "--out", str(tmp), *argv),
+            f"exit 2: pvae experiment gamma-sweep: error: {message}",
+        )
+        for argv, message in (
+            (
+                ("--gammas", "0.1,0"),
+                "argument --gammas: every γ must be a finite number > 0, got '0.1,0'",
+            ),
+            (
+                ("--gammas", "a"),
+                "argument --gammas: must be comma-separated numbers such as 0.05,0.1,0.5, got 'a'",
+            ),
+            (
+                ("--gpus-per-task", "0.5"),
+                "--gpus-per-task 0.5 sets a Ray task's resources; add --ray",
+            ),
+        )
+    ]
     cases.append(
         flag(
             "experiment collapse-depth",

@@ -325,3 +325,16 @@ def test_nothing_imports_ray_without_it(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_readme_tune_example_runs(tmp_path, monkeypatch, capsys):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)\n```", readme, flags=re.S)
+    code = next(block for block in blocks if "tune_trainable" in block)
+    monkeypatch.setenv("HOME", str(tmp_path))  # Tune's default storage, ~/ray_results
+    exec(compile(code, "README.md", "exec"), {})
+    latent_dim, log_marginal, status = capsys.readouterr().out.split(" ", 2)
+    assert latent_dim in ("2", "8") and float(log_marginal) < 0 and "reliable" in status
