@@ -2447,12 +2447,11 @@ def task_cases() -> list[Case]:
         )
 
     def sharded(bad, message, **options):
-        model, guide = pair()
         return Case(
             "pvae.sharded_log_marginal",
             bad,
             lambda tmp: pvae.sharded_log_marginal(
-                model, guide, points(), ray=None, progress=False, **options
+                *pair(), points(), ray=None, progress=False, **options
             ),
             ValueError,
             message,

@@ -54,6 +54,41 @@ def test_prior_proposal_does_not_depend_on_the_split(pair):
         torch.testing.assert_close(got, reference, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("num_samples", sorted(SPLITS))
+def test_a_shard_with_its_first_point_draws_what_the_whole_draws(pair, num_samples):
+    """The draws of point i are keyed to its global index: x[a:b] with first_point=a gives
+    rows a..b-1 of the whole; without it, the shard's rows are other draws."""
+    model, guide, x = pair
+    whole = weights(model, guide, x, num_samples=num_samples)
+    for start, stop in ((0, 2), (2, 5), (4, 5)):
+        shard = weights(model, guide, x[start:stop], num_samples=num_samples, first_point=start)
+        torch.testing.assert_close(shard, whole[start:stop], rtol=1e-12, atol=1e-12)
+    unkeyed = weights(model, guide, x[2:5], num_samples=num_samples)
+    assert not torch.allclose(unkeyed, whole[2:5])
+
+
+def test_importance_estimates_concatenate_to_the_whole(pair):
+    from pvae.estimation import ImportanceEstimate
+
+    model, guide, x = pair
+    options = {"num_samples": 100, "seed": 1, "progress": False, "return_log_weights": True}
+    whole = pvae.log_marginal(model, guide, x, **options)
+    parts = [
+        pvae.log_marginal(model, guide, x[a:b], first_point=a, **options)
+        for a, b in ((0, 3), (3, 5))
+    ]
+    joined = ImportanceEstimate.concatenate(parts)
+    for name in ("estimate", "stderr", "ess", "khat", "elbo", "nested", "log_weights"):
+        torch.testing.assert_close(getattr(joined, name), getattr(whole, name), rtol=0, atol=1e-12)
+    assert joined.status == whole.status
+    other = pvae.log_marginal(model, guide, x[:2], num_samples=50, progress=False)
+    with pytest.raises(ValueError, match=r"parts\[1\] has K = 50 and proposal 'guide'"):
+        ImportanceEstimate.concatenate([parts[0], other])
+    plain = pvae.log_marginal(model, guide, x[:2], num_samples=100, progress=False)
+    with pytest.raises(ValueError, match="parts\\[1\\] lacks log_weights and parts\\[0\\] has"):
+        ImportanceEstimate.concatenate([parts[0], plain])
+
+
 def test_the_seed_keys_the_draws(pair):
     model, guide, x = pair
     first = weights(model, guide, x, seed=3)
