@@ -307,8 +307,9 @@ def run_collapse_depth(
     resume: bool = False,
 ) -> list[dict]:
     r"""Dai et al.'s Section 6 experiment [1]: is the VAE's reconstruction error, and its
-    posterior collapse, a matter of depth? For every depth in ``settings.depths`` it trains, with
-    Adam on minibatches, three pairs with the same Normal decoder of one learned shared variance γ
+    posterior collapse, a matter of depth? For every depth in ``settings.depths`` (and seed in
+    ``settings.seeds``) it trains, with Adam on minibatches, the pairs of ``settings.variants``
+    (by default all three), with the same Normal decoder of one learned shared variance γ
     (``"normal-shared"``) and encoder and decoder MLPs of ``depth`` hidden layers:
 
     - ``ae``: a deterministic encoder (:class:`~pvae.guides.DeltaGuide`) with KL weight 0,
