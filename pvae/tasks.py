@@ -45,6 +45,8 @@ class Task:
     :ivar context: the plain values the whole grid shares (its budget, the data's
         fingerprint). A resumed grid reuses a finished task only where its name, settings
         and context are all equal.
+    :ivar cost: a guess of its run time relative to the others (default 1): Ray is given the
+        costly tasks first, so that a long one is not left running alone at the end.
     """
 
     name: str
@@ -52,6 +54,7 @@ class Task:
     kwargs: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
     context: dict = field(default_factory=dict)
+    cost: float = 1.0
 
     def record_name(self) -> str:
         """The file of its finished result in a record folder: its name and a hash of its
@@ -323,7 +326,7 @@ def _run_on_ray(ray, todo, shared, retries, cpus, gpus, finished, failures, bar)
     def submit(task: Task, tries: int) -> None:
         pending[remote.remote(task.fn, shared_ref, task.kwargs, dtype)] = (task, tries)
 
-    for task in todo:
+    for task in sorted(todo, key=lambda task: -task.cost):  # stable: ties keep their order
         submit(task, 0)
     retried, last = 0, ""
     try:

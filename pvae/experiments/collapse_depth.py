@@ -420,6 +420,7 @@ def run_collapse_depth(
             kwargs={"variant": variant, "depth": depth, "seed": seed, "device": device},
             settings={"variant": variant, "depth": depth, "seed": seed},
             context=context,
+            cost=depth + 1,  # a step's time grows with the hidden layers
         )
         for variant, depth, seed in jobs
     ]
