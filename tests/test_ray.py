@@ -15,7 +15,6 @@ import subprocess
 import sys
 import textwrap
 
-import cloudpickle
 import pyro
 import pytest
 import ray
@@ -27,8 +26,9 @@ from pvae.experiments.collapse_depth import CollapseDepthSettings, format_table,
 from pvae.experiments.gamma_sweep import gamma_sweep
 from pvae.tasks import Task, TasksFailed, run_tasks
 
-# The workers import pvae; this module's task functions travel by value.
-cloudpickle.register_pickle_by_value(sys.modules[__name__])
+# The workers import pvae, not this module: its task functions travel by value (Ray pickles
+# with its own copy of cloudpickle).
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 GRID = CollapseDepthSettings(
     depths=(1, 2),
@@ -269,6 +269,7 @@ def test_evaluate_with_ray_prints_the_table_of_one_process(tmp_path, capsys):
     checkpoint = tmp_path / "m.pt"
     train = ["train", "--epochs", "1", "--hidden", "16", "--latent-dim", "3"]
     assert main([*train, "--out", str(checkpoint), "--eval-samples", "0", "--no-progress"]) == 0
+    capsys.readouterr()
     evaluate = ["evaluate", str(checkpoint), "--num-samples", "100", "--num-points", "30"]
     assert main([*evaluate, "--table", str(tmp_path / "one.csv"), "--no-progress"]) == 0
     one = capsys.readouterr().out
@@ -304,6 +305,7 @@ def test_the_tune_trainable_reports_what_fit_and_log_marginal_give(tmp_path):
         assert sum(shares) == pytest.approx(1.0)
         # The same trial by hand, in this process.
         pyro.clear_param_store()
+        pyro.set_rng_seed(4)
         model, guide = build_pair(result.config)
         pvae.fit(model, guide, train, epochs=2, lr=3e-3, seed=4, progress=False)
         by_hand = pvae.log_marginal(model, guide, held_out, num_samples=100, seed=0)
@@ -337,5 +339,6 @@ def test_the_readme_tune_example_runs(tmp_path, monkeypatch, capsys):
     code = next(block for block in blocks if "tune_trainable" in block)
     monkeypatch.setenv("HOME", str(tmp_path))  # Tune's default storage, ~/ray_results
     exec(compile(code, "README.md", "exec"), {})
-    latent_dim, log_marginal, status = capsys.readouterr().out.split(" ", 2)
+    last = capsys.readouterr().out.strip().splitlines()[-1]  # after Tune's own trial table
+    latent_dim, log_marginal, status = last.split(" ", 2)
     assert latent_dim in ("2", "8") and float(log_marginal) < 0 and "reliable" in status

@@ -33,10 +33,11 @@ def tune_trainable(
     trust it.
 
     Per trial it calls ``build_pair(config)`` for a fresh ``(model, guide)`` (after clearing
-    Pyro's parameter store, in the trial's process), trains it on ``train`` for ``epochs``
-    epochs, with the config's :data:`FIT_KEYS` (``lr``, ``batch_size``, ``elbo``,
-    ``num_particles``, ``kl_weight``, ``seed``; others are ``build_pair``'s) over
-    ``fit_options``, and reports after each epoch (``tune.report``):
+    Pyro's parameter store, in the trial's process, and where a ``seed`` is given, after
+    ``pyro.set_rng_seed(seed)``, so that a trial's initial weights repeat too), trains it on
+    ``train`` for ``epochs`` epochs, with the config's :data:`FIT_KEYS` (``lr``,
+    ``batch_size``, ``elbo``, ``num_particles``, ``kl_weight``, ``seed``; others are
+    ``build_pair``'s) over ``fit_options``, and reports after each epoch (``tune.report``):
 
     - ``log_marginal``: the mean over ``held_out`` of :func:`pvae.log_marginal` (IS with
       ``num_samples`` draws per point from the guide, keyed to ``eval_seed``, so every epoch
@@ -99,8 +100,10 @@ def tune_trainable(
 
         torch.set_default_dtype(train.dtype)
         pyro.clear_param_store()
-        model, guide = build_pair(config)
         options = {**fit_options, **{key: config[key] for key in FIT_KEYS if key in config}}
+        if options.get("seed") is not None:
+            pyro.set_rng_seed(options["seed"])  # the initial weights too: a trial repeats
+        model, guide = build_pair(config)
 
         def report(record: dict) -> None:
             estimate = log_marginal(
