@@ -71,11 +71,22 @@ def main() -> int:
     parser.add_argument("--depths", default="1,2,4", help="grid depths (1,2,4)")
     parser.add_argument("--epochs", type=int, default=10, help="epochs per run (10)")
     parser.add_argument("--workers", type=int, default=2, help="local Ray CPUs (2)")
-    parser.add_argument("--num-points", type=int, default=1000, help="shards: n (1,000)")
+    parser.add_argument(
+        "--num-points",
+        type=int,
+        default=1000,
+        help="shards: n, at most the digits' 1,438 training points (1,000)",
+    )
     parser.add_argument("--num-samples", type=int, default=5000, help="shards: K (5,000)")
     args = parser.parse_args()
     import torch
     from _machine import describe, in_fresh_process, machine
+
+    import pvae
+
+    available = len(pvae.load_digits(seed=0).train)
+    if not 0 < args.num_points <= available:
+        parser.error(f"--num-points must be in [1, {available}], got {args.num_points}")
 
     print(describe(machine(torch.device("cpu"))))
     rows = []
