@@ -556,7 +556,7 @@ def estimator_argument_cases() -> list[Case]:
             chunk_size=4,
             max_memory="1GB",
         ),
-        lm("`seed=-1`", ValueError, "seed must be in [0, 4294967295], got -1", seed=-1),
+        lm("`seed=-1`", ValueError, "seed must be in [0, 4611686018427387903], got -1", seed=-1),
         lm("`seed=1.5`", ValueError, "seed must be an integer, got 1.5", seed=1.5),
         lm("`seed=True`", ValueError, "seed must be an integer, got True", seed=True),
         lm("`seed='0'`", ValueError, "seed must be an integer, got '0'", seed="0"),

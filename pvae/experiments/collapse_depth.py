@@ -503,7 +503,6 @@ def _run_key(variant: str, depth: int, seed: int, settings) -> str:
 _COLUMNS = [
     tables.Column("variant", 11, "<", key="variant"),
     tables.Column("depth", 6, key="depth"),
-    tables.Column("seed", 5, key="seed"),
     tables.Column("train ‖x−x̂‖²", 15, key="train_recon_error", spec=".3f"),
     tables.Column("held-out", 10, key="test_recon_error", spec=".3f"),
     tables.Column("γ", 10, key="gamma", spec=".2e"),
@@ -516,6 +515,11 @@ _COLUMNS = [
 ]
 
 
+_SEED = tables.Column("seed", 5, key="seed")
+
+
 def format_table(rows: list[dict]) -> str:
-    """The rows of :func:`run_collapse_depth` as text."""
-    return tables.format_table(rows, _COLUMNS)
+    """The rows of :func:`run_collapse_depth` as text; a seed column where they hold more than
+    one seed."""
+    several = len({row.get("seed") for row in rows}) > 1
+    return tables.format_table(rows, [*_COLUMNS[:2], _SEED, *_COLUMNS[2:]] if several else _COLUMNS)

@@ -256,7 +256,7 @@ def test_peak_memory_counts_live_tensors():
     "options,message",
     [
         ({"vectorize": 1}, "vectorize must be True, False or None, got 1"),
-        ({"seed": -1}, r"seed must be in \[0, 4294967295\], got -1"),
+        ({"seed": -1}, r"seed must be in \[0, 4611686018427387903\], got -1"),
         ({"seed": 1.5}, "seed must be an integer, got 1.5"),
     ],
 )

@@ -177,3 +177,12 @@ def test_plot_without_vae_scales_still_draws():
     ]
     figure = plot_collapse_depth(rows, {})
     assert len(figure.axes) == 5
+
+
+def test_the_table_has_a_seed_column_only_for_several_seeds(tiny_run):
+    _, rows = tiny_run
+    assert "seed" not in format_table(rows).splitlines()[0]
+    two = [rows[0], {**rows[0], "seed": 7}]
+    header, _, first, second = format_table(two).splitlines()
+    assert header.split()[:3] == ["variant", "depth", "seed"]
+    assert first.split()[:3] == ["ae", "1", "0"] and second.split()[:3] == ["ae", "1", "7"]
