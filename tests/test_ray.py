@@ -342,3 +342,12 @@ def test_the_readme_tune_example_runs(tmp_path, monkeypatch, capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]  # after Tune's own trial table
     latent_dim, log_marginal, status = last.split(" ", 2)
     assert latent_dim in ("2", "8") and float(log_marginal) < 0 and "reliable" in status
+
+
+def test_without_ray_installed_the_cli_says_what_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    argv = ["experiment", "collapse-depth", "--depths", "1", "--epochs", "2", "--max-points", "8"]
+    assert main([*argv, "--out", str(tmp_path), "--ray", "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert "Ray is not installed; the ray extra installs it: pip install" in error
+    assert "pvae-pyro[ray]" in error and "Traceback" not in error

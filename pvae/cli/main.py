@@ -35,8 +35,8 @@ def _os_message(error: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pvae`` command: runs one command and turns its foreseeable
     errors into one line on stderr (``--debug`` shows the traceback instead). Exit status 2
-    for bad input (a flag, a file, a setting), 1 for a run that failed (a divergence, the
-    disk, memory), 130 for Ctrl-C."""
+    for bad input (a flag, a file, a setting, an optional extra not installed), 1 for a run
+    that failed (a divergence, the disk, memory), 130 for Ctrl-C."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     commands = {
@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     name = " ".join(filter(None, (args.command, getattr(args, "experiment", None))))
     try:
         return commands[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError, RunLocked) as error:
+    except (ValueError, TypeError, FileNotFoundError, RunLocked, ImportError) as error:
+        # ImportError: an optional extra missing (--ray without Ray), its message the install.
         if args.debug:
             raise
         message = _os_message(error) if isinstance(error, OSError) and error.strerror else error

@@ -17,9 +17,6 @@ from pvae.validation import KEY_LIMIT, check_bool, check_pair_data, check_positi
 
 __all__ = ["estimate_shard", "sharded_log_marginal"]
 
-#: Arguments that sharded_log_marginal sets itself, not the caller through ``**options``.
-_OWN = ("first_point", "progress", "seed")
-
 
 def estimate_shard(
     model, guide, x: torch.Tensor, *, start: int, stop: int, param_state, options: dict
@@ -83,11 +80,11 @@ def sharded_log_marginal(
         are in its ``results``.
     """
     check_pair_data(model, guide, x, "x")
-    for name in _OWN:
-        if name in options:
-            raise ValueError(
-                f"{name} is set by sharded_log_marginal itself (got {name}={options[name]!r})"
-            )
+    if "first_point" in options:  # each shard's own
+        raise ValueError(
+            f"first_point is set by sharded_log_marginal itself (got "
+            f"first_point={options['first_point']!r})"
+        )
     check_ray_options(ray, cpus_per_task, gpus_per_task)
     check_bool(progress, "progress")
     if seed is not None:
