@@ -22,6 +22,7 @@ __all__ = [
     "TaskFailure",
     "TasksFailed",
     "check_ray_options",
+    "fingerprint",
     "ray_session",
     "run_tasks",
 ]
@@ -113,18 +114,22 @@ def check_ray_options(ray, cpus_per_task, gpus_per_task) -> None:
 
 
 class ray_session:
-    """Ray for the duration of a ``with`` block: the running Ray if ``ray.init`` was already
-    called in this process (a notebook, a test; left running), else ``ray.init(address)`` and
-    a shutdown at the end. ``address=True`` is Ray's default: the cluster at ``RAY_ADDRESS``,
-    else the latest one started on this machine (``ray start``), else a new local Ray on this
-    machine's CPUs; ``"local"`` always starts a new local one; ``"auto"`` refuses to start
-    one."""
+    """Ray for the duration of a ``with`` block, which it gives as the ``ray`` module:
+    ``address=None`` gives ``None`` and starts nothing (the work runs in this process);
+    otherwise the running Ray if ``ray.init`` was already called in this process (a notebook, a
+    test; left running), else ``ray.init(address)`` and a shutdown at the end. ``address=True``
+    is Ray's default: the cluster at ``RAY_ADDRESS``, else the latest one started on this
+    machine (``ray start``), else a new local Ray on this machine's CPUs; ``"local"`` always
+    starts a new local one; ``"auto"`` refuses to start one."""
 
     def __init__(self, address):
+        self._none = address is None  # no Ray at all, unlike True (Ray's default address)
         self.address = None if address is True else address
         self._started = False
 
     def __enter__(self):
+        if self._none:
+            return None
         try:
             import ray
         except ImportError as error:
@@ -159,11 +164,23 @@ def _call(fn: Callable, shared: dict, kwargs: dict, default_dtype=None):
     return fn(**shared, **kwargs)
 
 
-def _failure_text(error: BaseException) -> tuple[str, str]:
+def _failed(task: Task, error: BaseException, tries: int, retries: int, failures: list) -> bool:
+    """Log a failed try of ``task`` (its ``tries``-th); ``True`` if it gets another, else its
+    :class:`TaskFailure` joins ``failures``."""
     cause = getattr(error, "cause", None)  # a RayTaskError wraps the worker's exception
     shown = cause if isinstance(cause, BaseException) else error
     text = f"{type(shown).__name__}: {shown}".strip().splitlines()[0]
-    return text, "".join(traceback.format_exception(error))
+    logger.warning("task %s failed (try %d): %s", task.name, tries, text)
+    if tries <= retries:
+        return True
+    trace = "".join(traceback.format_exception(error))
+    failures.append(TaskFailure(task.name, task.settings, text, trace, tries))
+    return False
+
+
+def fingerprint(x) -> list:
+    """A tensor's shape, dtype and sum: what a resumed run checks its data by."""
+    return [list(x.shape), str(x.dtype), float(x.double().sum())]
 
 
 def run_tasks(
@@ -241,24 +258,26 @@ def run_tasks(
                 saved = {"name": task.name, "settings": task.settings, "context": task.context}
                 pickle.dump({**saved, "result": result}, handle)
 
-    with tqdm(
-        total=len(tasks), initial=len(results), disable=not progress, desc=desc, unit="task"
-    ) as bar:
-        if ray is None:
+    with (
+        tqdm(
+            total=len(tasks), initial=len(results), disable=not progress, desc=desc, unit="task"
+        ) as bar,
+        ray_session(ray) as module,
+    ):
+        if module is None:
             _run_here(todo, shared, retries, finished, failures, bar)
         else:
-            with ray_session(ray) as module:
-                _run_on_ray(
-                    module,
-                    todo,
-                    shared,
-                    retries,
-                    cpus_per_task,
-                    gpus_per_task,
-                    finished,
-                    failures,
-                    bar,
-                )
+            _run_on_ray(
+                module,
+                todo,
+                shared,
+                retries,
+                cpus_per_task,
+                gpus_per_task,
+                finished,
+                failures,
+                bar,
+            )
     if failures:
         raise TasksFailed(failures, results, len(tasks), folder)
     return [results[name] for name in names]
@@ -299,12 +318,9 @@ def _run_here(todo, shared, retries, finished, failures, bar) -> None:
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as error:
-                text, trace = _failure_text(error)
-                logger.warning("task %s failed (try %d): %s", task.name, attempt + 1, text)
-                if attempt < retries:
+                if _failed(task, error, attempt + 1, retries, failures):
                     retried += 1
                     continue
-                failures.append(TaskFailure(task.name, task.settings, text, trace, attempt + 1))
                 _status(bar, f"{task.name}: failed", 0, retried, len(failures))
             else:
                 finished(task, result)
@@ -336,15 +352,12 @@ def _run_on_ray(ray, todo, shared, retries, cpus, gpus, finished, failures, bar)
             task, tries = pending.pop(ready[0])
             try:
                 result = ray.get(ready[0])
-            except Exception as error:
-                text, trace = _failure_text(error)
-                logger.warning("task %s failed (try %d): %s", task.name, tries + 1, text)
-                if tries < retries:
+            except Exception as error:  # a RayTaskError, or a worker that died
+                if _failed(task, error, tries + 1, retries, failures):
                     retried += 1
                     submit(task, tries + 1)
                     last = f"{task.name}: retrying"
                 else:
-                    failures.append(TaskFailure(task.name, task.settings, text, trace, tries + 1))
                     last = f"{task.name}: failed"
             else:
                 finished(task, result)

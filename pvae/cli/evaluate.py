@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
 from pvae import checkpoint
@@ -237,8 +235,7 @@ def evaluate_command(args) -> int:
         "seed": args.seed,
     }
     # One Ray for both splits (started here unless one is running), not one each.
-    session = ray_session(ray["ray"]) if ray["ray"] is not None else contextlib.nullcontext()
-    with session:
+    with ray_session(ray["ray"]):
         results = _evaluate(loaded, data, settings, ray, args)
     rows = evaluation_rows(results, proposal=args.proposal, seed=args.seed)
     print_evaluation(loaded, rows, **settings, results=results)

@@ -103,7 +103,13 @@ def _collapse_depth(args) -> int:
     import dataclasses
 
     from pvae.cli.options import ray_options
-    from pvae.experiments.collapse_depth import DEFAULT, FULL, format_table, run_collapse_depth
+    from pvae.experiments.collapse_depth import (
+        DEFAULT,
+        FULL,
+        format_table,
+        run_collapse_depth,
+        run_seeds,
+    )
 
     ray = ray_options(args)
     settings = FULL if args.full else DEFAULT
@@ -138,7 +144,7 @@ def _collapse_depth(args) -> int:
         resume=args.resume,
         **ray,
     )
-    seeds = settings.seeds or (settings.seed,)
+    seeds = run_seeds(settings)
     where = "in this process" if ray["ray"] is None else "as Ray tasks"
     print(
         f"\nDai et al. (2020), Sec. 6 on {settings.data}: {len(settings.depths)} depths x "

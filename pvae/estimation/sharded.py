@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 from collections.abc import Callable
@@ -94,7 +93,7 @@ def sharded_log_marginal(
     if num_shards is not None:
         check_positive_int(num_shards, "num_shards")
     num_points = x.shape[0]
-    with ray_session(ray) if ray is not None else contextlib.nullcontext() as module:
+    with ray_session(ray) as module:
         if num_shards is None:
             slots = 1 if module is None else module.cluster_resources().get("CPU", 1)
             num_shards = min(max(1, math.floor(slots / cpus_per_task)), num_points)

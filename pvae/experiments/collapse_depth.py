@@ -23,7 +23,7 @@ from pvae.diagnostics.latent import diagnose
 from pvae.files import atomic_write, locking_folder, save_figure, write_text
 from pvae.plots.collapse import plot_collapse_depth
 from pvae.registry import build_guide, build_model
-from pvae.tasks import Task, check_ray_options, run_tasks
+from pvae.tasks import Task, check_ray_options, fingerprint, run_tasks
 from pvae.training.fit import fit
 from pvae.training.schedules import kl_warmup
 from pvae.training.watchdog import IllPosedWarning
@@ -390,14 +390,7 @@ def run_collapse_depth(
         )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    # A resumed run's records must be of these data: their sizes and a checksum name them.
-    fingerprint = {
-        "num_train": len(data.train),
-        "num_test": len(data.test),
-        "train_sum": float(data.train.double().sum()),
-        "test_sum": float(data.test.double().sum()),
-        "dtype": str(data.train.dtype),
-    }
+    # A resumed run's records must be of these data: their shapes and sums name them.
     # What a run's result depends on besides its own (variant, depth, seed): a grid extended by a
     # depth or a seed reuses the runs it shares with the earlier one.
     budget = {
@@ -405,7 +398,8 @@ def run_collapse_depth(
         for key, value in dataclasses.asdict(settings).items()
         if key not in ("depths", "variants", "seeds")
     }
-    context = {"settings": budget, "data": fingerprint, "pvae": __version__}
+    data_key = {"train": fingerprint(data.train), "test": fingerprint(data.test)}
+    context = {"settings": budget, "data": data_key, "pvae": __version__}
     device = "cuda" if gpus_per_task else None
     jobs = [
         (variant, depth, seed)

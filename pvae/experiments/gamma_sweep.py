@@ -76,7 +76,7 @@ def gamma_sweep(
 
     [1] Dai, B., Wang, Z. & Wipf, D. (2020). The Usual Suspects? ICML.
     """
-    from pvae.tasks import Task, check_ray_options, run_tasks
+    from pvae.tasks import Task, check_ray_options, fingerprint, run_tasks
 
     check_data(data, "data")
     if data.shape[0] < 2:
@@ -116,7 +116,7 @@ def gamma_sweep(
     }
     context = {
         **budget,
-        "data": [tuple(data.shape), str(data.dtype), float(data.double().sum())],
+        "data": fingerprint(data),
         "pvae": __version__,
     }
     tasks = [
