@@ -169,3 +169,57 @@ class LinearGaussian(PyroModule):
         loc = torch.cholesky_solve(((x - self.bias) @ weight).unsqueeze(-1), m_chol).squeeze(-1)
         precision = m / variance  # posterior covariance is σ² M⁻¹
         return dist.MultivariateNormal(loc, precision_matrix=precision)
+
+    def conditional(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""The exact conditional :math:`p(x^m \mid x^o)` of each point's missing entries
+        given its observed ones, the oracle of :func:`pvae.impute`.
+
+        Write :math:`W_o, b_o` for the rows of the observed entries and :math:`W_m, b_m` for the
+        missing ones. Since :math:`x^o = W_o z + b_o + \varepsilon_o` is a pPCA model of its
+        own, its posterior is the one of :meth:`posterior` with :math:`W_o`:
+
+        .. math:: p(z \mid x^o) = \mathcal N\big(M_o^{-1} W_o^\top (x^o - b_o),
+            \sigma^2 M_o^{-1}\big), \qquad M_o = W_o^\top W_o + \sigma^2 I_q,
+
+        and :math:`x^m = W_m z + b_m + \varepsilon_m`, with :math:`\varepsilon_m` independent
+        of :math:`z` and :math:`x^o`, so
+
+        .. math:: p(x^m \mid x^o) = \mathcal N\big(b_m + W_m M_o^{-1} W_o^\top (x^o - b_o),
+            \; \sigma^2 W_m M_o^{-1} W_m^\top + \sigma^2 I\big).
+
+        This is the Gaussian conditional of :math:`p(x) = \mathcal N(b, C)`,
+        :math:`C = W W^\top + \sigma^2 I`, i.e. :math:`b_m + C_{mo} C_{oo}^{-1} (x^o - b_o)` and
+        :math:`C_{mm} - C_{mo} C_{oo}^{-1} C_{om}` (the push-through identity
+        :math:`W_o^\top (W_o W_o^\top + \sigma^2 I)^{-1} = M_o^{-1} W_o^\top` turns one into the
+        other), computed with q × q solves instead of d × d ones.
+
+        :param torch.Tensor x: data, shape ``(n, d)``; the missing entries are ignored (they
+            may be NaN).
+        :param torch.Tensor mask: booleans of ``x``'s shape, ``True`` where observed.
+        :returns: ``(loc, covariance)`` of shapes ``(n, d)`` and ``(n, d, d)``: the mean of
+            :math:`x` given :math:`x^o` (equal to ``x`` at the observed entries) and its
+            covariance (zero in every row and column of an observed entry).
+        """
+        if not isinstance(x, torch.Tensor) or not isinstance(mask, torch.Tensor):
+            raise TypeError("x and mask must be torch.Tensors")
+        if mask.dtype != torch.bool or mask.shape != x.shape:
+            raise ValueError(
+                f"mask must be a bool tensor of x's shape {tuple(x.shape)}, got dtype "
+                f"{mask.dtype} and shape {tuple(mask.shape)}"
+            )
+        check_data(torch.where(mask, x, 0.0), "x", dim=self.data_dim)
+        weight, variance = self.weight, self.variance
+        observed = mask.to(x.dtype)
+        centred = torch.where(mask, x - self.bias, 0.0)
+        weight_o = weight * observed.unsqueeze(-1)  # (n, d, q): the missing rows zeroed
+        eye = torch.eye(self.latent_dim, dtype=x.dtype, device=x.device)
+        m_o = weight_o.transpose(-1, -2) @ weight_o + variance * eye
+        m_chol = torch.linalg.cholesky(m_o)
+        z_loc = torch.cholesky_solve((centred.unsqueeze(-2) @ weight_o).mT, m_chol).squeeze(-1)
+        loc = torch.where(mask, x, z_loc @ weight.T + self.bias)
+        missing = (~mask).to(x.dtype)
+        weight_m = weight * missing.unsqueeze(-1)
+        covariance = variance * (
+            weight_m @ torch.cholesky_solve(weight_m.mT, m_chol) + torch.diag_embed(missing)
+        )
+        return loc, covariance

@@ -20,6 +20,7 @@ from pvae.estimation.sharded import sharded_log_marginal
 from pvae.estimation.terms import elbo_terms
 from pvae.estimation.units import bits_per_dim
 from pvae.finite import NonFiniteDensityError
+from pvae.imputation import Imputation, impute, make_mask
 from pvae.likelihoods import BernoulliDecoder, ContinuousBernoulliDecoder, NormalDecoder
 from pvae.registry import build_guide, build_model
 from pvae.training.fit import fit
@@ -39,6 +40,7 @@ __all__ = [
     "FitState",
     "History",
     "ImportanceEstimate",
+    "Imputation",
     "KCurve",
     "NonFiniteDensityError",
     "NonFiniteError",
@@ -53,6 +55,7 @@ __all__ = [
     "elbo_terms",
     "fit",
     "gradient_variance",
+    "impute",
     "iwae_bound",
     "k_curve",
     "kl_cyclical",
@@ -61,6 +64,7 @@ __all__ = [
     "load_digits",
     "log_marginal",
     "log_marginal_quadrature",
+    "make_mask",
     "paired_difference",
     "save",
     "sharded_log_marginal",

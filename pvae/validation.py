@@ -112,7 +112,7 @@ def _check_magnitude(x: torch.Tensor, name: str) -> None:
     """Refuse entries so large that a point's squared norm, which every Gaussian log-density
     and squared error computes, overflows ``x``'s dtype."""
     limit = largest_entry(x)
-    top, bottom = float(x.max()), float(x.min())  # two reductions, no copy of x
+    top, bottom = float(x.detach().max()), float(x.detach().min())  # no copy of x
     if max(top, -bottom) <= limit:
         return
     index = tuple(int(i) for i in (x.abs() > limit).nonzero()[0])

@@ -30,7 +30,7 @@ LAYERS = (
     ("pvae.contract", "pvae.finite"),
     ("pvae.likelihoods", "pvae.models", "pvae.guides"),
     ("pvae.registry",),
-    ("pvae.estimation",),
+    ("pvae.estimation", "pvae.imputation"),
     ("pvae.theory",),
     ("pvae.training",),
     ("pvae.diagnostics",),
