@@ -9,6 +9,7 @@ import sys
 
 from pvae.cli.evaluate import evaluate_command
 from pvae.cli.experiment import demo_command, experiment_command
+from pvae.cli.impute import impute_command
 from pvae.cli.parser import build_parser
 from pvae.cli.train import train_command
 from pvae.files import RunLocked
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {
         "train": train_command,
         "evaluate": evaluate_command,
+        "impute": impute_command,
         "demo": demo_command,
         "experiment": experiment_command,
     }

@@ -206,6 +206,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
+    impute = commands.add_parser(
+        "impute",
+        help="fill in the missing (NaN) entries of an .npy file with a checkpoint's model "
+        "(Mattei & Frellsen's Metropolis-within-Gibbs)",
+    )
+    impute.add_argument("checkpoint", type=Path)
+    impute.add_argument(
+        "data",
+        type=Path,
+        help=".npy of floats on the scale the model was trained on, NaN where missing: (n, d) "
+        "or images of d pixels",
+    )
+    impute.add_argument(
+        "--out",
+        type=Path,
+        help="the .npz to write: mean, mean_stderr, samples, mask, (mode,) acceptance or R̂ "
+        "or ESS and k̂, status (default: DATA_imputed.npz beside the data)",
+    )
+    impute.add_argument(
+        "--method",
+        default="mwg",
+        choices=("mwg", "pseudo-gibbs", "importance"),
+        help="Metropolis-within-Gibbs (default), pseudo-Gibbs, or importance resampling",
+    )
+    impute.add_argument(
+        "--num-steps", type=positive_type(int), default=200, help="steps per chain (default 200)"
+    )
+    impute.add_argument(
+        "--num-samples",
+        type=positive_type(int),
+        default=20,
+        help="imputations per point: chains, or resamples (default 20)",
+    )
+    impute.add_argument(
+        "--num-particles",
+        type=positive_type(int),
+        default=1000,
+        help="importance resampling's proposals per point (default 1000)",
+    )
+    impute.add_argument("--seed", type=seed_type, default=0)
+    impute.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
     experiment = commands.add_parser(
         "experiment", help="reproduce a published experiment at CPU scale"
     )
@@ -338,4 +380,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="use at most N training and N held-out points (a seeded random subset)",
     )
     iwae.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    missing = experiments.add_parser(
+        "missing-data",
+        help="Mattei & Frellsen (2018), Sec. 4: imputing half the pixels (at random, the top or "
+        "the bottom half) by Metropolis-within-Gibbs, pseudo-Gibbs, importance resampling and "
+        "the mean, on grey levels and binarized",
+    )
+    missing.add_argument(
+        "--out", type=Path, default=Path("runs/missing_data"), help="results folder"
+    )
+    missing.add_argument(
+        "--epochs", type=positive_type(int), help="training epochs per model (default 300)"
+    )
+    missing.add_argument(
+        "--num-points",
+        type=positive_type(int),
+        help="held-out points imputed (default: all of them)",
+    )
+    missing.add_argument(
+        "--max-points",
+        type=positive_type(int),
+        help="use at most N training and N held-out points (a seeded random subset)",
+    )
+    missing.add_argument(
+        "--num-steps", type=positive_type(int), help="steps per chain (default 1000)"
+    )
+    missing.add_argument(
+        "--num-samples", type=positive_type(int), help="imputations per point (default 20)"
+    )
+    missing.add_argument(
+        "--num-particles",
+        type=positive_type(int),
+        help="importance resampling's proposals per point (default 1000)",
+    )
+    _data_arguments(missing)
+    missing.add_argument(
+        "--seed", type=seed_type, default=0, help="seed of the split, training, masks, chains"
+    )
+    missing.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser

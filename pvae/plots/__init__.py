@@ -22,6 +22,7 @@ from pvae.plots.images import (
     plot_reconstructions,
     plot_samples,
 )
+from pvae.plots.imputation import plot_imputations
 from pvae.plots.objectives import plot_iwae_vs_elbo
 from pvae.plots.training import plot_history
 from pvae.plots.trust import plot_trust_calibration
@@ -35,6 +36,7 @@ __all__ = [
     "plot_demo",
     "plot_gamma_sweep",
     "plot_history",
+    "plot_imputations",
     "plot_interpolation",
     "plot_iwae_vs_elbo",
     "plot_k_curve",
