@@ -3077,6 +3077,151 @@ def cli_cases() -> list[Case]:
     return cases
 
 
+def imputation_cases() -> list[Case]:
+    """pvae.impute and its masks: every mask, data and setting it refuses."""
+
+    def impute(x=None, mask=None, **options):
+        model, guide = pair("linear-gaussian", "exact")
+        x = points() if x is None else x
+        if mask is None:
+            mask = pvae.make_mask(x.shape, "random", fraction=0.5, seed=0)
+        options = {"num_steps": 2, "num_samples": 2, "progress": False, **options}
+        return pvae.impute(model, guide, x, mask, **options)
+
+    half = lambda: pvae.make_mask((10, 4), "random", fraction=0.5, seed=0)  # noqa: E731
+    entry = "pvae.impute"
+    return [
+        Case(
+            entry,
+            "`mask` of shape (10, 3) for x of (10, 4)",
+            lambda tmp: impute(mask=half()[:, :3]),
+            ValueError,
+            "mask must have the data's shape (10, 4) (one flag per entry), got shape (10, 3)",
+        ),
+        Case(
+            entry,
+            "`mask` of 0/1 floats",
+            lambda tmp: impute(mask=half().double()),
+            TypeError,
+            "mask must have dtype torch.bool (True where observed), got torch.float64; convert it "
+            "explicitly, e.g. mask == 1",
+        ),
+        Case(
+            entry,
+            "`mask` a NumPy array",
+            lambda tmp: impute(mask=half().numpy()),
+            TypeError,
+            "mask must be a torch.Tensor of dtype torch.bool (True where observed), got ndarray",
+        ),
+        Case(
+            entry,
+            "`mask` with every entry of point 3 missing",
+            lambda tmp: impute(mask=put(half(), 3, False)),
+            ValueError,
+            "mask marks every entry of point 3 missing (1 such point(s)): imputation conditions on "
+            "the observed entries, and there are none",
+        ),
+        Case(
+            entry,
+            "`x` with NaN at an observed entry [0, 1]",
+            lambda tmp: impute(
+                mask=torch.ones(10, 4, dtype=torch.bool), x=put(points(), (0, 1), math.nan)
+            ),
+            ValueError,
+            "x has a non-finite value nan at index [0, 1], which mask marks observed; mark it "
+            "missing (False) or give its value",
+        ),
+        Case(
+            entry,
+            "`x` all NaN, no mask (every entry missing)",
+            lambda tmp: impute(x=torch.full((10, 4), math.nan), mask=None),
+            ValueError,
+            "mask marks every entry of point 0 missing (10 such point(s))",
+        ),
+        Case(
+            entry,
+            "`method='gibbs'`",
+            lambda tmp: impute(method="gibbs"),
+            ValueError,
+            "method must be one of",
+        ),
+        Case(
+            entry,
+            "`num_steps=0`",
+            lambda tmp: impute(num_steps=0),
+            ValueError,
+            "num_steps must be a positive integer, got 0",
+        ),
+        Case(
+            entry,
+            "`num_samples=1.5`",
+            lambda tmp: impute(num_samples=1.5),
+            TypeError,
+            "num_samples must be",
+        ),
+        Case(
+            entry,
+            "`init=nan`",
+            lambda tmp: impute(init=math.nan),
+            ValueError,
+            "init must be a finite number or a tensor, got nan",
+        ),
+        Case(
+            entry,
+            "`init` of shape (10, 3)",
+            lambda tmp: impute(init=torch.zeros(10, 3)),
+            ValueError,
+            "init must be a number or a tensor of x's shape (10, 4) and dtype torch.float64, got "
+            "shape (10, 3)",
+        ),
+        Case(
+            entry,
+            "`guide=None`",
+            lambda tmp: pvae.impute(pair("linear-gaussian", "exact")[0], None, points(), half()),
+            TypeError,
+            "guide must be a Pyro guide, a callable such as a PyroModule or a function of x, "
+            "got NoneType",
+        ),
+        Case(
+            entry,
+            "the `normal-optimal` model (γ* read from the data)",
+            lambda tmp: pvae.impute(
+                *pair("normal-optimal"), points(), half(), num_steps=2, progress=False
+            ),
+            pvae.ContractError,
+            "has a distribution that depends on the data's values, not only on the latents",
+        ),
+        Case(
+            "pvae.make_mask",
+            "`pattern='left'`",
+            lambda tmp: pvae.make_mask((2, 64), "left"),
+            ValueError,
+            "pattern must be one of",
+        ),
+        Case(
+            "pvae.make_mask",
+            "`fraction=1.0`",
+            lambda tmp: pvae.make_mask((2, 64), fraction=1.0),
+            ValueError,
+            "fraction must be in (0, 1), got 1.0",
+        ),
+        Case(
+            "pvae.make_mask",
+            "`pattern='top'` for flat points, no image_shape",
+            lambda tmp: pvae.make_mask((2, 64), "top"),
+            ValueError,
+            "pattern='top' needs image_shape=(height, width) for flat points of shape (64,)",
+        ),
+        Case(
+            "pvae.make_mask",
+            "`image_shape=(5, 5)` for 64 entries",
+            lambda tmp: pvae.make_mask((2, 64), "top", image_shape=(5, 5)),
+            ValueError,
+            "image_shape=(5, 5) does not tile points of shape (64,)",
+        ),
+    ]
+
+
 CASES: list[Case] = [
     *data_cases(),
     *likelihood_cases(),
@@ -3092,6 +3237,7 @@ CASES: list[Case] = [
     *depth_cases(),
     *iwae_vs_elbo_cases(),
     *construction_cases(),
+    *imputation_cases(),
     *task_cases(),
     *plot_cases(),
     *cli_cases(),

@@ -265,6 +265,7 @@ def _gamma_sweep(args) -> int:
 def _missing_data(args) -> int:
     from pvae.experiments.missing_data import (
         MissingDataSettings,
+        format_comparisons,
         format_table,
         run_missing_data,
     )
@@ -278,6 +279,7 @@ def _missing_data(args) -> int:
         "num_particles": args.num_particles,
     }
     data = _data_options(args)
+    data["num_levels"] = args.levels
     settings = MissingDataSettings(
         **{key: value for key, value in flags.items() if value is not None},
         **data,
@@ -298,6 +300,12 @@ def _missing_data(args) -> int:
         "se, and the evidence behind it:\n"
     )
     print(format_table(rows))
+    if saved["comparisons"]:
+        print(
+            "\nMWG against each other method on the same points: the paired difference of "
+            "the error (RMSE: lower is better; F1: higher is better) ± its paired se:\n"
+        )
+        print(format_comparisons(saved["comparisons"]))
     names = ("missing_data.png", "missing_data.csv", "missing_data.json")
     print(f"\nwrote {', '.join(str(args.out / name) for name in names)}")
     return 0

@@ -22,7 +22,14 @@ from pvae.validation import (
     check_sizes,
 )
 
-__all__ = ["METHOD_LABELS", "MissingDataSettings", "format_table", "run_missing_data"]
+__all__ = [
+    "METHOD_LABELS",
+    "MissingDataSettings",
+    "compare",
+    "format_comparisons",
+    "format_table",
+    "run_missing_data",
+]
 
 #: The imputations compared, and how the table names them.
 METHOD_LABELS = {
@@ -190,6 +197,44 @@ def _impute_all(model, guide, test, masks, fill, binary, settings, progress):
     return rows, images
 
 
+def compare(images: dict, truth: torch.Tensor, masks: dict, binary: bool) -> list[dict]:
+    """MWG against every other method on the same points, mask by mask: the paired
+    difference of their errors (:func:`pvae.imputation.imputation_difference`) and a verdict
+    read from it: "MWG better" or "MWG worse" where the difference is beyond 2 paired se,
+    else "inconclusive"."""
+    from pvae.imputation.metrics import imputation_difference
+
+    measure = "f1" if binary else "rmse"
+    rows = []
+    for pattern, mask in masks.items():
+        if (pattern, "mwg") not in images:
+            continue
+        for (other_pattern, method), single in images.items():
+            if other_pattern != pattern or method == "mwg":
+                continue
+            difference, stderr = imputation_difference(
+                images[(pattern, "mwg")], single, truth, mask, measure
+            )
+            gain = difference if binary else -difference  # > 0: MWG's imputations are closer
+            if gain > 2 * stderr:
+                verdict = "MWG better"
+            elif gain < -2 * stderr:
+                verdict = "MWG worse"
+            else:
+                verdict = "inconclusive: within 2 paired se"
+            rows.append(
+                {
+                    "pattern": pattern,
+                    "versus": method,
+                    "measure": measure.upper(),
+                    "difference": difference,
+                    "stderr": stderr,
+                    "verdict": verdict,
+                }
+            )
+    return rows
+
+
 @locking_folder
 def run_missing_data(
     out_dir, *, settings: MissingDataSettings = MissingDataSettings(), progress: bool = True
@@ -206,8 +251,12 @@ def run_missing_data(
     (mean ± se across points) or, binarized, the F1 of the ones among the missing entries
     (± the jackknife se over points).
 
-    Writes ``missing_data.csv`` (the rows), ``missing_data.json`` (the settings, the data's
-    sizes and the rows) and ``missing_data.png`` (imputed images,
+    MWG is then compared with each other method on the same points (:func:`compare`: paired
+    differences, a verdict only beyond 2 paired se).
+
+    Writes ``missing_data.csv`` (the rows), ``missing_data_comparisons.csv``,
+    ``missing_data.json`` (the settings, the data's sizes, the rows and the comparisons) and
+    ``missing_data.png`` (imputed images,
     :func:`pvae.plots.plot_imputations`) to ``out_dir``.
 
     :returns: one dict per (likelihood, pattern, method): ``likelihood``, ``pattern``,
@@ -229,7 +278,7 @@ def run_missing_data(
     check_data_choice(settings.data, settings.data_root, settings.num_levels)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows, panels, sizes = [], {}, {}
+    rows, comparisons, panels, sizes = [], [], {}, {}
     for name in settings.likelihoods:
         binary = name == "bernoulli"
         split = load_dataset(
@@ -267,8 +316,12 @@ def run_missing_data(
         found, images = _impute_all(model, guide, test, masks, fill, binary, settings, progress)
         for row in found:
             rows.append({"likelihood": name, **row, "train_seconds": trained})
+        for row in compare(images, test, masks, binary):
+            comparisons.append({"likelihood": name, **row})
         panels[name] = {"truth": test, "masks": masks, "images": images}
     tables.write_table(out / "missing_data.csv", rows)
+    if comparisons:
+        tables.write_table(out / "missing_data_comparisons.csv", comparisons)
     details = {
         "settings": {
             key: list(value) if isinstance(value, tuple) else value
@@ -276,6 +329,7 @@ def run_missing_data(
         },
         **{k: list(v) if isinstance(v, tuple) else v for k, v in sizes.items()},
         "rows": rows,
+        "comparisons": comparisons,
     }
     write_text(out / "missing_data.json", json.dumps(details, indent=1) + "\n")
     figure = plot_imputations(panels, image_shape=sizes["image_shape"], labels=SHORT_LABELS)
@@ -303,3 +357,20 @@ _COLUMNS = [
 def format_table(rows: list[dict]) -> str:
     """The rows of :func:`run_missing_data` as text."""
     return tables.format_table(rows, _COLUMNS)
+
+
+_COMPARISON_COLUMNS = [
+    tables.Column("likelihood", 13, "<", key="likelihood"),
+    tables.Column("missing", 7, "<", key="pattern", separator=" "),
+    tables.Column(
+        "MWG versus", 25, "<", cell=lambda row: METHOD_LABELS[row["versus"]], separator=" "
+    ),
+    tables.Column("MWG − other", 12, key="difference", spec="+.4f", separator=" "),
+    tables.Column("± paired se", 11, key="stderr", spec=".4f", separator=" "),
+    tables.Column("verdict", None, "<", key="verdict", separator="  "),
+]
+
+
+def format_comparisons(rows: list[dict]) -> str:
+    """The paired comparisons of :func:`run_missing_data` (its JSON's ``comparisons``)."""
+    return tables.format_table(rows, _COMPARISON_COLUMNS)

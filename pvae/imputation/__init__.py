@@ -2,7 +2,7 @@
 
 from pvae.imputation.impute import impute
 from pvae.imputation.masks import MASK_PATTERNS, check_mask, make_mask, mask_from_nan
-from pvae.imputation.metrics import imputation_error, imputation_f1
+from pvae.imputation.metrics import imputation_difference, imputation_error, imputation_f1
 from pvae.imputation.result import METHODS, Imputation
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "METHODS",
     "Imputation",
     "check_mask",
+    "imputation_difference",
     "imputation_error",
     "imputation_f1",
     "impute",

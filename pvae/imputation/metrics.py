@@ -1,4 +1,5 @@
-"""How far imputations are from the truth: error on the missing entries, F1 on binary data."""
+"""How far imputations are from the truth: error on the missing entries, F1 on binary data,
+and paired differences of two imputations of the same points."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import math
 
 import torch
 
-__all__ = ["imputation_error", "imputation_f1"]
+__all__ = ["MEASURES", "imputation_difference", "imputation_error", "imputation_f1"]
+
+#: The error measures of :func:`imputation_difference`.
+MEASURES = ("rmse", "f1")
 
 
 def _check(imputed: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -21,6 +25,49 @@ def _check(imputed: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> to
     return missing
 
 
+def _point_rmse(imputed, truth, mask) -> torch.Tensor:
+    missing = _check(imputed, truth, mask)
+    squares = (imputed - truth).reshape(missing.shape).square().where(missing, 0.0)
+    return (squares.sum(-1) / missing.sum(-1)).sqrt()
+
+
+def _counts(imputed, truth, mask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per point, the true positives, false positives and false negatives among the missing
+    entries of binary imputations."""
+    missing = _check(imputed, truth, mask)
+    flat = {"imputed": imputed.reshape(missing.shape), "truth": truth.reshape(missing.shape)}
+    for name, value in flat.items():
+        outside = missing & (value != 0) & (value != 1)
+        if bool(outside.any()):
+            raise ValueError(f"{name} must be 0 or 1 at every missing entry (binary data)")
+    predicted = (flat["imputed"] == 1) & missing
+    actual = (flat["truth"] == 1) & missing
+    return (
+        (predicted & actual).sum(-1).double(),
+        (predicted & ~actual).sum(-1).double(),
+        (~predicted & actual).sum(-1).double(),
+    )
+
+
+def _f1(counts) -> torch.Tensor:
+    true_pos, false_pos, false_neg = counts
+    return 2 * true_pos / (2 * true_pos + false_pos + false_neg)
+
+
+def _pooled(counts) -> torch.Tensor:
+    return _f1(tuple(c.sum() for c in counts))
+
+
+def _left_out(counts) -> torch.Tensor:
+    """The pooled F1 with each point left out in turn."""
+    return _f1(tuple(c.sum() - c for c in counts))
+
+
+def _jackknife(values: torch.Tensor) -> float:
+    n = values.numel()
+    return math.sqrt((n - 1) / n * float((values - values.mean()).square().sum()))
+
+
 def imputation_error(
     imputed: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor
 ) -> tuple[float, float]:
@@ -32,9 +79,7 @@ def imputation_error(
     :param mask: ``True`` where observed; every point must miss an entry.
     :returns: ``(mean RMSE, its standard error across points)`` (``nan`` for one point).
     """
-    missing = _check(imputed, truth, mask)
-    squares = (imputed - truth).reshape(missing.shape).square().where(missing, 0.0)
-    per_point = (squares.sum(-1) / missing.sum(-1)).sqrt()
+    per_point = _point_rmse(imputed, truth, mask)
     n = per_point.numel()
     stderr = float(per_point.std() / math.sqrt(n)) if n > 1 else math.nan
     return float(per_point.mean()), stderr
@@ -54,27 +99,37 @@ def imputation_f1(
     :raises ValueError: if ``imputed`` or ``truth`` hold a value other than 0 and 1 at a
         missing entry.
     """
-    missing = _check(imputed, truth, mask)
-    flat = {"imputed": imputed.reshape(missing.shape), "truth": truth.reshape(missing.shape)}
-    for name, value in flat.items():
-        outside = missing & (value != 0) & (value != 1)
-        if bool(outside.any()):
-            raise ValueError(f"{name} must be 0 or 1 at every missing entry (binary data)")
-    predicted = (flat["imputed"] == 1) & missing
-    actual = (flat["truth"] == 1) & missing
-    true_pos = (predicted & actual).sum(-1).double()
-    false_pos = (predicted & ~actual).sum(-1).double()
-    false_neg = (~predicted & actual).sum(-1).double()
-
-    def f1(tp, fp, fn):
-        return 2 * tp / (2 * tp + fp + fn)
-
-    score = float(f1(true_pos.sum(), false_pos.sum(), false_neg.sum()))
-    n = true_pos.numel()
-    if n < 2:
+    counts = _counts(imputed, truth, mask)
+    score = float(_pooled(counts))
+    if counts[0].numel() < 2:
         return score, math.nan
-    left_out = f1(
-        true_pos.sum() - true_pos, false_pos.sum() - false_pos, false_neg.sum() - false_neg
-    )
-    stderr = math.sqrt((n - 1) / n * float((left_out - left_out.mean()).square().sum()))
-    return score, stderr
+    return score, _jackknife(_left_out(counts))
+
+
+def imputation_difference(
+    first: torch.Tensor,
+    second: torch.Tensor,
+    truth: torch.Tensor,
+    mask: torch.Tensor,
+    measure: str,
+) -> tuple[float, float]:
+    """The paired difference ``first − second`` of two imputations of the same points, and
+    its standard error: for ``measure="rmse"`` the mean over points of the difference of
+    their RMSEs (:func:`imputation_error`) ± its se across points; for ``"f1"`` the difference
+    of the pooled F1 scores (:func:`imputation_f1`) ± its jackknife se over points. Pairing
+    removes the spread between points that both share.
+
+    :returns: ``(difference, its standard error)`` (``nan`` for one point).
+    :raises ValueError: on an unknown ``measure``, or inputs as the two measures refuse them.
+    """
+    if measure not in MEASURES:
+        raise ValueError(f"measure must be one of {MEASURES}, got {measure!r}")
+    if measure == "rmse":
+        gaps = _point_rmse(first, truth, mask) - _point_rmse(second, truth, mask)
+        n = gaps.numel()
+        return float(gaps.mean()), float(gaps.std() / math.sqrt(n)) if n > 1 else math.nan
+    ours, theirs = _counts(first, truth, mask), _counts(second, truth, mask)
+    difference = float(_pooled(ours) - _pooled(theirs))
+    if ours[0].numel() < 2:
+        return difference, math.nan
+    return difference, _jackknife(_left_out(ours) - _left_out(theirs))
