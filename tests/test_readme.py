@@ -69,3 +69,24 @@ def test_readme_counts_the_bad_inputs_the_table_lists():
     rows = re.findall(r"^\| \d+ \|", (ROOT / "docs" / "bad_inputs.md").read_text(), flags=re.M)
     claimed = re.search(r"lists the (\d+) bad inputs tried", README.replace("\n", " "))
     assert claimed is not None and int(claimed.group(1)) == len(rows)
+
+
+@pytest.mark.slow
+def test_readme_imputation_example_runs(capsys):
+    # The "Missing data" block: MWG with the exact posterior of probabilistic PCA accepts
+    # every proposal, and its mean is within a few se of the closed-form conditional.
+    import pyro
+    import torch
+
+    blocks = re.findall(r"```python\n(.*?)\n```", README, flags=re.S)
+    code = next(block for block in blocks if "pvae.impute(" in block)
+    pyro.clear_param_store()
+    try:
+        exec(compile(code, "README.md", "exec"), {})
+    finally:
+        torch.set_default_dtype(torch.float64)  # the test policy's
+    out = capsys.readouterr().out
+    assert "acceptance [1.0, 1.0, 1.0, 1.0]" in out
+    assert "Imputation by Metropolis-within-Gibbs" in out
+    gap = float(re.search(r"largest gap to the closed form: ([\d.]+) se", out).group(1))
+    assert gap < 4

@@ -17,7 +17,7 @@ import torch
 import pvae
 from pvae import ContractError
 from pvae.guides import LinearGaussianPosterior
-from pvae.imputation import imputation_error, imputation_f1, make_mask
+from pvae.imputation import imputation_difference, imputation_error, imputation_f1, make_mask
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def test_mwg_corrects_a_poor_guide_and_pseudo_gibbs_does_not(setting):
     # The Rao-Blackwellized mean E[E[x | z]] agrees too, within 4 of its own se.
     gap = ((mwg.mean - loc) / mwg.mean_stderr).where(~mask, 0.0).abs().max()
     assert gap < 4, gap
-    # Pseudo-Gibbs draws from another distribution: measured 29 se off in the mean and 11 in
+    # Pseudo-Gibbs draws from another distribution: measured 28 se off in the mean and 11 in
     # the covariance with these draws; 10 and 6 leave room for other seeds.
     pseudo = pvae.impute(model, guide, x, mask, method="pseudo-gibbs", **options)
     mean_z, cov_z = z_scores(pseudo.samples, mask, loc, covariance)
@@ -293,3 +293,30 @@ def test_the_result_says_what_produced_it(setting):
         progress=False,
     )._repr_html_()
     assert "only if the guide is the exact posterior" in html and "4 chains of 8 steps" in html
+
+
+def test_paired_differences_against_hand_counts():
+    truth = torch.tensor([[1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 1.0]])
+    mask = torch.tensor([[True, False, False, False], [True, False, False, True], [False] * 4])
+    first = torch.tensor([[1.0, 1.0, 0.0, 1.0], [0.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 1.0]])
+    second = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    # RMSE per point over the missing entries: first (2/3, 1/2, 1/4)^½, second (1/3, 1/2, 3/4)^½
+    gaps = torch.tensor([(2 / 3) ** 0.5 - (1 / 3) ** 0.5, 0.0, 0.25**0.5 - 0.75**0.5])
+    difference, stderr = imputation_difference(first, second, truth, mask, "rmse")
+    assert difference == pytest.approx(float(gaps.mean()))
+    assert stderr == pytest.approx(float(gaps.std() / 3**0.5))
+
+    # F1 counts (TP, FP, FN) per point: first (1, 1, 1), (1, 1, 0), (2, 0, 1);
+    # second (1, 0, 1), (0, 0, 1), (0, 0, 3)
+    def f1(tp, fp, fn):
+        return 2 * tp / (2 * tp + fp + fn)
+
+    difference, stderr = imputation_difference(first, second, truth, mask, "f1")
+    assert difference == pytest.approx(f1(4, 2, 2) - f1(1, 0, 5))
+    left_out = np.array(
+        [f1(3, 1, 1) - f1(0, 0, 4), f1(3, 1, 2) - f1(1, 0, 4), f1(2, 2, 1) - f1(1, 0, 2)]
+    )
+    jackknife = np.sqrt(2 / 3 * ((left_out - left_out.mean()) ** 2).sum())
+    assert stderr == pytest.approx(jackknife)
+    with pytest.raises(ValueError, match="measure must be one of"):
+        imputation_difference(first, second, truth, mask, "mse")
