@@ -4,11 +4,18 @@ Python's traceback (or, inside torch's import, an ImportError it leaves behind).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
+import threading
 
-__all__ = ["COMMANDS", "catch_interrupt_while_starting", "record_interrupts"]
+__all__ = [
+    "COMMANDS",
+    "catch_interrupt_while_starting",
+    "record_interrupts",
+    "recording_interrupts",
+]
 
 #: How the ``pvae`` command is started: its console script, and ``python -m pvae.cli``.
 COMMANDS = ("pvae", "__main__.py")
@@ -26,6 +33,33 @@ def record_interrupts() -> list[int]:
 
     signal.signal(signal.SIGINT, on_sigint)
     return interrupted
+
+
+@contextlib.contextmanager
+def recording_interrupts():
+    """For the block, record every SIGINT in the list it yields, then do what the handler
+    before it does (Python's raises KeyboardInterrupt); restore that handler afterwards.
+
+    A signal handled while Python runs a finalizer (a ``__del__``, a weakref callback) raises
+    its KeyboardInterrupt there, and Python reports and ignores it; the list still has it, so
+    a long loop can stop at its next safe point (``pvae train``: after the epoch's checkpoint).
+    Outside the main thread, or where SIGINT is ignored, the block runs as it is and the list
+    stays empty."""
+    received: list[int] = []
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield received
+        return
+
+    def on_sigint(signum, frame):
+        received.append(signum)
+        previous(signum, frame)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def catch_interrupt_while_starting(argv0: str | None = None) -> bool:

@@ -3203,6 +3203,15 @@ def imputation_cases() -> list[Case]:
         ),
         Case(
             entry,
+            "`x` of integers, no mask",
+            lambda tmp: pvae.impute(
+                *pair("linear-gaussian", "exact"), torch.ones(10, 4, dtype=torch.long)
+            ),
+            TypeError,
+            "x must be a floating-point tensor, got dtype torch.int64",
+        ),
+        Case(
+            entry,
             "a model whose prior reads the data",
             lambda tmp: pvae.impute(reads_the_data, prior_guide, points(), half(), progress=False),
             pvae.ContractError,

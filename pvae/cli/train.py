@@ -15,6 +15,7 @@ from pvae.cli.options import DATA_FLAGS
 from pvae.data.catalog import check_data_choice, load_data
 from pvae.files import check_output_path, run_lock, save_figure
 from pvae.registry import build_guide, build_model
+from pvae.startup import recording_interrupts
 from pvae.tables import write_table
 from pvae.training.fit import fit
 from pvae.training.optim import default_optimizer
@@ -222,23 +223,26 @@ def _run_training(args, config, data, model, guide, optimizer, *, resume) -> int
             fit_state=state,
         )
         saved[0] = state.epochs_done
+        if interrupts:  # a Ctrl-C whose KeyboardInterrupt a finalizer swallowed
+            raise KeyboardInterrupt
 
     try:
-        history = fit(
-            model,
-            guide,
-            data.train,
-            epochs=config["epochs"],
-            batch_size=config["batch_size"],
-            elbo=config["elbo"],
-            num_particles=config["num_particles"],
-            seed=config["seed"],
-            validation_data=data.test,
-            optimizer=optimizer,
-            on_epoch_end=save_epoch,
-            resume=resume,
-            progress=not args.no_progress,
-        )
+        with recording_interrupts() as interrupts:
+            history = fit(
+                model,
+                guide,
+                data.train,
+                epochs=config["epochs"],
+                batch_size=config["batch_size"],
+                elbo=config["elbo"],
+                num_particles=config["num_particles"],
+                seed=config["seed"],
+                validation_data=data.test,
+                optimizer=optimizer,
+                on_epoch_end=save_epoch,
+                resume=resume,
+                progress=not args.no_progress,
+            )
     except KeyboardInterrupt:
         raise Interrupted(_interrupted(out, outputs, saved[0], config["epochs"])) from None
     try:

@@ -288,10 +288,10 @@ def impute(
     check_pair(model, guide, guide_required=True)
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if mask is None and x.is_floating_point():
+    if not x.is_floating_point() or x.dim() < 2 or x.shape[0] == 0:
+        check_data(x, "x")  # its errors: a floating-point (num_points, *event_shape) tensor
+    if mask is None:
         mask = mask_from_nan(x)
-    if x.dim() < 2 or x.shape[0] == 0:
-        check_data(x, "x")
     check_mask(mask, x)
     check_choice(method, "method", tuple(METHODS))
     check_positive_int(num_steps, "num_steps")
