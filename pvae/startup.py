@@ -13,6 +13,7 @@ import threading
 __all__ = [
     "COMMANDS",
     "catch_interrupt_while_starting",
+    "interrupted_while_starting",
     "record_interrupts",
     "recording_interrupts",
 ]
@@ -62,12 +63,23 @@ def recording_interrupts():
         signal.signal(signal.SIGINT, previous)
 
 
+#: The SIGINTs the ``pvae`` command received while it imported torch and Pyro.
+_STARTING: list[int] = []
+
+
+def interrupted_while_starting() -> bool:
+    """Whether the ``pvae`` command received a Ctrl-C while it started
+    (:func:`catch_interrupt_while_starting` defers it to here)."""
+    return bool(_STARTING)
+
+
 def catch_interrupt_while_starting(argv0: str | None = None) -> bool:
     """When this process is the ``pvae`` command (``argv0``, default ``sys.argv[0]``, names
-    its console script or ``python -m pvae.cli``), make an uncaught Ctrl-C, or any error
-    raised after one (a Ctrl-C an import swallowed), end with one line on stderr and status
-    130, as :func:`pvae.cli.main` does once it
-    runs. In any other process (a notebook, a script of the user's) nothing changes.
+    its console script or ``python -m pvae.cli``), a Ctrl-C while it imports is recorded, not
+    raised (:func:`interrupted_while_starting`; :func:`pvae.cli.run` then ends with one line
+    and status 130), and an uncaught KeyboardInterrupt, or any error raised after a Ctrl-C,
+    ends the same way. In any other process (a notebook, a script of the user's) nothing
+    changes.
 
     :returns: whether the hook was installed.
     """
@@ -77,7 +89,15 @@ def catch_interrupt_while_starting(argv0: str | None = None) -> bool:
     ):
         return False
     previous = sys.excepthook
-    interrupted = record_interrupts()
+    interrupted = _STARTING
+
+    def defer(signum, frame):
+        # Raising here could land inside torch's C++ import code, where a KeyboardInterrupt
+        # aborts the process (pybind11's error_already_set, std::terminate): record it, and
+        # let pvae.cli.run end the command once the imports are done.
+        interrupted.append(signum)
+
+    signal.signal(signal.SIGINT, defer)
 
     def hook(kind, error, traceback) -> None:
         # A Ctrl-C inside an import can surface as another error with no trace of it (an

@@ -13,7 +13,7 @@ from pvae.cli.impute import impute_command
 from pvae.cli.parser import build_parser
 from pvae.cli.train import train_command
 from pvae.files import RunLocked
-from pvae.startup import record_interrupts
+from pvae.startup import interrupted_while_starting, record_interrupts
 from pvae.tasks import TasksFailed
 
 __all__ = ["main", "run"]
@@ -90,6 +90,10 @@ def run() -> int:
     interpreter's exit short (its files are written by then). In-process callers (tests, a
     notebook) use :func:`main`, which leaves the SIGINT handler as it was."""
     interrupted = record_interrupts()
+    if interrupted_while_starting():  # a Ctrl-C while the imports ran, deferred to here
+        print("pvae: interrupted while starting; nothing was run", file=sys.stderr)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return INTERRUPTED
     try:
         return main()
     except BaseException as error:
