@@ -19,6 +19,7 @@ __all__ = [
     "FIXED_SUPPORTS",
     "ContractError",
     "LeafDraws",
+    "base_support",
     "check_contract",
     "check_data_support",
     "check_registered_modules",
@@ -207,7 +208,7 @@ def with_obs_site(function: Callable) -> Callable:
     return wrapper
 
 
-def _base_support(fn):
+def base_support(fn):
     """``fn``'s support with every ``independent`` wrapper taken off."""
     support = fn.support
     while isinstance(support, constraints.independent):
@@ -227,7 +228,7 @@ def check_support(site, *, first_point: int = 0, repeats: int = 1) -> None:
         outside it.
     """
     fn, value = site["fn"], site["value"]
-    support = _base_support(fn)
+    support = base_support(fn)
     try:
         inside = support.check(value)
     except (NotImplementedError, RuntimeError, ValueError):  # a support torch cannot check
@@ -353,7 +354,7 @@ def _whole_data_sites(trace, block: torch.Tensor, x: torch.Tensor) -> list[dict]
     sites = []
     for site in observed_sites(trace):
         value = site["value"]
-        if not any(_base_support(site["fn"]) is s for s in FIXED_SUPPORTS):
+        if not any(base_support(site["fn"]) is s for s in FIXED_SUPPORTS):
             return None
         if value is block:
             whole = x

@@ -26,6 +26,7 @@ __all__ = [
     "plain",
     "run_lock",
     "save_figure",
+    "write_arrays",
     "write_atomically",
     "write_text",
 ]
@@ -148,6 +149,19 @@ def write_text(path, text: str) -> Path:
     path = Path(path)
     with atomic_write(path) as handle:
         handle.write(text.encode())
+    return path
+
+
+def write_arrays(path, arrays: dict, *, compressed: bool = False) -> Path:
+    """NumPy's ``.npz`` archive of ``arrays`` (name → array) at ``path``, whole or not at all
+    (:func:`atomic_write`); ``compressed`` as :func:`numpy.savez_compressed`."""
+    import numpy as np
+
+    buffer = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buffer, **arrays)
+    path = Path(path)
+    with atomic_write(path) as handle:
+        handle.write(buffer.getvalue())
     return path
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import torch
 
 from pvae import checkpoint
-from pvae.files import atomic_write, check_output_path
+from pvae.files import check_output_path, write_arrays
 from pvae.imputation.impute import impute
 
 __all__ = ["impute_command", "read_missing"]
@@ -79,10 +78,7 @@ def impute_command(args) -> int:
             arrays[name] = getattr(result, name)
     saved = {k: v.detach().cpu().numpy() for k, v in arrays.items()}
     saved["status"] = np.array(result.status)
-    buffer = io.BytesIO()
-    np.savez(buffer, **saved)
-    with atomic_write(out) as handle:
-        handle.write(buffer.getvalue())
+    write_arrays(out, saved)
     name = f"{loaded.model.pvae_spec['name']} / {loaded.guide.pvae_spec['name']}"
     print(f"{result!r}\n  pair             {name} from {str(args.checkpoint)!r}")
     print(f"wrote {out} ({', '.join(saved)})")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import logging
 import os
@@ -20,7 +19,7 @@ from pvae.data.catalog import check_data_choice, load_dataset
 from pvae.data.split import Split, check_split, subset
 from pvae.diagnostics.decoder import decoder_variance, mean_error, reconstruction_error
 from pvae.diagnostics.latent import diagnose
-from pvae.files import atomic_write, locking_folder, save_figure, write_text
+from pvae.files import locking_folder, save_figure, write_arrays, write_text
 from pvae.plots.collapse import plot_collapse_depth
 from pvae.registry import build_guide, build_model
 from pvae.tasks import Task, check_ray_options, fingerprint, run_tasks
@@ -475,12 +474,11 @@ def _write_outputs(out: Path, rows, runs, scales, settings, data: Split) -> None
         },
     }
     write_text(out / "collapse_depth.json", json.dumps(details, indent=1) + "\n")
-    buffer = io.BytesIO()
-    np.savez_compressed(
-        buffer, **{f"{variant}/{depth}": value for (variant, depth), value in scales.items()}
+    write_arrays(
+        out / "collapse_depth_scales.npz",
+        {f"{variant}/{depth}": value for (variant, depth), value in scales.items()},
+        compressed=True,
     )
-    with atomic_write(out / "collapse_depth_scales.npz") as handle:
-        handle.write(buffer.getvalue())
     title = (
         f"{settings.data}: {len(data.train)} training points, d = {data.data_dim}, "
         f"width {settings.width}, latent {settings.latent_dim}, {settings.epochs} epochs"

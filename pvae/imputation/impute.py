@@ -13,7 +13,7 @@ import torch
 from torch.distributions import constraints
 from tqdm.auto import tqdm
 
-from pvae.contract import evaluating, observed_site, trace_pair, with_obs_site
+from pvae.contract import base_support, evaluating, observed_site, trace_pair, with_obs_site
 from pvae.estimation.psis import psis_khat
 from pvae.finite import nonfinite_density_error
 from pvae.imputation.masks import check_mask, mask_from_nan
@@ -186,14 +186,6 @@ def _importance(model, guide, start, mask, *, num_particles, num_samples):
     return samples.reshape(shape), mean, stderr, ess, psis_khat(log_weights)
 
 
-def _is_binary(model, guide, start) -> bool:
-    model_trace, _ = trace_pair(model, guide, start[:1], "guide", check=False)
-    support = observed_site(model_trace)["fn"].support
-    while isinstance(support, constraints.independent):
-        support = support.base_constraint
-    return support is constraints.boolean
-
-
 @with_obs_site
 def impute(
     model: Callable,
@@ -313,9 +305,9 @@ def impute(
     with evaluating(model, guide), rng:
         if seed is not None:
             torch.manual_seed(seed)
-        trace_pair(model, guide, start[:1], "guide", check=True)
+        model_trace, _ = trace_pair(model, guide, start[:1], "guide", check=True)
         check_imputable(model, guide, start[:1])
-        binary = _is_binary(model, guide, start)
+        binary = base_support(observed_site(model_trace)["fn"]) is constraints.boolean
         steps = 1 if method == "importance" else num_steps
         with (
             tqdm(

@@ -117,8 +117,8 @@ def make_mask(
     height, width = image_shape
     if height * width == 0 or size % (height * width):
         raise ValueError(f"image_shape={tuple(image_shape)} does not tile points of shape {event}")
-    rows = torch.arange(height).unsqueeze(-1).expand(height, width)
-    observed = rows >= (height + 1) // 2 if pattern == "top" else rows < height // 2
     if height < 2:
         raise ValueError(f"image_shape={tuple(image_shape)} has no half to take away")
+    rows = torch.arange(height).unsqueeze(-1).expand(height, width)
+    observed = rows >= (height + 1) // 2 if pattern == "top" else rows < height // 2
     return observed.reshape(-1).repeat(size // (height * width)).expand(n, size).reshape(shape)

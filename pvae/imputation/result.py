@@ -126,9 +126,7 @@ class Imputation(Displayed):
                 )
             )
         statuses = self.status
-        counts = ", ".join(
-            f"{statuses.count(s)} {s}" for s in dict.fromkeys(sorted(statuses)) if s in statuses
-        )
+        counts = ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses)))
         if self.rhat is not None:
             finite = self.rhat[~self.rhat.isnan()]
             worst = f"largest R̂ {finite.max():.3f}" if finite.numel() else "R̂ undefined"
