@@ -1,8 +1,24 @@
-"""Test policy: float64, a fixed seed per test, Pyro validation on, a clean param store."""
+"""Test policy: float64, a fixed seed per test, Pyro validation on, a clean param store; and,
+when pytest-xdist runs the files in several worker processes (``-n auto`` in pyproject.toml),
+one torch thread per worker."""
+
+import os
 
 import pyro
 import pytest
 import torch
+
+
+def pytest_configure(config):
+    # Several workers, each with torch's default of one thread per core, oversubscribe the
+    # cores (two such processes on 2 cores run up to 10× slower): each gets its share, and so
+    # do the commands, notebook kernels and Ray workers its tests start (they read the
+    # variable when they start).
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+        threads = max(1, len(os.sched_getaffinity(0)) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 and is stored without outputs."""
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -16,14 +17,15 @@ SKIPPED = {".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", ".ruf
 def checkout_files() -> dict[str, str]:
     """Every file of the checkout (not the environment or caches) → its content's digest."""
     files = {}
-    for path in ROOT.rglob("*"):
-        parts = set(path.relative_to(ROOT).parts)
-        if (
-            path.is_file()
-            and not parts & SKIPPED
-            and not any(p.endswith(".egg-info") for p in parts)
-        ):
-            files[str(path.relative_to(ROOT))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    for folder, subfolders, names in os.walk(ROOT):
+        # pruned, not filtered after: the environment alone holds tens of thousands of files
+        subfolders[:] = [
+            name for name in subfolders if name not in SKIPPED and not name.endswith(".egg-info")
+        ]
+        for name in names:
+            path = Path(folder, name)
+            if path.is_file():
+                files[str(path.relative_to(ROOT))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return files
 
 

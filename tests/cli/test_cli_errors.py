@@ -147,7 +147,7 @@ def _run_python(code: str, argv0: str):
         "try:\n    raise KeyboardInterrupt\nexcept KeyboardInterrupt:\n"
         "    raise ImportError('cannot load module more than once per process')",
         # A real Ctrl-C an import swallowed, and a later error that does not chain to it.
-        "import os, signal\ntry:\n    os.kill(os.getpid(), signal.SIGINT)\n"
+        "import signal\ntry:\n    signal.raise_signal(signal.SIGINT)\n"
         "except KeyboardInterrupt:\n    pass\n"
         "raise AttributeError(\"module 'numpy._core' has no attribute '_multiarray_umath'\")",
     ],
@@ -197,11 +197,11 @@ def test_the_command_reads_a_ctrl_c_an_import_swallowed_as_an_interruption():
     error (an AttributeError of a half-imported module): the console command still ends with
     one line and status 130. In a subprocess: run() sets the process's SIGINT handler."""
     code = """
-import importlib, os, signal, sys
+import importlib, signal, sys
 cli = importlib.import_module("pvae.cli.main")  # the module: pvae.cli.main is also main
 def swallowed(argv=None):
     try:
-        os.kill(os.getpid(), signal.SIGINT)  # delivered before the next bytecode
+        signal.raise_signal(signal.SIGINT)  # handled before the next bytecode
     except KeyboardInterrupt:
         raise AttributeError("module 'numpy._core' has no attribute '_multiarray_umath'")
     return 0

@@ -50,12 +50,10 @@ def test_closed_form_elbo_matches_pyro_trace_elbo():
         setup.model.decoder.bias.copy_(torch.tensor([0.1, -0.2]))
         setup.model.decoder.log_variance.fill_(math.log(0.6))
         exact = expected_elbo(setup.model, setup.guide, setup.data).sum().item()
-        draws = torch.tensor(
-            [
-                -Trace_ELBO(num_particles=50).loss(setup.model, setup.guide, setup.data)
-                for _ in range(200)
-            ]
-        )
+        # 200 draws of a 50-particle estimate, the particles vectorized (the same estimator:
+        # measured, its spread over draws 0.43 against 0.41 in a loop over particles)
+        elbo = Trace_ELBO(num_particles=50, vectorize_particles=True, max_plate_nesting=1)
+        draws = torch.tensor([-elbo.loss(setup.model, setup.guide, setup.data) for _ in range(200)])
     stderr = draws.std() / math.sqrt(len(draws))
     assert abs(draws.mean().item() - exact) < 4 * stderr.item()
 
