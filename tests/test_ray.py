@@ -11,6 +11,7 @@ import dataclasses
 import os
 import pickle
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -54,6 +55,16 @@ def local_ray():
     )
     yield
     ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _python_sigint_handler_kept():
+    """Ray Tune's Tuner.fit leaves its own SIGINT handler installed in the driver (it ends a
+    Tune run and raises nothing; ray 2.60): Python's is put back for the tests
+    this process runs next (a pytest-xdist worker runs other files after this one)."""
+    handler = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, handler)
 
 
 def _without_seconds(rows):

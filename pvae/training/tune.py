@@ -52,7 +52,9 @@ def tune_trainable(
     Tune's ``training_iteration`` is then the epoch. A scheduler that stops trials early
     (ASHA) reads ``log_marginal``; compare trials by it only where ``reliable`` is high.
     The networks are built under torch's default dtype set to ``train``'s (a Tune worker starts
-    with float32).
+    with float32). ``tuner.fit()`` leaves Ray Tune's SIGINT handler installed in the calling
+    process (measured with ray 2.60): the next Ctrl-C there only puts Python's handler back;
+    ``TUNE_DISABLE_SIGINT_HANDLER=1`` keeps Tune from installing it.
 
     Example (on a local Ray, or a cluster after ``ray.init(address)``)::
 

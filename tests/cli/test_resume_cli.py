@@ -187,9 +187,8 @@ def test_recording_interrupts_keeps_a_sigint_a_finalizer_swallowed():
         time.sleep(0.05)
         assert received == [signal.SIGINT]
         with pytest.raises(KeyboardInterrupt):  # a SIGINT elsewhere raises, as before
-            # raise_signal handles it before it returns; os.kill's signal may reach another of
-            # the process's threads (a pytest-xdist worker has several), and this one only at
-            # its next check for signals
+            # raise_signal: to this thread, handled before it returns (os.kill's signal may
+            # reach another thread of the process first)
             signal.raise_signal(signal.SIGINT)
             time.sleep(1)
     assert received == [signal.SIGINT, signal.SIGINT]
