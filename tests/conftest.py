@@ -1,6 +1,6 @@
 """Test policy: float64, a fixed seed per test, Pyro validation on, a clean param store; and,
 when pytest-xdist runs the files in several worker processes (``-n auto`` in pyproject.toml),
-one torch thread per worker."""
+each worker's share of the cores as its torch threads."""
 
 import os
 
@@ -16,7 +16,8 @@ def pytest_configure(config):
     # variable when they start).
     if "PYTEST_XDIST_WORKER" in os.environ:
         workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
-        threads = max(1, len(os.sched_getaffinity(0)) // workers)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        threads = max(1, (cores or 1) // workers)
         os.environ["OMP_NUM_THREADS"] = str(threads)
         torch.set_num_threads(threads)
 
