@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import pickle
+import re
+import socket
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -111,6 +114,16 @@ def check_ray_options(ray, cpus_per_task, gpus_per_task) -> None:
     if not cpus_per_task > 0:
         raise ValueError(f"cpus_per_task must be > 0, got {cpus_per_task!r}")
     check_nonnegative_float(gpus_per_task, "gpus_per_task")
+    if gpus_per_task > 1 and gpus_per_task != int(gpus_per_task):
+        raise ValueError(
+            f"gpus_per_task above 1 must be a whole number of GPUs (a fraction shares one), "
+            f"got {gpus_per_task!r}"
+        )
+    if ray is None and gpus_per_task:
+        raise ValueError(
+            f"gpus_per_task={gpus_per_task!r} sets a Ray task's resources, but ray=None runs "
+            f"the tasks in this process: pass ray=True (or an address)"
+        )
 
 
 class ray_session:
@@ -137,12 +150,21 @@ class ray_session:
                 f"Ray is not installed; the ray extra installs it: {RAY_EXTRA}"
             ) from error
         if not ray.is_initialized():
-            ray.init(
-                address=self.address,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level=logging.ERROR,
-            )
+            _check_reachable(self.address)
+            try:
+                ray.init(
+                    address=self.address,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=logging.ERROR,
+                )
+            except (ConnectionError, RuntimeError, TimeoutError) as error:
+                first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                where = "Ray's default address" if self.address is None else repr(self.address)
+                raise ConnectionError(
+                    f"Ray could not start or connect at {where} (ray=, --ray): "
+                    f"{type(error).__name__}: {first}"
+                ) from error
             self._started = True
         return ray
 
@@ -154,13 +176,36 @@ class ray_session:
         return False
 
 
-def _call(fn: Callable, shared: dict, kwargs: dict, default_dtype=None):
+#: Seconds to wait for a cluster's ``HOST:PORT`` to accept a connection before ``ray.init``,
+#: which would otherwise retry for minutes without a word.
+CONNECT_TIMEOUT = 10.0
+
+
+def _check_reachable(address) -> None:
+    """Refuse a ``HOST:PORT`` address (a cluster's GCS) that accepts no TCP connection within
+    :data:`CONNECT_TIMEOUT` seconds, naming it; other addresses are left to ``ray.init``."""
+    match = None if not isinstance(address, str) else re.fullmatch(r"([\w.-]+):(\d+)", address)
+    if match is None:
+        return
+    host, port = match.group(1), int(match.group(2))
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+    except OSError as error:
+        raise ConnectionError(
+            f"no Ray cluster answers at {address!r} (ray=, --ray) within "
+            f"{CONNECT_TIMEOUT:g} s: {error}"
+        ) from error
+
+
+def _call(fn: Callable, shared: dict, kwargs: dict, default_dtype=None, threads=None):
+    import torch
+
     # A Ray worker starts with torch's float32 default; a network built under another would
     # draw other initial weights from the same seed.
     if default_dtype is not None:
-        import torch
-
         torch.set_default_dtype(default_dtype)
+    if threads is not None:  # the task's CPUs, whatever OMP_NUM_THREADS the worker inherited
+        torch.set_num_threads(threads)
     return fn(**shared, **kwargs)
 
 
@@ -284,13 +329,28 @@ def run_tasks(
 
 
 def _read_record(folder: Path, tasks: list[Task]) -> dict:
+    """The finished results in ``folder`` of these tasks. A record that cannot be read (cut
+    short, overwritten) or holds another task's result is warned about and its task run
+    again, which then overwrites it."""
     found = {}
     for task in tasks:
         path = folder / task.record_name()
         if not path.exists():
             continue
-        with path.open("rb") as handle:
-            saved = pickle.load(handle)
+        try:
+            with path.open("rb") as handle:
+                saved = pickle.load(handle)
+            if not isinstance(saved, dict) or "result" not in saved:
+                raise ValueError(f"it holds a {type(saved).__name__}, not a task's record")
+        except Exception as error:
+            logger.warning(
+                "task record %s cannot be read (%s: %s); task %s is run again",
+                path,
+                type(error).__name__,
+                str(error).strip().splitlines()[0] if str(error).strip() else "",
+                task.name,
+            )
+            continue
         same = (saved.get(key) for key in ("name", "settings", "context"))
         if list(same) == [task.name, task.settings, task.context]:
             found[task.name] = saved["result"]
@@ -329,18 +389,39 @@ def _run_here(todo, shared, retries, finished, failures, bar) -> None:
             break
 
 
+def _check_feasible(ray, cpus: float, gpus: float) -> None:
+    """Refuse resources per task that no node of the cluster has: Ray would keep such tasks
+    waiting for ever, its warning hidden (``log_to_driver=False``). On an autoscaling cluster,
+    start a node of that kind first."""
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    if not nodes or any(
+        node.get("CPU", 0) >= cpus and node.get("GPU", 0) >= gpus for node in nodes
+    ):
+        return
+    have = "; ".join(
+        f"{node.get('CPU', 0):g} CPUs and {node.get('GPU', 0):g} GPUs" for node in nodes
+    )
+    raise ValueError(
+        f"no node of this Ray cluster can run a task with cpus_per_task={cpus!r} and "
+        f"gpus_per_task={gpus!r} (--cpus-per-task, --gpus-per-task): its nodes have {have}"
+    )
+
+
 def _run_on_ray(ray, todo, shared, retries, cpus, gpus, finished, failures, bar) -> None:
     import torch
 
+    if todo:
+        _check_feasible(ray, cpus, gpus)
     remote = ray.remote(max_calls=1)(_call).options(
         num_cpus=cpus, num_gpus=gpus, max_retries=0, retry_exceptions=False
     )
     shared_ref = ray.put(shared)
     dtype = torch.get_default_dtype()
+    threads = max(1, math.floor(cpus))
     pending = {}  # object ref → (task, tries so far)
 
     def submit(task: Task, tries: int) -> None:
-        pending[remote.remote(task.fn, shared_ref, task.kwargs, dtype)] = (task, tries)
+        pending[remote.remote(task.fn, shared_ref, task.kwargs, dtype, threads)] = (task, tries)
 
     for task in sorted(todo, key=lambda task: -task.cost):  # stable: ties keep their order
         submit(task, 0)

@@ -2069,6 +2069,12 @@ def collapse_cases() -> list[Case]:
             variances=1.0,
         ),
         sweep("`variances=[]`", ValueError, "variances must name at least one γ", variances=[]),
+        sweep(
+            "`variances=[0.1, 0.1]`",
+            ValueError,
+            "variances must not repeat a γ, got [0.1, 0.1]",
+            variances=[0.1, 0.1],
+        ),
         sweep("`seed=-1`", ValueError, f"seed {SEED_RANGE}, got -1", seed=-1),
         sweep("`seed=1.5`", ValueError, "seed must be an integer, got 1.5", seed=1.5),
         sweep(
@@ -2457,11 +2463,13 @@ def task_cases() -> list[Case]:
             message,
         )
 
-    def tuner(bad, error, message, build=lambda config: pair(), **options):
+    def tuner(bad, error, message, build=lambda config: pair(), held=None, **options):
         return Case(
             "pvae.tune_trainable",
             bad,
-            lambda tmp: pvae.tune_trainable(build, points(), points(), **options),
+            lambda tmp: pvae.tune_trainable(
+                build, points(), points() if held is None else held, **options
+            ),
             error,
             message,
         )
@@ -2476,6 +2484,18 @@ def task_cases() -> list[Case]:
         ),
         tasks("`cpus_per_task=0`", "cpus_per_task must be > 0, got 0", cpus_per_task=0),
         tasks("`gpus_per_task=-1`", "gpus_per_task must be", gpus_per_task=-1),
+        tasks(
+            "`gpus_per_task=1.5`",
+            "gpus_per_task above 1 must be a whole number of GPUs (a fraction shares one), got 1.5",
+            ray=True,
+            gpus_per_task=1.5,
+        ),
+        tasks(
+            "`gpus_per_task=0.5` with `ray=None`",
+            "gpus_per_task=0.5 sets a Ray task's resources, but ray=None runs the tasks in this "
+            "process: pass ray=True (or an address)",
+            gpus_per_task=0.5,
+        ),
         tasks("`retries=-1`", "retries must be an int >= 0, got -1", retries=-1),
         tasks(
             "`resume=True` without a record",
@@ -2494,6 +2514,23 @@ def task_cases() -> list[Case]:
             first_point=3,
         ),
         sharded("`seed=-1`", "seed must be in [0, 4611686018427387903], got -1", seed=-1),
+        sharded(
+            "`num_samples=0` (refused here, not in each shard)",
+            "num_samples must be a positive integer, got 0",
+            num_samples=0,
+        ),
+        sharded(
+            "`proposal='bogus'`",
+            "proposal must be one of ['guide', 'prior'], got 'bogus'",
+            proposal="bogus",
+        ),
+        Case(
+            "pvae.sharded_log_marginal",
+            "an unknown keyword `foo=1`",
+            lambda tmp: pvae.sharded_log_marginal(*pair(), points(), ray=None, foo=1),
+            TypeError,
+            "log_marginal got an unexpected keyword argument 'foo'",
+        ),
         tuner("`epochs=0`", ValueError, "epochs must be a positive integer, got 0", epochs=0),
         tuner(
             "`callback=print`",
@@ -2501,6 +2538,36 @@ def task_cases() -> list[Case]:
             "callback is set by tune_trainable itself, got callback=<built-in function print>",
             epochs=1,
             callback=print,
+        ),
+        tuner(
+            "`held_out` of another width",
+            ValueError,
+            "held_out",
+            epochs=1,
+            held=points(d=3),
+        ),
+        tuner(
+            "`held_out` float16 beside float64 `train`",
+            TypeError,
+            "held_out must have train's dtype and device (torch.float64, cpu), got "
+            "torch.float16, cpu",
+            epochs=1,
+            held=points().half(),
+        ),
+        tuner(
+            "`elbo='bogus'` (refused here, not in each trial)",
+            ValueError,
+            "elbo must be one of",
+            epochs=1,
+            elbo="bogus",
+        ),
+        tuner("`lr=-1`", ValueError, "lr must be", epochs=1, lr=-1),
+        tuner(
+            "an unknown keyword `foo=1`",
+            TypeError,
+            "fit got an unexpected keyword argument 'foo'",
+            epochs=1,
+            foo=1,
         ),
         tuner(
             "`build_pair=None`",
@@ -3048,6 +3115,19 @@ def cli_cases() -> list[Case]:
             (
                 ("--gpus-per-task", "0.5"),
                 "--gpus-per-task 0.5 sets a Ray task's resources; add --ray",
+            ),
+            (
+                ("--gammas", "0.1,0.1"),
+                "argument --gammas: must not repeat a γ, got '0.1,0.1'",
+            ),
+            (
+                ("--ray", "--gpus-per-task", "1.5"),
+                "argument --gpus-per-task: above 1 must be a whole number of GPUs (a fraction "
+                "shares one), got '1.5'",
+            ),
+            (
+                ("--ray", "--gpus-per-task", "-1"),
+                "argument --gpus-per-task: must be a finite number >= 0, got '-1'",
             ),
         )
     ]

@@ -12,9 +12,11 @@ import os
 import pickle
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import pyro
 import pytest
@@ -224,6 +226,66 @@ def test_tasks_here_retry_record_and_resume(tmp_path):
         assert pickle.load(handle)["result"] == 8
 
 
+def test_a_damaged_record_is_warned_about_and_its_task_run_again(tmp_path, caplog):
+    record = tmp_path / "tasks"
+    tasks = _tasks([1, 2, 3])
+    assert run_tasks(tasks, shared={"offset": 1}, record=record, progress=False) == [2, 5, 10]
+    cut = record / tasks[0].record_name()
+    cut.write_bytes(cut.read_bytes()[:10])  # a write cut short
+    (record / tasks[1].record_name()).write_bytes(pickle.dumps([1, 2]))  # not a record
+    again = run_tasks(tasks, shared={"offset": 7}, record=record, resume=True, progress=False)
+    assert again == [8, 11, 10]  # the two damaged ones ran again with the new offset
+    warned = [r.getMessage() for r in caplog.records if r.name == "pvae.tasks"]
+    assert any(str(cut) in line and "square 1 is run again" in line for line in warned)
+    assert any("it holds a list, not a task's record" in line for line in warned)
+    # They were overwritten: a third call reuses all three.
+    assert run_tasks(tasks, shared={"offset": 0}, record=record, resume=True) == [8, 11, 10]
+
+
+def _threads():
+    return torch.get_num_threads()
+
+
+def test_a_task_gets_its_cpus_as_torch_threads_and_impossible_resources_are_refused():
+    # The workers inherit the OMP_NUM_THREADS this process had when the module's Ray started
+    # (conftest sets it to this worker's share of the cores, 1 or 2 here), and torch would
+    # take that; whichever it is, one of the two tasks asks for another number.
+    for cpus in (1, 2):
+        threads = run_tasks([Task("t", _threads)], ray=True, cpus_per_task=cpus, progress=False)
+        assert threads == [cpus]
+    # No node of the module's Ray (2 CPUs, no GPU) could ever run these: refused, not queued.
+    for resources, asked in (
+        ({"cpus_per_task": 3}, "cpus_per_task=3 and gpus_per_task=0"),
+        ({"gpus_per_task": 0.5}, "cpus_per_task=1 and gpus_per_task=0.5"),
+    ):
+        with pytest.raises(ValueError) as caught:
+            run_tasks([Task("t", _threads)], ray=True, progress=False, **resources)
+        assert f"no node of this Ray cluster can run a task with {asked}" in str(caught.value)
+        assert "its nodes have 2 CPUs and 0 GPUs" in str(caught.value)
+
+
+def test_sharded_log_marginal_warns_where_the_draws_are_not_keyed():
+    """A Laplace guide draws from each task's own RNG: the shards' draws differ from one
+    call's, and the warning says so (a Normal guide's do not: no warning)."""
+    torch.manual_seed(0)
+    model = pvae.build_model("normal-shared", 64, 2, (8,))
+    x = pvae.load_digits(seed=0).train[:10]
+
+    def laplace_guide(x):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample(
+                "z", pyro.distributions.Laplace(torch.zeros(x.shape[0], 2), 1.0).to_event(1)
+            )
+
+    options = {"num_samples": 20, "seed": 1, "progress": False, "ray": None, "num_shards": 2}
+    with pytest.warns(pvae.estimation.UnkeyedDrawsWarning, match=r"sites \['z'\] are not"):
+        pvae.sharded_log_marginal(model, laplace_guide, x, **options)
+    guide = pvae.build_guide("diag-normal", model, (8,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pvae.estimation.UnkeyedDrawsWarning)
+        pvae.sharded_log_marginal(model, guide, x, **options)
+
+
 def test_the_grid_resumes_without_running_its_finished_runs(tmp_path, monkeypatch):
     import importlib
 
@@ -323,6 +385,48 @@ def test_the_tune_trainable_reports_what_fit_and_log_marginal_give(tmp_path):
         assert result.metrics["log_marginal"] == pytest.approx(
             by_hand.estimate.mean().item(), abs=1e-9
         )
+
+
+def test_the_tune_trainable_takes_data_above_rays_limit_for_a_function(tmp_path):
+    """Ray refuses to pickle a function above 95 MiB: the data (here 103 MB) must reach the
+    trials through the object store, not inside the trainable."""
+    from ray import tune
+
+    train = torch.rand(33_000, 784, dtype=torch.float32)
+    held_out = torch.rand(10, 784, dtype=torch.float32)
+
+    def build_pair(config):
+        model = pvae.build_model("normal-shared", 784, 2, (4,))
+        return model, pvae.build_guide("diag-normal", model, (4,))
+
+    trainable = pvae.tune_trainable(
+        build_pair, train, held_out, epochs=1, num_samples=20, batch_size=33_000
+    )
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"seed": 0},
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
+    )
+    results = tuner.fit()
+    assert not results.errors
+    assert results[0].metrics["estimator"] == "IS, K = 20"
+
+
+def test_an_address_where_no_ray_answers_is_one_line_naming_it(tmp_path):
+    """ray.init would retry a dead HOST:PORT for minutes: pvae tries a TCP connection first.
+    In a fresh process: this one's Ray is running, and a running Ray is used as it is."""
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = ["experiment", "collapse-depth", "--depths", "1", "--variants", "ae"]
+    argv += ["--epochs", "2", "--max-points", "8", "--no-progress", "--out", str(tmp_path)]
+    argv += ["--ray", f"127.0.0.1:{port}"]
+    done = subprocess.run(
+        [sys.executable, "-m", "pvae.cli", *argv], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1, done.stderr
+    assert f"error: no Ray cluster answers at '127.0.0.1:{port}' (ray=, --ray)" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_nothing_imports_ray_without_it(tmp_path):

@@ -14,6 +14,7 @@ __all__ = [
     "DATA_FLAGS",
     "depths_type",
     "gammas_type",
+    "gpus_type",
     "hidden_type",
     "memory_type",
     "nonnegative_int_type",
@@ -100,6 +101,8 @@ def gammas_type(text: str) -> tuple[float, ...]:
         ) from None
     if not all(value > 0 and math.isfinite(value) for value in values):
         raise argparse.ArgumentTypeError(f"every γ must be a finite number > 0, got {text!r}")
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"must not repeat a γ, got {text!r}")
     return values
 
 
@@ -123,6 +126,21 @@ def seeds_type(text: str) -> tuple[int, ...]:
     if len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"must not repeat a seed, got {text!r}")
     return seeds
+
+
+def gpus_type(text: str) -> float:
+    """GPUs per Ray task: 0 (the CPU), a fraction that shares one, or a whole number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    if value > 1 and value != int(value):
+        raise argparse.ArgumentTypeError(
+            f"above 1 must be a whole number of GPUs (a fraction shares one), got {text!r}"
+        )
+    return value
 
 
 def ray_address_type(text: str) -> str:
@@ -157,7 +175,7 @@ def ray_arguments(parser: argparse.ArgumentParser, unit: str) -> None:
     )
     parser.add_argument(
         "--gpus-per-task",
-        type=positive_type(float),
+        type=gpus_type,
         metavar="F",
         help=f"GPUs per {unit} on Ray, a fraction to share one (default 0: CPU)",
     )

@@ -10,7 +10,7 @@ from pvae.estimation.memory import parse_memory, peak_memory
 from pvae.estimation.psis import psis_khat
 from pvae.estimation.quadrature import QuadratureEstimate, log_marginal_quadrature
 from pvae.estimation.result import ImportanceEstimate
-from pvae.estimation.sharded import sharded_log_marginal
+from pvae.estimation.sharded import UnkeyedDrawsWarning, sharded_log_marginal
 from pvae.estimation.terms import elbo_terms
 from pvae.estimation.units import bits_per_dim
 
@@ -21,6 +21,7 @@ __all__ = [
     "KCurve",
     "MeanFieldWarning",
     "QuadratureEstimate",
+    "UnkeyedDrawsWarning",
     "ais",
     "bdmc",
     "bits_per_dim",

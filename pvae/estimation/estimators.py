@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 
 import torch
 
-from pvae.contract import evaluating, with_obs_site
+from pvae.contract import evaluating, observing, with_obs_site
 from pvae.estimation.memory import check_pass_options
 from pvae.estimation.passes import iter_log_weights
 from pvae.estimation.psis import psis_khat
@@ -22,7 +23,7 @@ from pvae.validation import (
     check_seed,
 )
 
-__all__ = ["PROPOSALS", "elbo_per_point", "iwae_bound", "log_marginal"]
+__all__ = ["PROPOSALS", "check_log_marginal_args", "elbo_per_point", "iwae_bound", "log_marginal"]
 
 PROPOSALS = ("guide", "prior")
 
@@ -232,6 +233,35 @@ def log_marginal(
 
 
 @with_obs_site
+def check_log_marginal_args(model, guide, x, **options) -> None:
+    """Check a call ``log_marginal(model, guide, x, **options)`` without running it: an
+    unknown keyword (``TypeError``) and every value :func:`log_marginal` checks before its
+    first pass, for callers that send the call elsewhere (:func:`pvae.sharded_log_marginal`'s
+    tasks) and should refuse it here, once."""
+    try:
+        bound = inspect.signature(log_marginal).bind(model, guide, x, **options)
+    except TypeError as error:  # an unknown keyword: Python's message names it, not the call
+        raise TypeError(f"log_marginal {error}") from None
+    bound.apply_defaults()
+    given = bound.arguments
+    _check_estimator_args(
+        model,
+        guide,
+        x,
+        given["num_samples"],
+        given["proposal"],
+        chunk_size=given["chunk_size"],
+        max_memory=given["max_memory"],
+        progress=given["progress"],
+        seed=given["seed"],
+        vectorize=given["vectorize"],
+    )
+    check_bool(given["return_log_weights"], "return_log_weights")
+    check_nonnegative_int(given["first_point"], "first_point")
+    with observing(given["obs_site"]):  # checks its value
+        pass
+
+
 def elbo_per_point(
     model: Callable,
     guide: Callable,

@@ -14,6 +14,8 @@ from tqdm.auto import tqdm
 from pvae.contract import (
     ContractError,
     check_support,
+    evaluating,
+    forked_rng,
     observed_sites,
     sample_sites,
     site_log_prob,
@@ -24,7 +26,7 @@ from pvae.estimation.memory import parse_memory, peak_memory
 from pvae.finite import nonfinite_density_error
 from pvae.validation import KEY_LIMIT
 
-__all__ = ["CPU_PASS_BYTES", "DEFAULT_MAX_MEMORY", "iter_log_weights"]
+__all__ = ["CPU_PASS_BYTES", "DEFAULT_MAX_MEMORY", "iter_log_weights", "unkeyed_sites"]
 
 #: The memory budget of one estimate when neither ``chunk_size`` nor ``max_memory`` is given.
 DEFAULT_MAX_MEMORY = "1GiB"
@@ -136,6 +138,19 @@ class _Evaluator:
         for site in observed_sites(traces[0]):
             check_support(site, first_point=keys.start, repeats=size)
         return _log_weights(*traces, self.proposal, (rows.shape[0],)).reshape(len(points), size)
+
+
+def unkeyed_sites(model, guide, x: torch.Tensor, proposal: str = "guide") -> set[str]:
+    """The proposal's latent sites that :class:`CommonNoise` cannot key to (seed, point,
+    sample) and that draw from torch's global RNG instead (a Laplace or a discrete site, say),
+    found on one draw for ``x[0]`` (in eval mode, on a forked RNG: nothing after it changes).
+    Where there are any, an estimate depends on how the points are split into passes or
+    shards."""
+    plan = _Plan(False, 0, 1, 0, 1)
+    evaluate = _Evaluator(model, guide, x[:1], proposal, plan)
+    with forked_rng(x), evaluating(model, guide), torch.inference_mode():
+        evaluate(range(1), 0, 1)
+    return set(evaluate.fallbacks)
 
 
 def _plan(

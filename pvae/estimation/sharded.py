@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Callable
 
 import pyro
 import torch
 
-from pvae.estimation.estimators import log_marginal
+from pvae.estimation.estimators import check_log_marginal_args, log_marginal
+from pvae.estimation.passes import unkeyed_sites
 from pvae.estimation.result import ImportanceEstimate
 from pvae.tasks import Task, check_ray_options, ray_session, run_tasks
 from pvae.validation import KEY_LIMIT, check_bool, check_pair_data, check_positive_int, check_seed
 
-__all__ = ["estimate_shard", "sharded_log_marginal"]
+__all__ = ["UnkeyedDrawsWarning", "estimate_shard", "sharded_log_marginal"]
+
+
+class UnkeyedDrawsWarning(UserWarning):
+    """:func:`sharded_log_marginal`'s proposal draws some latent sites from each task's own
+    RNG, so the merged result is not the one a single :func:`log_marginal` call gives."""
 
 
 def estimate_shard(
@@ -50,7 +57,8 @@ def sharded_log_marginal(
     with ``first_point=a``, so the result equals one ``log_marginal(model, guide, x,
     seed=seed, **options)`` up to float rounding in the passes' sums (measured: within
     1e-12 in float64, ``tests/test_ray.py``), for guides whose draws are all reparameterized
-    Normals (the case :func:`log_marginal` makes independent of the passes). With ``seed=None``
+    Normals (the case :func:`log_marginal` makes independent of the passes); for others (a
+    Laplace, a discrete site) an :class:`UnkeyedDrawsWarning` says so. With ``seed=None``
     one seed is drawn from torch's global RNG, as :func:`log_marginal` draws it, so that
     ``torch.manual_seed`` makes both calls the same.
 
@@ -90,6 +98,17 @@ def sharded_log_marginal(
         check_seed(seed, limit=KEY_LIMIT)
     else:
         seed = int(torch.randint(KEY_LIMIT, ()))  # as log_marginal draws it
+    # Here, once, rather than in every shard's task, each tried twice.
+    check_log_marginal_args(model, guide, x, seed=seed, **options)
+    unkeyed = unkeyed_sites(model, guide, x, options.get("proposal", "guide"))
+    if unkeyed:
+        warnings.warn(
+            f"the proposal's sites {sorted(unkeyed)} are not reparameterized Normals: their "
+            f"draws come from each shard's own RNG, not keyed to (seed, point, sample), so "
+            f"the merged estimate is a valid one but not equal to one log_marginal call",
+            UnkeyedDrawsWarning,
+            stacklevel=2,
+        )
     if num_shards is not None:
         check_positive_int(num_shards, "num_shards")
     num_points = x.shape[0]

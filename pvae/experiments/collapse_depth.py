@@ -357,8 +357,8 @@ def run_collapse_depth(
     :param gpus_per_task: GPUs per run on Ray, a fraction to share one (default 0); a run given
         a GPU trains on it (its numbers then differ from a CPU run's by rounding).
     :param bool resume: reuse the runs ``out_dir/tasks`` holds from an earlier call with the
-        same budget and data (default ``False``: they are removed and every run is done); the
-        earlier grid may have had other depths, variants or seeds.
+        same budget, data and device (CPU or GPU) (default ``False``: they are removed and
+        every run is done); the earlier grid may have had other depths, variants or seeds.
     :returns: one row per (variant, depth, seed), variants in :data:`VARIANTS` order, then
         depth, then seed. Keys: ``variant``, ``depth``, ``seed``, ``train_recon_error`` and
         ``test_recon_error`` (mean :func:`reconstruction_error`), ``gamma``, ``kl`` (nats per
@@ -398,8 +398,13 @@ def run_collapse_depth(
         if key not in ("depths", "variants", "seeds")
     }
     data_key = {"train": fingerprint(data.train), "test": fingerprint(data.test)}
-    context = {"settings": budget, "data": data_key, "pvae": __version__}
     device = "cuda" if gpus_per_task else None
+    context = {
+        "settings": budget,
+        "data": data_key,
+        "device": device or str(data.train.device),  # a GPU's numbers differ from a CPU's
+        "pvae": __version__,
+    }
     jobs = [
         (variant, depth, seed)
         for variant in settings.variants

@@ -70,7 +70,8 @@ def gamma_sweep(
     :param cpus_per_task: CPUs per fit on Ray (default 1).
     :param gpus_per_task: GPUs per fit on Ray (default 0); a fit given one trains on it.
     :param record: a folder where each finished fit is kept as it arrives, or ``None``.
-    :param bool resume: reuse the fits ``record`` holds from a call with the same arguments.
+    :param bool resume: reuse the fits ``record`` holds from a call with the same arguments
+        and device (CPU or GPU).
     :returns: one dict per γ: ``gamma``, ``active`` (trained), ``closed_form``, ``kl``
         (total KL per point, nats), ``elbo`` (nats per point).
 
@@ -88,6 +89,8 @@ def gamma_sweep(
     variances = [check_positive_float(v, "every entry of variances") for v in variances]
     if not variances:
         raise ValueError("variances must name at least one γ")
+    if len(set(variances)) != len(variances):
+        raise ValueError(f"variances must not repeat a γ, got {variances!r}")
     check_positive_int(latent_dim, "latent_dim")
     hidden_sizes = check_sizes(hidden_sizes, "hidden_sizes")
     check_seed(seed)
@@ -114,14 +117,16 @@ def gamma_sweep(
         "lr": lr,
         "lr_decay": decay,
     }
+    device = "cuda" if gpus_per_task else None
     context = {
         **budget,
         "data": fingerprint(data),
+        "device": device or str(data.device),  # a GPU's numbers differ from a CPU's
         "pvae": __version__,
     }
     tasks = [
         Task(
-            name=f"γ = {variance:g}",
+            name=f"γ = {variance!r}",  # the shortest text that tells two floats apart
             fn=fit_one,
             kwargs={"variance": variance, "seed": seed + index, **budget},
             settings={"gamma": variance, "seed": seed + index},
@@ -129,7 +134,6 @@ def gamma_sweep(
         )
         for index, variance in enumerate(variances)
     ]
-    device = "cuda" if gpus_per_task else None
     rows = run_tasks(
         tasks,
         shared={"data": data, "device": device},

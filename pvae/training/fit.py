@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import math
 import warnings
@@ -42,7 +43,7 @@ from pvae.validation import (
     check_seed,
 )
 
-__all__ = ["fit"]
+__all__ = ["check_fit_options", "fit"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,11 +124,29 @@ def _warn_mean_field(model, guide, x: torch.Tensor) -> None:
         )
 
 
-def _check_fit_args(
+def check_fit_options(**options) -> tuple[int, int, int]:
+    """Check keyword arguments of :func:`fit` that need neither a pair nor data: an unknown
+    name (``TypeError``) and every value :func:`fit` checks of them before it runs anything,
+    for callers that run ``fit`` elsewhere later (:func:`pvae.tune_trainable`'s trials) and
+    should refuse a bad option now. Returns ``epochs``, ``batch_size`` and ``num_particles``
+    as ints (:func:`fit`'s defaults where not given)."""
+    try:
+        bound = inspect.signature(fit).bind_partial(**options)
+    except TypeError as error:  # Python's message names the keyword, not the function
+        raise TypeError(f"fit {error}") from None
+    for name in ("model", "guide", "data"):
+        if name in bound.arguments:
+            raise TypeError(f"check_fit_options takes fit's keyword options, got {name}=")
+    bound.apply_defaults()
+    given = dict(bound.arguments)
+    given.pop("obs_site", None)  # checked where the model is traced
+    given.pop("validation_data", None)  # data: checked against the pair
+    given.pop("resume", None)  # checked against the data
+    return _check_options(**given)
+
+
+def _check_options(
     *,
-    model,
-    guide,
-    data,
     epochs,
     batch_size,
     lr,
@@ -135,7 +154,6 @@ def _check_fit_args(
     num_particles,
     kl_weight,
     seed,
-    validation_data,
     monitor_size,
     max_plate_nesting,
     optimizer,
@@ -144,13 +162,8 @@ def _check_fit_args(
     validate_every_step,
     on_nonfinite,
     on_epoch_end,
-    resume,
     progress,
 ) -> tuple[int, int, int]:
-    """Check :func:`fit`'s arguments; ``epochs``, ``batch_size`` and ``num_particles`` as
-    ints."""
-    check_pair(model, guide, guide_required=True)
-    check_data(data, "data")
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     check_positive_float(lr, "lr")
@@ -188,6 +201,18 @@ def _check_fit_args(
     for name, function in (("callback", callback), ("on_epoch_end", on_epoch_end)):
         if function is not None and not callable(function):
             raise TypeError(f"{name} must be callable or None, got {type(function).__name__}")
+    return epochs, batch_size, num_particles
+
+
+def _check_fit_args(
+    *, model, guide, data, validation_data, resume, **options
+) -> tuple[int, int, int]:
+    """Check :func:`fit`'s arguments (``options``: those :func:`_check_options` checks);
+    ``epochs``, ``batch_size`` and ``num_particles`` as ints."""
+    check_pair(model, guide, guide_required=True)
+    check_data(data, "data")
+    epochs, batch_size, num_particles = _check_options(**options)
+    seed = options["seed"]
     if resume is not None:
         if not isinstance(resume, FitState):
             raise TypeError(

@@ -8,7 +8,7 @@ import pyro
 import torch
 
 from pvae.estimation.estimators import log_marginal
-from pvae.training.fit import fit
+from pvae.training.fit import check_fit_options, fit
 from pvae.validation import check_data, check_positive_int, check_seed
 
 __all__ = ["FIT_KEYS", "tune_trainable"]
@@ -52,9 +52,12 @@ def tune_trainable(
     Tune's ``training_iteration`` is then the epoch. A scheduler that stops trials early
     (ASHA) reads ``log_marginal``; compare trials by it only where ``reliable`` is high.
     The networks are built under torch's default dtype set to ``train``'s (a Tune worker starts
-    with float32). ``tuner.fit()`` leaves Ray Tune's SIGINT handler installed in the calling
-    process (measured with ray 2.60): the next Ctrl-C there only puts Python's handler back;
-    ``TUNE_DISABLE_SIGINT_HANDLER=1`` keeps Tune from installing it.
+    with float32; the default is put back after the trial). ``held_out`` must have
+    ``train``'s shape per point, dtype and device, and ``fit_options`` must be
+    :func:`pvae.fit`'s (:func:`pvae.training.fit.check_fit_options`): both are checked here,
+    not in each trial. ``tuner.fit()`` leaves Ray Tune's SIGINT handler installed in the
+    calling process (measured with ray 2.60): the next Ctrl-C there only puts Python's handler
+    back; ``TUNE_DISABLE_SIGINT_HANDLER=1`` keeps Tune from installing it.
 
     Example (on a local Ray, or a cluster after ``ray.init(address)``)::
 
@@ -80,10 +83,18 @@ def tune_trainable(
     :param int eval_seed: the key of the held-out draws (default 0).
     :param fit_options: further arguments of :func:`pvae.fit` for every trial (a config key of
         :data:`FIT_KEYS` overrides one).
-    :returns: the trainable, ``trainable(config)``.
+    :returns: the trainable: ``tune.with_parameters`` of ``trainable(config, train,
+        held_out)``, so that the data reach the trials through Ray's object store (put there
+        once, when Ray starts or at once if it runs) rather than inside the pickled function,
+        which Ray refuses above 95 MiB.
     """
     check_data(train, "train")
-    check_data(held_out, "held_out")
+    check_data(held_out, "held_out", dim=train[0].numel(), event_shape=tuple(train.shape[1:]))
+    if (held_out.dtype, held_out.device) != (train.dtype, train.device):
+        raise TypeError(
+            f"held_out must have train's dtype and device ({train.dtype}, {train.device}), "
+            f"got {held_out.dtype}, {held_out.device}"
+        )
     check_positive_int(epochs, "epochs")
     check_positive_int(num_samples, "num_samples")
     check_seed(eval_seed, "eval_seed")
@@ -96,10 +107,17 @@ def tune_trainable(
             raise ValueError(
                 f"{name} is set by tune_trainable itself, got {name}={fit_options[name]!r}"
             )
+    check_fit_options(epochs=epochs, **fit_options)  # now, not in every trial
+    from ray import tune
 
-    def trainable(config: dict) -> None:
-        from ray import tune
+    def trainable(config: dict, train: torch.Tensor, held_out: torch.Tensor) -> None:
+        dtype = torch.get_default_dtype()
+        try:
+            trial(config, train, held_out)
+        finally:
+            torch.set_default_dtype(dtype)  # as it was, where a trial runs in the caller
 
+    def trial(config: dict, train: torch.Tensor, held_out: torch.Tensor) -> None:
         torch.set_default_dtype(train.dtype)
         pyro.clear_param_store()
         options = {**fit_options, **{key: config[key] for key in FIT_KEYS if key in config}}
@@ -133,4 +151,6 @@ def tune_trainable(
 
         fit(model, guide, train, epochs=epochs, callback=report, progress=False, **options)
 
-    return trainable
+    # The data go to Ray's object store once (when Ray starts, if it has not), not into the
+    # pickled trainable, which Ray refuses above 95 MiB (a Fashion-MNIST training set is 188).
+    return tune.with_parameters(trainable, train=train, held_out=held_out)
