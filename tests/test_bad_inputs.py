@@ -2526,6 +2526,16 @@ def task_cases() -> list[Case]:
         ),
         Case(
             "pvae.sharded_log_marginal",
+            "a Delta guide (no density; refused here, not in each shard)",
+            lambda tmp: pvae.sharded_log_marginal(
+                *pair(guide="delta"), points(), ray=None, progress=False
+            ),
+            ValueError,
+            "the guide's site 'z' is a point mass (Delta): importance weights need a guide with "
+            "a density",
+        ),
+        Case(
+            "pvae.sharded_log_marginal",
             "an unknown keyword `foo=1`",
             lambda tmp: pvae.sharded_log_marginal(*pair(), points(), ray=None, foo=1),
             TypeError,

@@ -412,6 +412,27 @@ def test_the_tune_trainable_takes_data_above_rays_limit_for_a_function(tmp_path)
     assert results[0].metrics["estimator"] == "IS, K = 20"
 
 
+def test_the_tune_trainable_leaves_combinations_to_the_trials_config(tmp_path):
+    """elbo="iwae" needs num_particles >= 2: given by the config, it is not refused up front."""
+    from ray import tune
+
+    data = pvae.load_digits(seed=0)
+
+    def build_pair(config):
+        model = pvae.build_model("normal-shared", 64, 2, (8,))
+        return model, pvae.build_guide("diag-normal", model, (8,))
+
+    trainable = pvae.tune_trainable(
+        build_pair, data.train[:60], data.test[:10], epochs=1, num_samples=20, elbo="iwae"
+    )
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"num_particles": 4, "seed": 0},
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
+    )
+    assert not tuner.fit().errors
+
+
 def test_an_address_where_no_ray_answers_is_one_line_naming_it(tmp_path):
     """ray.init would retry a dead HOST:PORT for minutes: pvae tries a TCP connection first.
     In a fresh process: this one's Ray is running, and a running Ray is used as it is."""

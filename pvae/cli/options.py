@@ -188,7 +188,7 @@ def ray_options(args) -> dict:
         ("--cpus-per-task", args.cpus_per_task),
         ("--gpus-per-task", args.gpus_per_task),
     ):
-        if value is not None and args.ray is None:
+        if value and args.ray is None:  # 0 GPUs is the default, asking for nothing
             raise ValueError(f"{flag} {value:g} sets a Ray task's resources; add --ray")
     return {
         "ray": args.ray,

@@ -10,7 +10,7 @@ import torch
 
 from pvae.contract import evaluating, observing, with_obs_site
 from pvae.estimation.memory import check_pass_options
-from pvae.estimation.passes import iter_log_weights
+from pvae.estimation.passes import check_passes, iter_log_weights
 from pvae.estimation.psis import psis_khat
 from pvae.estimation.result import ImportanceEstimate, log_mean_weight
 from pvae.validation import (
@@ -233,18 +233,22 @@ def log_marginal(
 
 
 @with_obs_site
-def check_log_marginal_args(model, guide, x, **options) -> None:
-    """Check a call ``log_marginal(model, guide, x, **options)`` without running it: an
-    unknown keyword (``TypeError``) and every value :func:`log_marginal` checks before its
-    first pass, for callers that send the call elsewhere (:func:`pvae.sharded_log_marginal`'s
-    tasks) and should refuse it here, once."""
+def check_log_marginal_args(model, guide, x, **options) -> set[str]:
+    """Check a call ``log_marginal(model, guide, x, **options)`` without running it, for callers
+    that send the call elsewhere (:func:`pvae.sharded_log_marginal`'s tasks) and should refuse
+    it here, once: an unknown keyword (``TypeError``), every value :func:`log_marginal`
+    checks, and the pair on one point as its first pass would
+    (:func:`~pvae.estimation.passes.check_passes`).
+
+    :returns: the proposal's latent sites whose draws are not keyed to (seed, point, sample).
+    """
     try:
         bound = inspect.signature(log_marginal).bind(model, guide, x, **options)
     except TypeError as error:  # an unknown keyword: Python's message names it, not the call
         raise TypeError(f"log_marginal {error}") from None
     bound.apply_defaults()
     given = bound.arguments
-    _check_estimator_args(
+    passes = _check_estimator_args(
         model,
         guide,
         x,
@@ -258,8 +262,17 @@ def check_log_marginal_args(model, guide, x, **options) -> None:
     )
     check_bool(given["return_log_weights"], "return_log_weights")
     check_nonnegative_int(given["first_point"], "first_point")
-    with observing(given["obs_site"]):  # checks its value
-        pass
+    del passes["progress"]
+    with observing(given["obs_site"]):  # checks its value; the pair is traced with it
+        return check_passes(
+            model,
+            guide,
+            x,
+            num_samples=given["num_samples"],
+            proposal=given["proposal"],
+            first_point=given["first_point"],
+            **passes,
+        )
 
 
 def elbo_per_point(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyro
 import pyro.distributions as dist
@@ -26,7 +26,7 @@ from pvae.estimation.memory import parse_memory, peak_memory
 from pvae.finite import nonfinite_density_error
 from pvae.validation import KEY_LIMIT
 
-__all__ = ["CPU_PASS_BYTES", "DEFAULT_MAX_MEMORY", "iter_log_weights", "unkeyed_sites"]
+__all__ = ["CPU_PASS_BYTES", "DEFAULT_MAX_MEMORY", "check_passes", "iter_log_weights"]
 
 #: The memory budget of one estimate when neither ``chunk_size`` nor ``max_memory`` is given.
 DEFAULT_MAX_MEMORY = "1GiB"
@@ -109,6 +109,7 @@ class _Plan:
     seed: int
     block: int  # samples per block of common random numbers: min(K, SAMPLE_BLOCK)
     first_point: int = 0  # the index of x[0] in the draws' key (a shard of a larger x)
+    unkeyed: set[str] = field(default_factory=set)  # sites drawn from the global RNG
 
 
 class _Evaluator:
@@ -140,17 +141,21 @@ class _Evaluator:
         return _log_weights(*traces, self.proposal, (rows.shape[0],)).reshape(len(points), size)
 
 
-def unkeyed_sites(model, guide, x: torch.Tensor, proposal: str = "guide") -> set[str]:
-    """The proposal's latent sites that :class:`CommonNoise` cannot key to (seed, point,
-    sample) and that draw from torch's global RNG instead (a Laplace or a discrete site, say),
-    found on one draw for ``x[0]`` (in eval mode, on a forked RNG: nothing after it changes).
-    Where there are any, an estimate depends on how the points are split into passes or
-    shards."""
-    plan = _Plan(False, 0, 1, 0, 1)
-    evaluate = _Evaluator(model, guide, x[:1], proposal, plan)
+def check_passes(model, guide, x: torch.Tensor, **options) -> set[str]:
+    """Run on ``x[0]`` the checks :func:`iter_log_weights` runs before its first pass (the
+    site contract, a proposal with a density, ``vectorize=True``'s broadcast, the memory
+    budget for one point), raising as it would, in eval mode and on a forked RNG (nothing after
+    it changes). ``options`` are its (``num_samples``, ``chunk_size``, ``max_memory``,
+    ``proposal``, ``vectorize``, ``seed``).
+
+    :returns: the proposal's latent sites that :class:`CommonNoise` cannot key to (seed, point,
+        sample) and that draw from torch's global RNG instead (a Laplace or a discrete site):
+        where there are any, an estimate depends on how the points are split into passes or
+        shards.
+    """
     with forked_rng(x), evaluating(model, guide), torch.inference_mode():
-        evaluate(range(1), 0, 1)
-    return set(evaluate.fallbacks)
+        plan = _plan(model, guide, x[:1], extra_bytes_per_point=0, **options)
+    return set(plan.unkeyed)
 
 
 def _plan(
@@ -187,7 +192,7 @@ def _plan(
         used = peak_memory(lambda: weights.append(evaluate(range(1), 0, probe_size)))
         return weights[0], used, evaluate.fallbacks
 
-    stacked, used, _ = probe(False)
+    stacked, used, plan.unkeyed = probe(False)
     if vectorize is not False:
         failure, vectorized_used = _check_vectorized(lambda: probe(True), stacked)
         if failure is None:

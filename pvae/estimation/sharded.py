@@ -11,7 +11,6 @@ import pyro
 import torch
 
 from pvae.estimation.estimators import check_log_marginal_args, log_marginal
-from pvae.estimation.passes import unkeyed_sites
 from pvae.estimation.result import ImportanceEstimate
 from pvae.tasks import Task, check_ray_options, ray_session, run_tasks
 from pvae.validation import KEY_LIMIT, check_bool, check_pair_data, check_positive_int, check_seed
@@ -99,8 +98,7 @@ def sharded_log_marginal(
     else:
         seed = int(torch.randint(KEY_LIMIT, ()))  # as log_marginal draws it
     # Here, once, rather than in every shard's task, each tried twice.
-    check_log_marginal_args(model, guide, x, seed=seed, **options)
-    unkeyed = unkeyed_sites(model, guide, x, options.get("proposal", "guide"))
+    unkeyed = check_log_marginal_args(model, guide, x, seed=seed, **options)
     if unkeyed:
         warnings.warn(
             f"the proposal's sites {sorted(unkeyed)} are not reparameterized Normals: their "

@@ -124,12 +124,17 @@ def _warn_mean_field(model, guide, x: torch.Tensor) -> None:
         )
 
 
-def check_fit_options(**options) -> tuple[int, int, int]:
+def check_fit_options(*, combinations: bool = True, **options) -> tuple[int, int, int]:
     """Check keyword arguments of :func:`fit` that need neither a pair nor data: an unknown
     name (``TypeError``) and every value :func:`fit` checks of them before it runs anything,
     for callers that run ``fit`` elsewhere later (:func:`pvae.tune_trainable`'s trials) and
     should refuse a bad option now. Returns ``epochs``, ``batch_size`` and ``num_particles``
-    as ints (:func:`fit`'s defaults where not given)."""
+    as ints (:func:`fit`'s defaults where not given).
+
+    :param bool combinations: also check what holds between options (``elbo="iwae"`` needs
+        ``num_particles >= 2`` and no KL weight), against :func:`fit`'s defaults for those not
+        given (default ``True``); ``False`` where the rest will come later (a trial's config).
+    """
     try:
         bound = inspect.signature(fit).bind_partial(**options)
     except TypeError as error:  # Python's message names the keyword, not the function
@@ -142,7 +147,7 @@ def check_fit_options(**options) -> tuple[int, int, int]:
     given.pop("obs_site", None)  # checked where the model is traced
     given.pop("validation_data", None)  # data: checked against the pair
     given.pop("resume", None)  # checked against the data
-    return _check_options(**given)
+    return _check_options(**given, combinations=combinations)
 
 
 def _check_options(
@@ -163,13 +168,14 @@ def _check_options(
     on_nonfinite,
     on_epoch_end,
     progress,
+    combinations=True,
 ) -> tuple[int, int, int]:
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     check_positive_float(lr, "lr")
     check_choice(elbo, "elbo", ELBOS)
     num_particles = check_positive_int(num_particles, "num_particles")
-    if elbo in IWAE_OBJECTIVES:
+    if combinations and elbo in IWAE_OBJECTIVES:
         if num_particles < 2:
             raise ValueError(
                 f"elbo={elbo!r} needs num_particles = K >= 2 importance samples per point "

@@ -9,7 +9,7 @@ import torch
 
 from pvae.estimation.estimators import log_marginal
 from pvae.training.fit import check_fit_options, fit
-from pvae.validation import check_data, check_positive_int, check_seed
+from pvae.validation import KEY_LIMIT, check_data, check_positive_int, check_seed
 
 __all__ = ["FIT_KEYS", "tune_trainable"]
 
@@ -55,9 +55,11 @@ def tune_trainable(
     with float32; the default is put back after the trial). ``held_out`` must have
     ``train``'s shape per point, dtype and device, and ``fit_options`` must be
     :func:`pvae.fit`'s (:func:`pvae.training.fit.check_fit_options`): both are checked here,
-    not in each trial. ``tuner.fit()`` leaves Ray Tune's SIGINT handler installed in the
-    calling process (measured with ray 2.60): the next Ctrl-C there only puts Python's handler
-    back; ``TUNE_DISABLE_SIGINT_HANDLER=1`` keeps Tune from installing it.
+    not in each trial (each value; a combination such as ``elbo="iwae"`` with
+    ``num_particles`` may be completed by the config, and ``fit`` checks it in the trial).
+    ``tuner.fit()`` leaves Ray Tune's SIGINT handler installed in the calling process
+    (measured with ray 2.60): the next Ctrl-C there only puts Python's handler back;
+    ``TUNE_DISABLE_SIGINT_HANDLER=1`` keeps Tune from installing it.
 
     Example (on a local Ray, or a cluster after ``ray.init(address)``)::
 
@@ -97,7 +99,7 @@ def tune_trainable(
         )
     check_positive_int(epochs, "epochs")
     check_positive_int(num_samples, "num_samples")
-    check_seed(eval_seed, "eval_seed")
+    check_seed(eval_seed, "eval_seed", limit=KEY_LIMIT)  # log_marginal's keys
     if not callable(build_pair):
         raise TypeError(
             f"build_pair must be a function config → (model, guide), got {build_pair!r}"
@@ -107,7 +109,9 @@ def tune_trainable(
             raise ValueError(
                 f"{name} is set by tune_trainable itself, got {name}={fit_options[name]!r}"
             )
-    check_fit_options(epochs=epochs, **fit_options)  # now, not in every trial
+    # Now, not in every trial; a combination (elbo="iwae" with num_particles) may be
+    # completed by the trial's config, so it is left to fit.
+    check_fit_options(epochs=epochs, combinations=False, **fit_options)
     from ray import tune
 
     def trainable(config: dict, train: torch.Tensor, held_out: torch.Tensor) -> None:
