@@ -283,6 +283,8 @@ def test_several_observed_sites_sum_to_the_one_site_model(pyro_style):
     torch.testing.assert_close(bound, pvae.iwae_bound(vae.model, vae.guide, x, **options)[0])
     with pytest.raises(ContractError, match=r"\['bottom', 'top'\]\); name the one"):
         pvae.elbo_per_point(_split(vae), vae.guide, x, **options)
+    elbo, _ = pvae.elbo_per_point(_split(vae), vae.guide, x, obs_site="bottom", **options)
+    torch.testing.assert_close(elbo, pvae.elbo_per_point(vae.model, vae.guide, x, **options)[0])
 
 
 def test_obs_site_reaches_fit_diagnose_and_ais(pyro_style):

@@ -232,7 +232,6 @@ def log_marginal(
     return ImportanceEstimate(num_samples=num_samples, proposal=proposal, **fields)
 
 
-@with_obs_site
 def check_log_marginal_args(model, guide, x, **options) -> set[str]:
     """Check a call ``log_marginal(model, guide, x, **options)`` without running it, for callers
     that send the call elsewhere (:func:`pvae.sharded_log_marginal`'s tasks) and should refuse
@@ -275,6 +274,7 @@ def check_log_marginal_args(model, guide, x, **options) -> set[str]:
         )
 
 
+@with_obs_site
 def elbo_per_point(
     model: Callable,
     guide: Callable,
