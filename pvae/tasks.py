@@ -293,6 +293,15 @@ def run_tasks(
                 stale.unlink()
         if results:
             logger.info("%d of %d tasks finished before; not run again", len(results), len(tasks))
+        if resume:
+            ours = {task.record_name() for task in tasks}
+            others = [path for path in folder.glob("*.pkl") if path.name not in ours]
+            if others:  # another grid's runs, or these runs with another budget, data, device
+                logger.info(
+                    "%d records in %s are of other tasks or settings; not reused",
+                    len(others),
+                    folder,
+                )
     todo = [task for task in tasks if task.name not in results]
     failures: list[TaskFailure] = []
 

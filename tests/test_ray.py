@@ -8,6 +8,7 @@ trainable's reports).
 """
 
 import dataclasses
+import logging
 import os
 import pickle
 import re
@@ -210,15 +211,17 @@ def test_a_task_whose_worker_dies_is_retried_once(tmp_path):
     assert results == [16, 25] and marker.exists()
 
 
-def test_tasks_here_retry_record_and_resume(tmp_path):
+def test_tasks_here_retry_record_and_resume(tmp_path, caplog):
     record = tmp_path / "tasks"
     assert run_tasks(_tasks([1, 2]), shared={"offset": 1}, record=record, progress=False) == [
         2,
         5,
     ]
-    # The records are reused only where name, settings and context match.
+    # The records are reused only where name, settings and context match, and -v says so.
     changed = [dataclasses.replace(task, context={"budget": 2}) for task in _tasks([1])]
-    assert run_tasks(changed, shared={"offset": 100}, record=record, resume=True) == [101]
+    with caplog.at_level(logging.INFO, logger="pvae.tasks"):
+        assert run_tasks(changed, shared={"offset": 100}, record=record, resume=True) == [101]
+    assert f"2 records in {record} are of other tasks or settings; not reused" in caplog.text
     assert run_tasks(_tasks([1, 2]), shared={"offset": 7}, record=record, resume=True) == [2, 5]
     # Without resume the record is cleared and everything runs.
     assert run_tasks(_tasks([1]), shared={"offset": 7}, record=record, progress=False) == [8]
