@@ -148,3 +148,13 @@ def test_gamma_sweep_end_to_end(tmp_path, capsys):
     assert [row["gamma"] for row in saved["rows"]] == [0.05, 0.5]
     assert (out / "gamma_sweep.png").stat().st_size > 0
     assert (out / "gamma_sweep.csv").read_text().startswith("gamma,active,closed_form,kl,elbo")
+
+
+def test_zero_gpus_per_task_is_the_default_and_needs_no_ray():
+    """--gpus-per-task 0 asks for nothing (the help's default), so it is not refused without
+    --ray; 0.5 without --ray is (tests/test_bad_inputs.py)."""
+    from pvae.cli.options import ray_options
+    from pvae.cli.parser import build_parser
+
+    args = build_parser().parse_args(["experiment", "collapse-depth", "--gpus-per-task", "0"])
+    assert ray_options(args) == {"ray": None, "cpus_per_task": 1, "gpus_per_task": 0}
