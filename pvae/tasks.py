@@ -159,11 +159,9 @@ class ray_session:
                     logging_level=logging.ERROR,
                 )
             except (ConnectionError, RuntimeError, TimeoutError) as error:
-                first = str(error).strip().splitlines()[0] if str(error).strip() else ""
                 where = "Ray's default address" if self.address is None else repr(self.address)
                 raise ConnectionError(
-                    f"Ray could not start or connect at {where} (ray=, --ray): "
-                    f"{type(error).__name__}: {first}"
+                    f"Ray could not start or connect at {where} (ray=, --ray): {_error_line(error)}"
                 ) from error
             self._started = True
         return ray
@@ -209,12 +207,17 @@ def _call(fn: Callable, shared: dict, kwargs: dict, default_dtype=None, threads=
     return fn(**shared, **kwargs)
 
 
+def _error_line(error: BaseException) -> str:
+    """An error as one line: its type and the first line of its message."""
+    return f"{type(error).__name__}: {error}".strip().splitlines()[0]
+
+
 def _failed(task: Task, error: BaseException, tries: int, retries: int, failures: list) -> bool:
     """Log a failed try of ``task`` (its ``tries``-th); ``True`` if it gets another, else its
     :class:`TaskFailure` joins ``failures``."""
     cause = getattr(error, "cause", None)  # a RayTaskError wraps the worker's exception
     shown = cause if isinstance(cause, BaseException) else error
-    text = f"{type(shown).__name__}: {shown}".strip().splitlines()[0]
+    text = _error_line(shown)
     logger.warning("task %s failed (try %d): %s", task.name, tries, text)
     if tries <= retries:
         return True
@@ -353,10 +356,9 @@ def _read_record(folder: Path, tasks: list[Task]) -> dict:
                 raise ValueError(f"it holds a {type(saved).__name__}, not a task's record")
         except Exception as error:
             logger.warning(
-                "task record %s cannot be read (%s: %s); task %s is run again",
+                "task record %s cannot be read (%s); task %s is run again",
                 path,
-                type(error).__name__,
-                str(error).strip().splitlines()[0] if str(error).strip() else "",
+                _error_line(error),
                 task.name,
             )
             continue
