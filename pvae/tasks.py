@@ -20,6 +20,7 @@ from pvae.files import atomic_write
 from pvae.validation import check_bool, check_nonnegative_float
 
 __all__ = [
+    "HOST_PORT",
     "RAY_EXTRA",
     "Task",
     "TaskFailure",
@@ -174,6 +175,9 @@ class ray_session:
         return False
 
 
+#: A cluster's GCS address, ``HOST:PORT`` (``ray://`` before it: Ray Client's).
+HOST_PORT = r"([\w.-]+):(\d+)"
+
 #: Seconds to wait for a cluster's ``HOST:PORT`` to accept a connection before ``ray.init``,
 #: which would otherwise retry for minutes without a word.
 CONNECT_TIMEOUT = 10.0
@@ -182,7 +186,7 @@ CONNECT_TIMEOUT = 10.0
 def _check_reachable(address) -> None:
     """Refuse a ``HOST:PORT`` address (a cluster's GCS) that accepts no TCP connection within
     :data:`CONNECT_TIMEOUT` seconds, naming it; other addresses are left to ``ray.init``."""
-    match = None if not isinstance(address, str) else re.fullmatch(r"([\w.-]+):(\d+)", address)
+    match = None if not isinstance(address, str) else re.fullmatch(HOST_PORT, address)
     if match is None:
         return
     host, port = match.group(1), int(match.group(2))

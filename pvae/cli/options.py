@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from pvae.estimation.memory import parse_memory
+from pvae.tasks import HOST_PORT
 from pvae.validation import SEED_LIMIT
 
 __all__ = [
@@ -147,7 +148,7 @@ def ray_address_type(text: str) -> str:
     """A Ray address: ``auto``, ``local``, ``ray://HOST:PORT`` (Ray Client) or ``HOST:PORT``
     (a cluster's GCS); anything else is refused, so that ``--ray model.pt`` does not take a
     file for an address."""
-    if text in ("auto", "local") or re.fullmatch(r"(ray://)?[\w.-]+:\d+", text):
+    if text in ("auto", "local") or re.fullmatch(HOST_PORT, text.removeprefix("ray://")):
         return text
     raise argparse.ArgumentTypeError(
         f"must be a Ray address: auto, local, ray://HOST:PORT or HOST:PORT, got {text!r}"
